@@ -1,0 +1,905 @@
+"""Load ``data/design`` into one frozen, validated :class:`Design`.
+
+This is the boundary: every design file is read and checked here, once, and every later step
+(classification, allocation, models, the book) trusts the ``Design`` it is given. A bad file
+raises a typed :class:`~palette_core.errors.DesignError` naming the file, the entry and the
+field.
+
+Examples
+--------
+>>> from palette_core.design import load_design
+>>> design = load_design()
+>>> [t.id for t in design.traits][:2]
+['hyperinflammation', 'hypoinflammation']
+>>> design.control_of("mals").id
+'mals_usual_care'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from . import schema as s
+from ._yaml import read_yaml
+from .errors import (
+    ConflictingArgumentsError,
+    DesignError,
+    DesignSchemaError,
+    DuplicateIdError,
+    MissingControlError,
+    OutOfRangeError,
+    UnknownReferenceError,
+    UnknownUnitError,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DESIGN_DIR = REPO_ROOT / "data" / "design"
+
+#: file name -> schema, in loading order. ``proposed/`` holds every choice the registry
+#: does not make.
+DESIGN_FILES: dict[str, type[BaseModel]] = {
+    "trial.yaml": s.TrialFile,
+    "units.yaml": s.UnitsFile,
+    "traits.yaml": s.TraitsFile,
+    "substances.yaml": s.SubstancesFile,
+    "arms.yaml": s.ArmsFile,
+    "shared_effect_groups.yaml": s.SharedEffectGroupsFile,
+    "eligibility.yaml": s.EligibilityFile,
+    "registry_findings.yaml": s.FindingsFile,
+    "proposed/strata.yaml": s.StrataFile,
+    "proposed/outcomes.yaml": s.OutcomesFile,
+    "proposed/priors.yaml": s.PriorsFile,
+    "proposed/decisions.yaml": s.DecisionsFile,
+    "proposed/interims.yaml": s.InterimsFile,
+    "proposed/allocation.yaml": s.AllocationFile,
+    "proposed/multi_trait_policy.yaml": s.MultiTraitFile,
+}
+
+DOSE_DIMENSIONS = frozenset({"mass", "activity", "volume"})
+M = TypeVar("M", bound=BaseModel)
+
+
+# ----------------------------------------------------------------------------- the Design
+@dataclass(frozen=True)
+class Design:
+    """The whole trial design, validated. Build it with :func:`load_design`, never directly."""
+
+    root: Path
+    design_hash: str
+    trial: s.TrialFile
+    units: dict[str, s.Unit]
+    biomarkers: dict[str, s.Biomarker]
+    hooks: dict[str, s.Hook]
+    traits: tuple[s.Trait, ...]
+    substances: dict[str, s.Substance]
+    arms: tuple[s.Arm, ...]
+    shared_effect_groups: tuple[s.SharedEffectGroup, ...]
+    eligibility: s.EligibilityFile
+    findings: tuple[s.Finding, ...]
+    strata: s.StrataFile
+    outcomes: s.OutcomesFile
+    priors: s.PriorsFile
+    decisions: s.DecisionsFile
+    interims: s.InterimsFile
+    allocation: s.AllocationFile
+    multi_trait_policy: s.MultiTraitFile
+    _unit_lookup: dict[str, str] = field(repr=False, compare=False, default_factory=dict)
+
+    # -- paths
+    @property
+    def registry_path(self) -> Path:
+        return (self.root / self.trial.registry_file).resolve()
+
+    # -- lookups
+    @cached_property
+    def trait_ids(self) -> tuple[str, ...]:
+        return tuple(t.id for t in self.traits)
+
+    @cached_property
+    def age_group_ids(self) -> tuple[str, ...]:
+        return tuple(g.id for g in self.strata.age_groups)
+
+    def trait(self, trait_id: str) -> s.Trait:
+        for t in self.traits:
+            if t.id == trait_id:
+                return t
+        raise KeyError(f"unknown trait {trait_id!r}; known: {', '.join(self.trait_ids)}")
+
+    def arm(self, arm_id: str) -> s.Arm:
+        for a in self.arms:
+            if a.id == arm_id:
+                return a
+        raise KeyError(f"unknown arm {arm_id!r}")
+
+    def finding(self, finding_id: str) -> s.Finding:
+        for f in self.findings:
+            if f.id == finding_id:
+                return f
+        raise KeyError(f"unknown finding {finding_id!r}")
+
+    def arms_of(self, trait_id: str) -> tuple[s.Arm, ...]:
+        """The arms of a trait, control first, in the order of ``arms.yaml``."""
+        self.trait(trait_id)
+        arms = [a for a in self.arms if a.trait == trait_id]
+        return tuple(sorted(arms, key=lambda a: a.role != "control"))
+
+    def control_of(self, trait_id: str) -> s.Arm:
+        return next(a for a in self.arms_of(trait_id) if a.role == "control")
+
+    def experimental_arms(self, trait_id: str | None = None) -> tuple[s.Arm, ...]:
+        arms = self.arms if trait_id is None else self.arms_of(trait_id)
+        return tuple(a for a in arms if a.role == "experimental")
+
+    def arm_age_groups(self, arm: s.Arm) -> tuple[str, ...]:
+        """Age groups an arm is open to: its own list, or else its trait's."""
+        return arm.age_groups if arm.age_groups is not None else self.trait(arm.trait).age_groups
+
+    def shared_group_of(self, arm_id: str) -> s.SharedEffectGroup | None:
+        return next((g for g in self.shared_effect_groups if arm_id in g.arms), None)
+
+    def dose_blocks(self, arm_id: str, age_group: str) -> tuple[s.Finding, ...]:
+        """Findings that make this arm's dose unsafe to compute for this age group."""
+        return tuple(
+            f
+            for f in self.findings
+            for b in f.blocks_dose
+            if b.arm == arm_id and age_group in b.age_groups
+        )
+
+    def outcome(self, outcome_id: str) -> s.Outcome:
+        for o in self.outcomes.outcomes:
+            if o.id == outcome_id:
+                return o
+        raise KeyError(f"unknown outcome {outcome_id!r}")
+
+    # -- units
+    def unit_id(self, unit: str) -> str:
+        """Canonical id of a unit or alias; ``KeyError`` if not declared."""
+        return self._unit_lookup[unit]
+
+    def to_unit(self, value: float, unit: str, target: str) -> float:
+        """Convert ``value`` from ``unit`` to ``target`` (same dimension)."""
+        u, t = self.units[self.unit_id(unit)], self.units[self.unit_id(target)]
+        if u.dimension != t.dimension:
+            raise ValueError(f"cannot convert {unit} ({u.dimension}) to {target} ({t.dimension})")
+        return value * u.factor / t.factor
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "traits": len(self.traits),
+            "arms": len(self.arms),
+            "control_arms": sum(a.role == "control" for a in self.arms),
+            "experimental_arms": sum(a.role == "experimental" for a in self.arms),
+            "shared_effect_groups": len(self.shared_effect_groups),
+            "registry_findings": len(self.findings),
+        }
+
+
+# ----------------------------------------------------------------------------- loading
+def design_hash(root: Path, registry: Path | None = None) -> str:
+    """SHA-256 over every file of the design directory and the registry file it cites."""
+    h = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for p in files:
+        h.update(p.relative_to(root).as_posix().encode() + b"\0")
+        h.update(p.read_bytes() + b"\0")
+    if registry is not None:  # named by trial.yaml (hashed above), so its path need not enter
+        h.update(b"registry\0" + registry.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _keyed_by_id(model: type[BaseModel], name: Any) -> bool:
+    """Is top-level field ``name`` a mapping of ids to entries (units, biomarkers, substances)?"""
+    info = model.model_fields.get(name) if isinstance(name, str) else None
+    return info is not None and get_origin(info.annotation) is dict
+
+
+def _entry_and_field(
+    raw: Any, loc: tuple[Any, ...], keyed: bool = True
+) -> tuple[str | None, str | None]:
+    """Turn a pydantic error location into (entry, field), naming list entries by their id.
+
+    ``keyed``: the first location is a mapping of ids (its key names the entry) rather than a
+    nested section such as ``graduation`` in decisions.yaml (the section is the entry).
+    """
+    if len(loc) >= 2 and isinstance(loc[1], int) and isinstance(raw, dict):
+        items = raw.get(loc[0])
+        entry = f"[{loc[1]}]"
+        if isinstance(items, list) and loc[1] < len(items) and isinstance(items[loc[1]], dict):
+            entry = str(items[loc[1]].get("id", entry))
+        rest = loc[2:]
+    elif len(loc) >= 2 and isinstance(raw, dict) and isinstance(raw.get(loc[0]), dict):
+        entry, rest = (str(loc[1]), loc[2:]) if keyed else (str(loc[0]), loc[1:])
+    else:
+        entry, rest = None, loc
+    parts: list[str] = []
+    for i, p in enumerate(rest):
+        nxt = rest[i + 1] if i + 1 < len(rest) else None
+        if p in {"comparison", "hook"} or (p in {"all", "any"} and nxt == p):
+            continue  # discriminator tags add nothing for the reader
+        if any(ch in str(p) for ch in "[(' ") or str(p).startswith("function-"):
+            continue  # pydantic's names for union branches and validators
+        parts.append(f"[{p}]" if isinstance(p, int) else ("." if parts else "") + str(p))
+    return entry, ("".join(parts) or None)
+
+
+def _parse(model: type[M], raw: Any, label: str) -> M:
+    if not isinstance(raw, dict):
+        raise DesignSchemaError(
+            label, None, None, f"expected a mapping at top level, got {type(raw).__name__}"
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        err = max(errors, key=lambda e: len(e["loc"]))  # the most specific location
+        loc = tuple(err["loc"])
+        entry, fld = _entry_and_field(raw, loc, keyed=bool(loc) and _keyed_by_id(model, loc[0]))
+        raise DesignSchemaError(label, entry, fld, err["msg"]) from None
+
+
+def load_design(root: str | Path | None = None) -> Design:
+    """Read and validate a design directory (default: ``data/design`` of this repository).
+
+    Raises
+    ------
+    DesignError
+        A subclass naming file, entry and field for the first problem found.
+    """
+    root = Path(root) if root is not None else DEFAULT_DESIGN_DIR
+    if not root.is_dir():
+        raise DesignSchemaError(str(root), None, None, "design directory not found")
+    parsed: dict[str, Any] = {}
+    for name, model in DESIGN_FILES.items():
+        path = root / name
+        if not path.is_file():
+            raise DesignSchemaError(name, None, None, f"required design file missing in {root}")
+        parsed[name] = _parse(model, read_yaml(path, name), name)
+    trial: s.TrialFile = parsed["trial.yaml"]
+    registry = (root / trial.registry_file).resolve()
+    if not registry.is_file():
+        raise DesignSchemaError("trial.yaml", None, "registry_file", f"{registry} not found")
+    units: dict[str, s.Unit] = parsed["units.yaml"].units
+    traits_file: s.TraitsFile = parsed["traits.yaml"]
+    design = Design(
+        root=root,
+        design_hash=design_hash(root, registry),
+        trial=trial,
+        units=units,
+        biomarkers=traits_file.biomarkers,
+        hooks=traits_file.hooks,
+        traits=traits_file.traits,
+        substances=parsed["substances.yaml"].substances,
+        arms=parsed["arms.yaml"].arms,
+        shared_effect_groups=parsed["shared_effect_groups.yaml"].shared_effect_groups,
+        eligibility=parsed["eligibility.yaml"],
+        findings=parsed["registry_findings.yaml"].findings,
+        strata=parsed["proposed/strata.yaml"],
+        outcomes=parsed["proposed/outcomes.yaml"],
+        priors=parsed["proposed/priors.yaml"],
+        decisions=parsed["proposed/decisions.yaml"],
+        interims=parsed["proposed/interims.yaml"],
+        allocation=parsed["proposed/allocation.yaml"],
+        multi_trait_policy=parsed["proposed/multi_trait_policy.yaml"],
+        _unit_lookup=_unit_lookup(units),
+    )
+    _Validator(design).run()
+    return design
+
+
+def load_modified_design(root: str | Path | None, file: str, edit: Callable[[Any], None]) -> Design:
+    """Load a temporary copy of a design directory in which ``file`` was changed by ``edit``.
+
+    ``edit`` receives the parsed YAML of ``file`` and changes it in place. Used for what-if
+    checks ("would this change be valid?") and to show the typed errors in the book; the
+    design directory itself is never touched.
+    """
+    root = Path(root) if root is not None else DEFAULT_DESIGN_DIR
+    trial = read_yaml(root / "trial.yaml", "trial.yaml")
+    registry_rel = Path(trial["registry_file"])
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "a" / "design"
+        shutil.copytree(root, copy)
+        target = (copy / registry_rel).resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2((root / registry_rel).resolve(), target)
+        data = read_yaml(copy / file, file)
+        edit(data)
+        (copy / file).write_text(
+            yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+        return load_design(copy)
+
+
+def _unit_lookup(units: dict[str, s.Unit]) -> dict[str, str]:
+    lookup: dict[str, str] = {}
+    for uid, unit in units.items():
+        for name in (uid, *unit.aliases):
+            if name in lookup:
+                raise DuplicateIdError(
+                    "units.yaml", uid, "aliases", f"{name!r} also names unit {lookup[name]!r}"
+                )
+            lookup[name] = uid
+        if unit.factor <= 0:
+            raise OutOfRangeError("units.yaml", uid, "factor", f"must be > 0, got {unit.factor}")
+    return lookup
+
+
+# ----------------------------------------------------------------------------- validation
+def _unique(items: tuple[Any, ...], file: str, what: str) -> None:
+    counts = Counter(i.id for i in items)
+    for ident, n in counts.items():
+        if n > 1:
+            raise DuplicateIdError(file, ident, "id", f"{what} id {ident!r} appears {n} times")
+
+
+def _walk(cond: Any, path: str = "") -> Iterator[tuple[Any, str]]:
+    if isinstance(cond, s.AllOf | s.AnyOf):
+        key, children = ("all", cond.all_of) if isinstance(cond, s.AllOf) else ("any", cond.any_of)
+        for i, child in enumerate(children):
+            yield from _walk(child, f"{path}.{key}[{i}]")
+    else:
+        yield cond, path
+
+
+class _Validator:
+    """Cross-file checks; each raises the typed error for the first problem it finds."""
+
+    def __init__(self, d: Design):
+        self.d = d
+        self.finding_ids = {f.id for f in d.findings}
+
+    def run(self) -> None:
+        d = self.d
+        _unique(d.strata.age_groups, "proposed/strata.yaml", "age group")
+        _unique(d.traits, "traits.yaml", "trait")
+        _unique(d.arms, "arms.yaml", "arm")
+        _unique(d.findings, "registry_findings.yaml", "finding")
+        _unique(d.shared_effect_groups, "shared_effect_groups.yaml", "shared-effect group")
+        _unique(d.eligibility.inclusion + d.eligibility.exclusion, "eligibility.yaml", "criterion")
+        _unique(d.outcomes.outcomes, "proposed/outcomes.yaml", "outcome")
+        self.biomarkers_and_hooks()
+        self.traits()
+        self.arms()
+        self.shared_groups()
+        self.findings()
+        self.eligibility()
+        self.proposed()
+
+    # -- helpers
+    def finding_ref(self, ref: str | None, file: str, entry: str | None, fld: str) -> None:
+        if ref is not None and ref not in self.finding_ids:
+            raise UnknownReferenceError(
+                file, entry, fld, f"finding {ref!r} is not in registry_findings.yaml"
+            )
+
+    def unit(
+        self, unit: str, file: str, entry: str | None, fld: str, dimensions: set[str] | None = None
+    ) -> str:
+        try:
+            uid = self.d.unit_id(unit)
+        except KeyError:
+            raise UnknownUnitError(
+                file, entry, fld, f"{unit!r} is not declared in units.yaml"
+            ) from None
+        dim = self.d.units[uid].dimension
+        if dimensions is not None and dim not in dimensions:
+            raise UnknownUnitError(
+                file,
+                entry,
+                fld,
+                f"{unit!r} is a {dim} unit; expected {' or '.join(sorted(dimensions))}",
+            )
+        return uid
+
+    def age_group(self, ag: str, file: str, entry: str | None, fld: str) -> None:
+        if ag not in self.d.age_group_ids:
+            raise UnknownReferenceError(
+                file,
+                entry,
+                fld,
+                f"age group {ag!r} not in proposed/strata.yaml ({', '.join(self.d.age_group_ids)})",
+            )
+
+    # -- files
+    def biomarkers_and_hooks(self) -> None:
+        for bid, b in self.d.biomarkers.items():
+            self.unit(b.unit, "traits.yaml", bid, "unit")
+            lo, hi = b.plausible
+            if not lo < hi:
+                raise OutOfRangeError(
+                    "traits.yaml",
+                    bid,
+                    "plausible",
+                    f"lower bound {lo} must be below upper bound {hi}",
+                )
+
+    def condition(self, cond: Any, trait: str, fld: str) -> None:
+        for leaf, path in _walk(cond):
+            where = f"{fld}{path}"
+            if isinstance(leaf, s.Comparison):
+                b = self.d.biomarkers.get(leaf.biomarker)
+                if b is None:
+                    raise UnknownReferenceError(
+                        "traits.yaml",
+                        trait,
+                        f"{where}.biomarker",
+                        f"biomarker {leaf.biomarker!r} is not declared under biomarkers",
+                    )
+                uid = self.unit(leaf.unit, "traits.yaml", trait, f"{where}.unit")
+                if self.d.units[uid].dimension != self.d.units[self.d.unit_id(b.unit)].dimension:
+                    raise UnknownUnitError(
+                        "traits.yaml",
+                        trait,
+                        f"{where}.unit",
+                        f"{leaf.unit!r} cannot express {leaf.biomarker} (declared in {b.unit})",
+                    )
+                value = self.d.to_unit(leaf.threshold, leaf.unit, b.unit)
+                lo, hi = b.plausible
+                if not lo <= value <= hi:
+                    raise OutOfRangeError(
+                        "traits.yaml",
+                        trait,
+                        f"{where}.threshold",
+                        f"{leaf.threshold} {leaf.unit} is outside the plausible range of {leaf.biomarker} [{lo}, {hi}] {b.unit}",
+                    )
+            else:
+                hook = self.d.hooks.get(leaf.hook)
+                if hook is None:
+                    raise UnknownReferenceError(
+                        "traits.yaml",
+                        trait,
+                        f"{where}.hook",
+                        f"hook {leaf.hook!r} is not declared under hooks",
+                    )
+                bad = [c for c in leaf.positive if c not in hook.classes]
+                if bad:
+                    raise UnknownReferenceError(
+                        "traits.yaml",
+                        trait,
+                        f"{where}.positive",
+                        f"{bad} are not classes of hook {leaf.hook!r} ({', '.join(hook.classes)})",
+                    )
+
+    def traits(self) -> None:
+        for t in self.d.traits:
+            for ag in t.age_groups:
+                self.age_group(ag, "traits.yaml", t.id, "age_groups")
+            for readings, prefix in [(t.rules, "rules")] + [
+                (a.rules, f"alternative_readings.{a.id}.rules") for a in t.alternative_readings
+            ]:
+                for ag, cond in readings.items():
+                    self.age_group(ag, "traits.yaml", t.id, f"{prefix}.{ag}")
+                    if ag not in t.age_groups:
+                        raise ConflictingArgumentsError(
+                            "traits.yaml",
+                            t.id,
+                            f"{prefix}.{ag}",
+                            f"rule given for age group {ag!r} but the trait's age_groups are {list(t.age_groups)}",
+                        )
+                    self.condition(cond, t.id, f"{prefix}.{ag}")
+                missing = [ag for ag in t.age_groups if ag not in readings]
+                if missing:
+                    raise ConflictingArgumentsError(
+                        "traits.yaml",
+                        t.id,
+                        prefix,
+                        f"no rule for age group(s) {missing} although the trait admits them",
+                    )
+            self.finding_ref(t.finding, "traits.yaml", t.id, "finding")
+
+    def dose(self, dose: s.Dose, arm: str, fld: str) -> None:
+        self.unit(dose.unit, "arms.yaml", arm, f"{fld}.unit", DOSE_DIMENSIONS)
+        if dose.amount <= 0:
+            raise OutOfRangeError(
+                "arms.yaml", arm, f"{fld}.amount", f"must be > 0, got {dose.amount}"
+            )
+        if dose.amount_max is not None and dose.amount_max < dose.amount:
+            raise OutOfRangeError(
+                "arms.yaml",
+                arm,
+                f"{fld}.amount_max",
+                f"{dose.amount_max} is below amount {dose.amount}",
+            )
+        if (dose.frequency == "every_n_hours") != (dose.every_hours is not None):
+            raise ConflictingArgumentsError(
+                "arms.yaml",
+                arm,
+                f"{fld}.every_hours",
+                "every_hours is required with frequency every_n_hours and only then",
+            )
+        if dose.every_hours is not None and not 1 <= dose.every_hours <= 24:
+            raise OutOfRangeError(
+                "arms.yaml", arm, f"{fld}.every_hours", f"must be in 1..24, got {dose.every_hours}"
+            )
+        if dose.duration_days is not None and dose.duration_days <= 0:
+            raise OutOfRangeError(
+                "arms.yaml", arm, f"{fld}.duration_days", f"must be > 0, got {dose.duration_days}"
+            )
+        if dose.when is not None and dose.when.threshold <= 0:
+            raise OutOfRangeError("arms.yaml", arm, f"{fld}.when.threshold", "must be > 0")
+        for extra, name in ((dose.max_amount, "max_amount"), (dose.equivalent, "equivalent")):
+            if extra is None:
+                continue
+            uid = self.unit(extra.unit, "arms.yaml", arm, f"{fld}.{name}.unit", DOSE_DIMENSIONS)
+            if (
+                name == "max_amount"
+                and self.d.units[uid].dimension != self.d.units[self.d.unit_id(dose.unit)].dimension
+            ):
+                raise UnknownUnitError(
+                    "arms.yaml",
+                    arm,
+                    f"{fld}.{name}.unit",
+                    f"cap in {extra.unit} cannot limit a dose in {dose.unit}",
+                )
+            if extra.amount <= 0:
+                raise OutOfRangeError("arms.yaml", arm, f"{fld}.{name}.amount", "must be > 0")
+        if dose.max_amount is not None:
+            self.finding_ref(dose.max_amount.finding, "arms.yaml", arm, f"{fld}.max_amount.finding")
+
+    def arms(self) -> None:
+        d = self.d
+        trait_ids = set(d.trait_ids)
+        for a in d.arms:
+            if a.trait not in trait_ids:
+                raise UnknownReferenceError(
+                    "arms.yaml",
+                    a.id,
+                    "trait",
+                    f"trait {a.trait!r} is not in traits.yaml ({', '.join(d.trait_ids)})",
+                )
+            trait = d.trait(a.trait)
+            for ag in a.age_groups or ():
+                self.age_group(ag, "arms.yaml", a.id, "age_groups")
+                if ag not in trait.age_groups:
+                    raise ConflictingArgumentsError(
+                        "arms.yaml",
+                        a.id,
+                        "age_groups",
+                        f"arm open to {ag!r} but trait {trait.id!r} admits only {list(trait.age_groups)}",
+                    )
+            if a.role == "control" and a.components:
+                raise ConflictingArgumentsError(
+                    "arms.yaml", a.id, "components", "a usual-care control has no components"
+                )
+            if a.role == "experimental" and not a.components:
+                raise DesignSchemaError(
+                    "arms.yaml",
+                    a.id,
+                    "components",
+                    "an experimental arm needs at least one component",
+                )
+            if a.availability.initial_state == "planned" and not a.availability.opens_when:
+                raise DesignSchemaError(
+                    "arms.yaml",
+                    a.id,
+                    "availability.opens_when",
+                    "a planned arm must say when it opens",
+                )
+            for i, c in enumerate(a.components):
+                fld = f"components[{i}]"
+                if c.substance not in d.substances:
+                    raise UnknownReferenceError(
+                        "arms.yaml",
+                        a.id,
+                        f"{fld}.substance",
+                        f"substance {c.substance!r} is not in substances.yaml",
+                    )
+                if (c.procedure is None) == (c.adult is None):
+                    raise ConflictingArgumentsError(
+                        "arms.yaml",
+                        a.id,
+                        fld,
+                        "give either a procedure or an adult dose, not both or neither",
+                    )
+                for j, dose in enumerate(c.adult or ()):
+                    self.dose(dose, a.id, f"{fld}.adult[{j}]")
+                if isinstance(c.child, tuple):
+                    for j, dose in enumerate(c.child):
+                        self.dose(dose, a.id, f"{fld}.child[{j}]")
+                if c.procedure is not None and (
+                    c.procedure.max_hours_per_day <= 0
+                    or c.procedure.max_hours_per_day > 24
+                    or c.procedure.max_consecutive_days <= 0
+                ):
+                    raise OutOfRangeError(
+                        "arms.yaml",
+                        a.id,
+                        f"{fld}.procedure",
+                        "hours per day must be in (0, 24] and days > 0",
+                    )
+        bounds = d.trial.arms_per_trait
+        for t in d.traits:
+            controls = [a for a in d.arms if a.trait == t.id and a.role == "control"]
+            if not controls:
+                raise MissingControlError(
+                    "arms.yaml", t.id, "role", f"trait {t.id!r} has no usual-care control arm"
+                )
+            if len(controls) > 1:
+                raise ConflictingArgumentsError(
+                    "arms.yaml",
+                    t.id,
+                    "role",
+                    f"trait {t.id!r} has {len(controls)} control arms: {[a.id for a in controls]}",
+                )
+            n_exp = len(d.experimental_arms(t.id))
+            if not bounds.experimental_min <= n_exp <= bounds.experimental_max:
+                raise OutOfRangeError(
+                    "arms.yaml",
+                    t.id,
+                    "role",
+                    f"trait {t.id!r} has {n_exp} experimental arms; the registry allows {bounds.experimental_min} to {bounds.experimental_max}",
+                )
+
+    def shared_groups(self) -> None:
+        d = self.d
+        arm_ids = {a.id for a in d.arms}
+        for g in d.shared_effect_groups:
+            if len(g.arms) < 2:
+                raise DesignSchemaError(
+                    "shared_effect_groups.yaml",
+                    g.id,
+                    "arms",
+                    "a shared-effect group needs at least two arms",
+                )
+            for aid in g.arms:
+                if aid not in arm_ids:
+                    raise UnknownReferenceError(
+                        "shared_effect_groups.yaml",
+                        g.id,
+                        "arms",
+                        f"arm {aid!r} is not in arms.yaml",
+                    )
+                if d.arm(aid).role != "experimental":
+                    raise ConflictingArgumentsError(
+                        "shared_effect_groups.yaml",
+                        g.id,
+                        "arms",
+                        f"arm {aid!r} is a control; only experimental effects are shared",
+                    )
+            traits = [d.arm(aid).trait for aid in g.arms]
+            if len(set(traits)) != len(traits):
+                raise ConflictingArgumentsError(
+                    "shared_effect_groups.yaml",
+                    g.id,
+                    "arms",
+                    f"arms must be in different traits, got {traits}",
+                )
+            substance_sets = {
+                tuple(sorted(c.substance for c in d.arm(aid).components)) for aid in g.arms
+            }
+            if len(substance_sets) != 1:
+                raise ConflictingArgumentsError(
+                    "shared_effect_groups.yaml",
+                    g.id,
+                    "arms",
+                    f"arms must give the same substances, got {sorted(substance_sets)}",
+                )
+        seen: dict[str, str] = {}
+        for g in d.shared_effect_groups:
+            for aid in g.arms:
+                if aid in seen:
+                    raise ConflictingArgumentsError(
+                        "shared_effect_groups.yaml",
+                        g.id,
+                        "arms",
+                        f"arm {aid!r} is already in group {seen[aid]!r}",
+                    )
+                seen[aid] = g.id
+
+    def findings(self) -> None:
+        d = self.d
+        arm_ids = {a.id for a in d.arms}
+        for f in d.findings:
+            for i, b in enumerate(f.blocks_dose):
+                if b.arm not in arm_ids:
+                    raise UnknownReferenceError(
+                        "registry_findings.yaml",
+                        f.id,
+                        f"blocks_dose[{i}].arm",
+                        f"arm {b.arm!r} is not in arms.yaml",
+                    )
+                for ag in b.age_groups:
+                    self.age_group(
+                        ag, "registry_findings.yaml", f.id, f"blocks_dose[{i}].age_groups"
+                    )
+            for i, e in enumerate(f.evidence):
+                if e.line < 1:
+                    raise OutOfRangeError(
+                        "registry_findings.yaml",
+                        f.id,
+                        f"evidence[{i}].line",
+                        "line numbers start at 1",
+                    )
+
+    def eligibility(self) -> None:
+        e = self.d.eligibility
+        for c in e.inclusion + e.exclusion:
+            self.finding_ref(c.finding, "eligibility.yaml", c.id, "finding")
+        self.unit(e.fields.minimum_age.unit, "eligibility.yaml", "minimum_age", "unit", {"age"})
+        self.finding_ref(e.fields.minimum_age.finding, "eligibility.yaml", "minimum_age", "finding")
+
+    def proposed(self) -> None:
+        d = self.d
+        for g in d.strata.age_groups:
+            for name in ("min_corrected_gestational_age_weeks", "min_age_years", "max_age_years"):
+                bound = getattr(g, name)
+                if bound is not None:
+                    self.finding_ref(bound.finding, "proposed/strata.yaml", g.id, f"{name}.finding")
+                    if bound.value < 0:
+                        raise OutOfRangeError(
+                            "proposed/strata.yaml", g.id, f"{name}.value", "must be >= 0"
+                        )
+        # outcomes
+        f = "proposed/outcomes.yaml"
+        roles = Counter(o.role for o in d.outcomes.outcomes)
+        if roles["primary"] != 1:
+            raise ConflictingArgumentsError(
+                f,
+                None,
+                "outcomes",
+                f"exactly one primary outcome is needed, found {roles['primary']}",
+            )
+        for o in d.outcomes.outcomes:
+            if o.type == "ordinal" and o.support_range is None:
+                raise DesignSchemaError(
+                    f, o.id, "support_range", "an ordinal outcome needs its support range"
+                )
+            if o.support_range is not None and not o.support_range[0] < o.support_range[1]:
+                raise OutOfRangeError(f, o.id, "support_range", "lower end must be below upper end")
+            if (
+                o.death_value is not None
+                and o.support_range is not None
+                and not o.support_range[0] <= o.death_value <= o.support_range[1]
+            ):
+                raise OutOfRangeError(f, o.id, "death_value", "must lie in the support range")
+            for sub in o.applies_to_substances:
+                if sub not in d.substances:
+                    raise UnknownReferenceError(
+                        f,
+                        o.id,
+                        "applies_to_substances",
+                        f"substance {sub!r} is not in substances.yaml",
+                    )
+        # priors
+        f = "proposed/priors.yaml"
+        for name in type(d.priors).model_fields:
+            prior = getattr(d.priors, name)
+            if not isinstance(prior, BaseModel):
+                continue
+            scale = getattr(prior, "scale", getattr(prior, "concentration", None))
+            if scale is not None and not scale > 0:
+                raise OutOfRangeError(f, name, "scale", f"must be > 0, got {scale}")
+            for sc in getattr(prior, "sensitivity_scales", ()):
+                if not sc > 0:
+                    raise OutOfRangeError(f, name, "sensitivity_scales", f"must be > 0, got {sc}")
+        # decisions
+        f = "proposed/decisions.yaml"
+        outcome_ids = {o.id for o in d.outcomes.outcomes}
+        dec = d.decisions
+        for name in ("graduation", "futility", "harm"):
+            rule = getattr(dec, name)
+            for oid in rule.outcomes if name == "harm" else (rule.outcome,):
+                if oid not in outcome_ids:
+                    raise UnknownReferenceError(
+                        f, name, "outcome", f"outcome {oid!r} is not in proposed/outcomes.yaml"
+                    )
+            if not 0 < rule.threshold < 1:
+                raise OutOfRangeError(
+                    f,
+                    name,
+                    "threshold",
+                    f"a posterior probability threshold must be in (0, 1), got {rule.threshold}",
+                )
+            if not rule.or_reference > 0:
+                raise OutOfRangeError(
+                    f, name, "or_reference", f"an odds ratio must be > 0, got {rule.or_reference}"
+                )
+            if rule.min_complete < 1:
+                raise OutOfRangeError(
+                    f, name, "min_complete", f"must be >= 1, got {rule.min_complete}"
+                )
+        if dec.futility.or_reference < dec.graduation.or_reference:
+            raise ConflictingArgumentsError(
+                f,
+                "futility",
+                "or_reference",
+                "the futility reference OR must not be below the graduation reference OR",
+            )
+        if dec.futility.threshold >= dec.graduation.threshold:
+            raise ConflictingArgumentsError(
+                f,
+                "futility",
+                "threshold",
+                "futility threshold must be below the graduation threshold",
+            )
+        cap = dec.cap_per_experimental_arm.value
+        if cap < max(dec.graduation.min_complete, dec.futility.min_complete, dec.harm.min_complete):
+            raise ConflictingArgumentsError(
+                f,
+                "cap_per_experimental_arm",
+                "value",
+                f"cap {cap} is below a minimum-information rule",
+            )
+        if not 0 < dec.calibration.max_false_graduation_per_arm < 1:
+            raise OutOfRangeError(
+                f, "calibration", "max_false_graduation_per_arm", "must be in (0, 1)"
+            )
+        # interims
+        if d.interims.look_every_complete < 1:
+            raise OutOfRangeError(
+                "proposed/interims.yaml", None, "look_every_complete", "must be >= 1"
+            )
+        # allocation
+        f, al = "proposed/allocation.yaml", d.allocation
+        if al.burn_in_min_complete_per_arm < 0:
+            raise OutOfRangeError(f, None, "burn_in_min_complete_per_arm", "must be >= 0")
+        if al.rar_min_open_experimental < 2:
+            raise OutOfRangeError(
+                f, None, "rar_min_open_experimental", "Pr(best) needs at least 2 experimental arms"
+            )
+        if not 0 < al.damping_power <= 1:
+            raise OutOfRangeError(
+                f, None, "damping_power", f"must be in (0, 1], got {al.damping_power}"
+            )
+        max_arms = d.trial.arms_per_trait.experimental_max + 1
+        if not 0 <= al.floor_per_open_arm < 1 or al.floor_per_open_arm * max_arms > 1:
+            raise OutOfRangeError(
+                f,
+                None,
+                "floor_per_open_arm",
+                f"floor {al.floor_per_open_arm} x {max_arms} arms must not exceed 1",
+            )
+        # multi-trait policy
+        f, mt = "proposed/multi_trait_policy.yaml", d.multi_trait_policy
+        ids = set(d.trait_ids)
+        for tid, w in mt.default.weights.items():
+            if tid not in ids:
+                raise UnknownReferenceError(
+                    f, "default", f"weights.{tid}", f"trait {tid!r} is not in traits.yaml"
+                )
+            if not w > 0:
+                raise OutOfRangeError(
+                    f, "default", f"weights.{tid}", f"weights must be > 0, got {w}"
+                )
+        missing = ids - set(mt.default.weights)
+        if missing:
+            raise ConflictingArgumentsError(
+                f, "default", "weights", f"no weight for trait(s) {sorted(missing)}"
+            )
+        if sorted(mt.sensitivity.order) != sorted(ids):
+            raise ConflictingArgumentsError(
+                f, "sensitivity", "order", "the priority order must list every trait exactly once"
+            )
+        for i, pair in enumerate(mt.incompatible_pairs):
+            for tid in pair.traits:
+                if tid not in ids:
+                    raise UnknownReferenceError(
+                        f, f"[{i}]", "traits", f"trait {tid!r} is not in traits.yaml"
+                    )
+            if pair.traits[0] == pair.traits[1]:
+                raise ConflictingArgumentsError(
+                    f, f"[{i}]", "traits", "a trait cannot be incompatible with itself"
+                )
+
+
+__all__ = [
+    "Design",
+    "DesignError",
+    "load_design",
+    "load_modified_design",
+    "design_hash",
+    "DEFAULT_DESIGN_DIR",
+    "REPO_ROOT",
+]

@@ -1,0 +1,96 @@
+"""Typed errors raised at the boundaries of palette_core (design files, registry text).
+
+Every error names the file, the entry (an id, or a list index where the entry has no id) and
+the field, so that a statistician editing ``data/design`` sees exactly what to fix. The
+classes follow rpact's vocabulary: an illegal value, an argument out of range, conflicting
+arguments, plus the cases particular to a trial design (unknown reference, duplicate id,
+missing control, unknown unit).
+"""
+
+from __future__ import annotations
+
+
+class PaletteError(Exception):
+    """Base class of every error raised by palette_core."""
+
+
+class DesignError(PaletteError, ValueError):
+    """A design file is invalid.
+
+    Parameters
+    ----------
+    file
+        Path of the design file, relative to the design directory where possible.
+    entry
+        The entry at fault: an id such as ``"hinf_anakinra"``, or ``"[3]"`` for a list index.
+    field
+        The field at fault, dotted for nested fields (``"components[0].adult.unit"``).
+    message
+        What is wrong, in words.
+    """
+
+    kind = "invalid design"
+
+    def __init__(self, file: str, entry: str | None, field: str | None, message: str):
+        self.file = str(file)
+        self.entry = entry
+        self.field = field
+        self.message = message
+        where = self.file
+        if entry is not None:
+            where += f", entry {entry!r}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {self.kind}: {message}")
+
+
+class DesignSchemaError(DesignError):
+    """A value has the wrong type or form, a required field is missing or a field is unknown."""
+
+    kind = "illegal argument"
+
+
+class UnknownReferenceError(DesignError):
+    """A reference (trait, arm, substance, biomarker, hook, finding, age group) is not declared."""
+
+    kind = "unknown reference"
+
+
+class DuplicateIdError(DesignError):
+    """Two entries share an id (or a YAML mapping repeats a key)."""
+
+    kind = "duplicate id"
+
+
+class MissingControlError(DesignError):
+    """A trait has no usual-care control arm."""
+
+    kind = "missing control"
+
+
+class UnknownUnitError(DesignError):
+    """A unit is not declared in ``units.yaml`` or has the wrong dimension."""
+
+    kind = "unit not recognised"
+
+
+class OutOfRangeError(DesignError):
+    """A number lies outside its allowed or physiologically plausible range."""
+
+    kind = "argument out of range"
+
+
+class ConflictingArgumentsError(DesignError):
+    """Two valid values contradict each other (e.g. an arm open to an excluded age group)."""
+
+    kind = "conflicting arguments"
+
+
+class RegistryFormatError(PaletteError, ValueError):
+    """The registry text does not have the structure the parser expects."""
+
+    def __init__(self, file: str, line: int, message: str):
+        self.file = str(file)
+        self.line = line
+        self.message = message
+        super().__init__(f"{file}, line {line}: {message}")

@@ -1,0 +1,510 @@
+"""Tables and Altair figures for the book, built from a :class:`~palette_core.design.Design`.
+
+Chapters call these in one line each; nothing here reads files or holds numbers of its own.
+Column labels are defined once, in :data:`LABELS`, so every table uses the same words.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+from IPython.display import HTML, Markdown
+
+from .design import Design, load_modified_design
+from .doses import dose_cell, unit_display
+from .errors import DesignError
+from .fidelity import FidelityReport
+
+LABELS = {
+    "trait": "Trait",
+    "age_groups": "Age groups",
+    "control": "Control",
+    "experimental": "Experimental arms",
+    "n_experimental": "No. experimental arms",
+    "arm": "Arm",
+    "role": "Role",
+    "route": "Route",
+    "dose_adult": "Adults",
+    "dose_child": "Children",
+    "availability": "Availability",
+    "shared": "Shared effect with",
+    "rule": "Rule",
+    "parameter": "Parameter",
+    "value": "Value",
+    "rationale": "Rationale",
+    "source": "Source",
+}
+
+OP_DISPLAY = {"<": "<", "<=": "≤", ">": ">", ">=": "≥"}
+SEVERITY_ORDER = ["critical", "major", "minor", "info"]
+SEVERITY_COLOURS = ["#b2182b", "#ef8a62", "#999999", "#d1e5f0"]
+ROLE_COLOURS = {
+    "Usual care": "#bdbdbd",
+    "Experimental, open": "#2166ac",
+    "Experimental, planned": "#92c5de",
+    "Dose blocked by a finding": "#b2182b",
+}
+
+
+def setup_book() -> None:
+    """Render charts as inline SVG (no JavaScript, no CDN) and show whole table cells."""
+    alt.renderers.enable("svg")
+    pd.set_option("display.max_colwidth", None)
+    pd.set_option("display.max_rows", 200)
+
+
+def table(df: pd.DataFrame) -> HTML:
+    """A table as plain HTML without the index (deterministic output, no random ids)."""
+    return HTML(df.to_html(index=False, border=0, classes="palette-table", na_rep="-"))
+
+
+def findings_markdown(report: FidelityReport) -> Markdown:
+    """Each registry finding as a short section: what the record says and what the design does."""
+    parts = []
+    for f in report.findings:
+        quotes = "; ".join(f'line {e.line}: "{e.quote.replace(chr(92), "")}"' for e in f.evidence)
+        status = "*proposed*" if f.reading_status == "proposed" else "as written"
+        blocks = "; ".join(f"{b.arm} ({', '.join(b.age_groups)})" for b in f.blocks_dose)
+        text = " ".join(f.description.split())
+        reading = " ".join(f.adopted_reading.split())
+        parts.append(
+            f"**{f.id} — {f.title}** ({f.severity}, {f.category})\n\n"
+            f"- Registry: {quotes}\n- Finding: {text}\n- Reading adopted ({status}): {reading}\n"
+            + (f"- Dose calculation blocked: {blocks}\n" if blocks else "")
+        )
+    return Markdown("\n".join(parts))
+
+
+def _age_label(design: Design, ids: tuple[str, ...]) -> str:
+    labels = {g.id: g.label for g in design.strata.age_groups}
+    return ", ".join(labels[i] for i in ids)
+
+
+# ----------------------------------------------------------------------------- tables
+def trial_at_a_glance(design: Design) -> pd.DataFrame:
+    t, n = design.trial, design.summary()
+    rows = [
+        ("Registry", t.registry_id, "registry"),
+        ("Title", t.title, "registry"),
+        ("Sponsor", t.sponsor, "registry"),
+        ("Phase", t.phase, "registry"),
+        (
+            "Status (registry)",
+            f"{t.recruitment_status}, record updated {t.last_updated}",
+            "registry",
+        ),
+        ("Planned enrolment", f"{t.enrollment} patients", "registry"),
+        ("Study period", f"{t.study_start} to {t.study_completion}", "registry"),
+        (
+            "Design",
+            f"{t.allocation.lower()}, {t.intervention_model.lower()} arms, masking: {t.masking.lower()}",
+            "registry",
+        ),
+        ("Treatable traits", str(n["traits"]), "registry"),
+        (
+            "Arms",
+            f"{n['arms']} ({n['control_arms']} usual care, {n['experimental_arms']} experimental)",
+            "registry",
+        ),
+        (
+            "Experimental arms per trait",
+            f"{t.arms_per_trait.experimental_min} to {t.arms_per_trait.experimental_max}",
+            "registry",
+        ),
+        ("Shared-effect groups", str(n["shared_effect_groups"]), "registry"),
+        ("Registry findings", str(n["registry_findings"]), "this book"),
+    ]
+    return pd.DataFrame(rows, columns=["Item", "Value", LABELS["source"]])
+
+
+def traits_arms_table(design: Design) -> pd.DataFrame:
+    """Traits x arms: one row per trait with its control and experimental arms."""
+    rows = []
+    for t in design.traits:
+        exp = design.experimental_arms(t.id)
+        names = []
+        for a in exp:
+            name = a.name
+            if a.availability.initial_state == "planned":
+                name += " (planned)"
+            names.append(name)
+        rows.append(
+            {
+                LABELS["trait"]: t.name,
+                LABELS["age_groups"]: _age_label(design, t.age_groups),
+                LABELS["control"]: design.control_of(t.id).name,
+                LABELS["experimental"]: "; ".join(names),
+                LABELS["n_experimental"]: len(exp),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def arm_table(design: Design, trait_id: str) -> pd.DataFrame:
+    """The arms of one trait with route and the registry doses for adults and children."""
+    rows = []
+    for a in design.arms_of(trait_id):
+        name = a.name
+        if a.availability.initial_state == "planned":
+            name += f" (planned: {a.availability.opens_when.rstrip('.')})"
+        group = design.shared_group_of(a.id)
+        shared = "-"
+        if group is not None:
+            shared = ", ".join(
+                _trait_short(design, design.arm(x).trait) for x in group.arms if x != a.id
+            )
+        control = a.role == "control"
+        rows.append(
+            {
+                LABELS["arm"]: name,
+                LABELS["route"]: "-"
+                if control
+                else ", ".join(sorted({c.route or "not stated" for c in a.components})),
+                LABELS["dose_adult"]: "-" if control else dose_cell(design, a, "adult").text,
+                LABELS["dose_child"]: "-" if control else dose_cell(design, a, "child").text,
+                LABELS["shared"]: shared,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _trait_short(design: Design, trait_id: str) -> str:
+    t = design.trait(trait_id)
+    return t.short_name or t.name
+
+
+def _describe_condition(design: Design, cond) -> str:
+    from . import schema as s
+
+    if isinstance(cond, s.Comparison):
+        b = design.biomarkers[cond.biomarker]
+        thr = f"{cond.threshold:,g}".replace(",", " ")
+        return f"{b.label} {OP_DISPLAY[cond.op]} {thr} {unit_display(cond.unit)}"
+    if isinstance(cond, s.HookRule):
+        h = design.hooks[cond.hook]
+        return f"{h.label}: {', '.join(cond.positive)}"
+    if isinstance(cond, s.AllOf):
+        return " AND ".join(f"({_describe_condition(design, c)})" for c in cond.all_of)
+    return " OR ".join(f"({_describe_condition(design, c)})" for c in cond.any_of)
+
+
+def trait_rules_table(design: Design) -> pd.DataFrame:
+    """The adopted rule of every trait and age group, generated from traits.yaml."""
+    rows = []
+    for t in design.traits:
+        for ag in t.age_groups:
+            rows.append(
+                {
+                    LABELS["trait"]: t.name,
+                    "Age group": _age_label(design, (ag,)),
+                    LABELS["rule"]: _describe_condition(design, t.rules[ag]),
+                    "Finding": t.finding or "-",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def eligibility_table(design: Design) -> pd.DataFrame:
+    e = design.eligibility
+    rows = [
+        (
+            "inclusion",
+            c.registry_text.replace("\\", ""),
+            c.reading or "as written",
+            c.finding or "-",
+        )
+        for c in e.inclusion
+    ]
+    rows += [
+        (
+            "exclusion",
+            c.registry_text.replace("\\", ""),
+            c.reading or "as written",
+            c.finding or "-",
+        )
+        for c in e.exclusion
+    ]
+    return pd.DataFrame(rows, columns=["Kind", "Registry text", "Reading applied", "Finding"])
+
+
+def proposed_parameters_table(design: Design) -> pd.DataFrame:
+    """Every statistical design parameter the registry does not give, with its rationale."""
+    dec, al, it, pr = design.decisions, design.allocation, design.interims, design.priors
+    primary = next(o for o in design.outcomes.outcomes if o.role == "primary")
+    rows = [
+        ("Primary outcome", primary.label, primary.rationale),
+        *[
+            (f"{o.role.replace('_', ' ').capitalize()} outcome", o.label, o.rationale)
+            for o in design.outcomes.outcomes
+            if o.role != "primary"
+        ],
+        (
+            "Arm effect prior",
+            f"log OR ~ Normal({pr.arm_log_or.loc:g}, {pr.arm_log_or.scale:g}²)",
+            pr.arm_log_or.rationale,
+        ),
+        (
+            "Between-trait SD (borrowing)",
+            f"HalfNormal({pr.between_trait_sd.scale:g})",
+            pr.between_trait_sd.rationale,
+        ),
+        (
+            "Children's deviation SD",
+            f"HalfNormal({pr.child_deviation_sd.scale:g})",
+            pr.child_deviation_sd.rationale,
+        ),
+        ("Calendar-era step SD", f"HalfNormal({pr.era_step_sd.scale:g})", pr.era_step_sd.rationale),
+        (
+            "Graduation",
+            f"Pr(OR > {dec.graduation.or_reference:g}) > {dec.graduation.threshold:g}, from {dec.graduation.min_complete} complete outcomes",
+            dec.graduation.rationale,
+        ),
+        (
+            "Futility",
+            f"Pr(OR > {dec.futility.or_reference:g}) < {dec.futility.threshold:g}, from {dec.futility.min_complete} complete outcomes",
+            dec.futility.rationale,
+        ),
+        (
+            "Harm",
+            f"Pr(OR < {dec.harm.or_reference:g}) > {dec.harm.threshold:g} on {' or '.join(design.outcome(o).label.lower() for o in dec.harm.outcomes)}, from {dec.harm.min_complete} complete outcomes",
+            dec.harm.rationale,
+        ),
+        (
+            "Cap per experimental arm",
+            f"{dec.cap_per_experimental_arm.value} patients",
+            dec.cap_per_experimental_arm.rationale,
+        ),
+        (
+            "Interim analyses",
+            f"every {it.look_every_complete} complete day-28 outcomes, platform-wide",
+            it.rationale,
+        ),
+        (
+            "Allocation",
+            f"equal until {al.burn_in_min_complete_per_arm} complete per arm; RAR (Pr(best)^{al.damping_power:g}, floor {al.floor_per_open_arm:g}) with >= {al.rar_min_open_experimental} open experimental arms",
+            al.rationale,
+        ),
+        (
+            "Several positive traits",
+            "random among positive traits, equal weights (priority order as sensitivity)",
+            design.multi_trait_policy.default.rationale,
+        ),
+    ]
+    return pd.DataFrame(rows, columns=[LABELS["parameter"], LABELS["value"], LABELS["rationale"]])
+
+
+def dose_status_table(design: Design) -> pd.DataFrame:
+    """Long table: one row per experimental arm and age group with the dose status."""
+    rows = []
+    for t in design.traits:
+        for a in design.experimental_arms(t.id):
+            for g in design.strata.age_groups:
+                cell = dose_cell(design, a, g.id)
+                rows.append(
+                    {
+                        "trait": t.name,
+                        "arm": a.name,
+                        "arm_id": a.id,
+                        "label": f"{t.short_name or t.name}: {a.short_name or a.name}",
+                        "age_group": g.label,
+                        "status": cell.status,
+                        "findings": ", ".join(cell.findings) or "-",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def dose_status_summary(design: Design) -> dict[str, int]:
+    """Counts for the prose: blocked (arm, age group) cells, and arms blocked for every age they admit."""
+    df = dose_status_table(design)
+    admitted = df[df.status != "not open"]
+    everywhere = admitted.groupby("arm_id").status.apply(lambda s: bool((s == "blocked").all()))
+    return {
+        "blocked_cells": int((df.status == "blocked").sum()),
+        "arms_blocked_everywhere": int(everywhere.sum()),
+    }
+
+
+def finding_counts(report: FidelityReport) -> dict[str, int]:
+    """Findings per severity, and how many needed a proposed reading."""
+    out = {sev: sum(f.severity == sev for f in report.findings) for sev in SEVERITY_ORDER}
+    out["proposed_readings"] = sum(f.reading_status == "proposed" for f in report.findings)
+    return out
+
+
+def fidelity_summary_table(report: FidelityReport) -> pd.DataFrame:
+    """The findings as a compact table (the full text follows it in the book)."""
+    cols = ["id", "severity", "category", "title", "registry lines", "reading", "blocks dose of"]
+    return report.findings_table()[cols]
+
+
+def shared_effects_table(design: Design) -> pd.DataFrame:
+    rows = []
+    for g in design.shared_effect_groups:
+        rows.append(
+            {
+                "Group": g.name,
+                "Arms": ", ".join(
+                    f"{design.arm(a).name} in {design.trait(design.arm(a).trait).name}"
+                    for a in g.arms
+                ),
+                "Registry evidence": " ".join(g.registry_evidence.split()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def demonstrate_design_error(design: Design, arm: str, field: str, value: object) -> Markdown:
+    """Show the error a bad edit of one arm in ``arms.yaml`` would raise (the design is not touched)."""
+
+    def edit(data: dict) -> None:
+        entry = next(a for a in data["arms"] if a["id"] == arm)
+        entry[field] = value
+
+    try:
+        load_modified_design(design.root, "arms.yaml", edit)
+    except DesignError as exc:
+        return Markdown(
+            f"Setting `{field}: {value}` for arm `{arm}` gives:\n\n```text\n{type(exc).__name__}: {exc}\n```"
+        )
+    return Markdown(f"Setting `{field}: {value}` for arm `{arm}` is a valid design.")
+
+
+def manifest_table(manifest: dict, keys: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame([(k, str(manifest[k])) for k in keys], columns=["Item", "Value"])
+
+
+def versions_table(versions: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame(sorted(versions.items()), columns=["Package", "Version"])
+
+
+def shared_effects_sentence(design: Design) -> str:
+    """E.g. 'anakinra in MALS and hyperinflammation; ...' for the prose."""
+    parts = []
+    for g in design.shared_effect_groups:
+        arms = [design.arm(a) for a in g.arms]
+        traits = " and ".join(_trait_short(design, a.trait) for a in arms)
+        parts.append(f"{arms[0].short_name or arms[0].name} in {traits}")
+    return "; ".join(parts)
+
+
+def versions_note(design: Design) -> Markdown:
+    """Closing cell of every chapter: the design and the versions that produced the page."""
+    from .manifest import package_versions
+
+    v = package_versions(("palette-core", "jax", "numpyro", "pandas", "altair", "jupyter-book"))
+    listed = ", ".join(f"{k} {val}" for k, val in v.items())
+    return Markdown(
+        f"*Computed from design `{design.design_hash[:12]}` (data/design) and registry record "
+        f"{design.trial.registry_id} with {listed}; see the Reproducibility chapter.*"
+    )
+
+
+# ----------------------------------------------------------------------------- figures
+def platform_chart(design: Design) -> alt.Chart:
+    """The platform at a glance: one row per trait, one tile per arm, usual care first."""
+    rows = []
+    for t in design.traits:
+        for pos, a in enumerate(design.arms_of(t.id)):
+            if a.role == "control":
+                kind = "Usual care"
+            elif all(design.dose_blocks(a.id, g) for g in design.arm_age_groups(a)):
+                kind = "Dose blocked by a finding"
+            else:
+                kind = f"Experimental, {a.availability.initial_state}"
+            group = design.shared_group_of(a.id)
+            rows.append(
+                {
+                    "trait": t.short_name or t.name,
+                    "position": pos,
+                    "arm": a.short_name or a.name,
+                    "full_name": a.name,
+                    "kind": kind,
+                    "dark": kind not in ("Usual care", "Experimental, planned"),
+                    "ages": _age_label(design, design.arm_age_groups(a)),
+                    "shared": ("shared effect: " + group.name) if group else "",
+                }
+            )
+    df = pd.DataFrame(rows)
+    trait_order = [t.short_name or t.name for t in design.traits]
+    base = alt.Chart(df).encode(
+        x=alt.X("position:O", title=None, axis=alt.Axis(labels=False, ticks=False, domain=False)),
+        y=alt.Y(
+            "trait:N",
+            sort=trait_order,
+            title=None,
+            axis=alt.Axis(labelLimit=200, labelFontSize=12, ticks=False, domain=False),
+        ),
+    )
+    tiles = base.mark_rect(cornerRadius=4, stroke="white", strokeWidth=3).encode(
+        color=alt.Color(
+            "kind:N",
+            title="Arm",
+            scale=alt.Scale(domain=list(ROLE_COLOURS), range=list(ROLE_COLOURS.values())),
+            legend=alt.Legend(orient="bottom", columns=2, labelFontSize=11),
+        ),
+        tooltip=["trait", "full_name", "kind", "ages", "shared"],
+    )
+    text = base.mark_text(fontSize=11, limit=112).encode(
+        text="arm:N",
+        color=alt.condition(alt.datum.dark, alt.value("white"), alt.value("black")),
+    )
+    marks = (
+        base.transform_filter(alt.datum.shared != "")
+        .mark_text(text="♦", fontSize=12, dy=-15, dx=50)
+        .encode(color=alt.condition(alt.datum.dark, alt.value("white"), alt.value("black")))
+    )
+    return (tiles + text + marks).properties(
+        width=alt.Step(118),
+        height=alt.Step(44),
+        title="Traits and arms (♦ = effect shared across traits)",
+    )
+
+
+def findings_chart(report: FidelityReport) -> alt.Chart:
+    """Registry findings by category and severity."""
+    df = report.findings_table()
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            y=alt.Y("category:N", title="Category", sort="-x"),
+            x=alt.X("count():Q", title="Number of findings", axis=alt.Axis(tickMinStep=1)),
+            color=alt.Color(
+                "severity:N",
+                title="Severity",
+                scale=alt.Scale(domain=SEVERITY_ORDER, range=SEVERITY_COLOURS),
+            ),
+            order=alt.Order("severity_rank:Q"),
+            tooltip=["id", "title", "severity"],
+        )
+        .transform_calculate(severity_rank=f"indexof({SEVERITY_ORDER}, datum.severity)")
+        .properties(
+            width=520, height=alt.Step(28), title="Registry findings by category and severity"
+        )
+    )
+
+
+def dose_status_chart(design: Design) -> alt.Chart:
+    """Which arm doses can be computed, for adults and children."""
+    df = dose_status_table(design)
+    order = ["stated", "blocked", "not stated", "not open"]
+    colours = ["#2166ac", "#b2182b", "#f4a582", "#f0f0f0"]
+    return (
+        alt.Chart(df)
+        .mark_rect(stroke="white", strokeWidth=2)
+        .encode(
+            x=alt.X("age_group:N", title=None, axis=alt.Axis(orient="top", labelAngle=0)),
+            y=alt.Y(
+                "label:N",
+                title=None,
+                sort=list(df["label"].drop_duplicates()),
+                axis=alt.Axis(labelLimit=260),
+            ),
+            color=alt.Color("status:N", title="Dose", scale=alt.Scale(domain=order, range=colours)),
+            tooltip=["trait", "arm", "age_group", "status", "findings"],
+        )
+        .properties(
+            width=240, height=alt.Step(18), title="Registry dose status by arm and age group"
+        )
+    )

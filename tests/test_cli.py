@@ -1,0 +1,126 @@
+"""The ``palette`` command line: ``palette design check`` and its exit statuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from palette_core.cli import main
+
+FINDING_IDS = [f"RF-{i:02d}" for i in range(1, 24)]
+PALETTE = Path(sys.executable).parent / "palette"
+
+
+def _arm(data, ident):
+    return next(a for a in data["arms"] if a["id"] == ident)
+
+
+def _duplicate_arm_id(data):
+    _arm(data, "hinf_anakinra")["id"] = "hinf_baricitinib"
+
+
+def test_design_check_passes_and_prints_every_finding(capsys):
+    assert main(["design", "check"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "valid" in out and "faithful" in out
+    assert "6 traits, 24 arms (6 usual care, 18 experimental), 2 shared-effect groups" in out
+    for finding_id in FINDING_IDS:
+        assert f"\n{finding_id} [" in out, finding_id
+    assert "blocks dose: cort_hc_fc (adult, child)" in out
+
+
+def test_design_check_json_is_machine_readable(capsys):
+    assert main(["design", "check", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["fidelity_ok"] is True
+    assert report["problems"] == []
+    assert [f["id"] for f in report["findings"]] == FINDING_IDS
+    assert report["summary"]["arms"] == 24
+    assert len(report["design_hash"]) == 64
+
+
+def test_invalid_design_exits_2_naming_file_entry_field(design_copy, edit, capsys):
+    edit(design_copy, "arms.yaml", _duplicate_arm_id)
+    assert main(["design", "check", "--design", str(design_copy)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "arms.yaml" in err
+    assert "'hinf_baricitinib'" in err
+    assert "field 'id'" in err
+    assert "duplicate id" in err
+
+
+def test_unfaithful_design_exits_1_and_prints_the_problem(design_copy, edit, capsys):
+    edit(
+        design_copy,
+        "arms.yaml",
+        lambda d: _arm(d, "hfib_sivelestat")["registry"].update(text="0.2 mg/kg/h for 5 days"),
+    )
+    assert main(["design", "check", "--design", str(design_copy)]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEMS" in out
+    assert "mismatch [arm-text] hfib_sivelestat" in out
+    # the findings are still listed, so the reader sees the whole picture
+    assert all(f"\n{finding_id} [" in out for finding_id in FINDING_IDS)
+
+
+def test_unfaithful_design_json_says_so(design_copy, edit, capsys):
+    edit(
+        design_copy,
+        "arms.yaml",
+        lambda d: _arm(d, "hfib_sivelestat")["registry"].update(text="0.2 mg/kg/h for 5 days"),
+    )
+    assert main(["design", "check", "--json", "--design", str(design_copy)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["fidelity_ok"] is False
+    assert any("arm-text" in p for p in report["problems"])
+
+
+def test_help_mentions_the_design_command(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "design" in capsys.readouterr().out
+
+
+def test_design_check_help_describes_the_command(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["design", "check", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--json" in out and "--design" in out
+
+
+def test_missing_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "usage: palette" in capsys.readouterr().err
+
+
+def test_installed_console_script_checks_the_design():
+    assert PALETTE.is_file(), f"console script not installed at {PALETTE}"
+    done = subprocess.run(
+        [str(PALETTE), "design", "check"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "faithful" in done.stdout
+
+
+def test_installed_console_script_reports_an_unreadable_file_without_a_traceback(design_copy):
+    path = design_copy / "units.yaml"
+    path.write_bytes(path.read_bytes() + b"\n# caf\xe9\n")
+    done = subprocess.run(
+        [str(PALETTE), "design", "check", "--design", str(design_copy)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "units.yaml" in done.stderr and "not UTF-8" in done.stderr
