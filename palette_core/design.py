@@ -21,10 +21,12 @@ import hashlib
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar, get_origin
 
 import yaml
@@ -78,11 +80,11 @@ class Design:
     root: Path
     design_hash: str
     trial: s.TrialFile
-    units: dict[str, s.Unit]
-    biomarkers: dict[str, s.Biomarker]
-    hooks: dict[str, s.Hook]
+    units: Mapping[str, s.Unit]
+    biomarkers: Mapping[str, s.Biomarker]
+    hooks: Mapping[str, s.Hook]
     traits: tuple[s.Trait, ...]
-    substances: dict[str, s.Substance]
+    substances: Mapping[str, s.Substance]
     arms: tuple[s.Arm, ...]
     shared_effect_groups: tuple[s.SharedEffectGroup, ...]
     eligibility: s.EligibilityFile
@@ -94,7 +96,7 @@ class Design:
     interims: s.InterimsFile
     allocation: s.AllocationFile
     multi_trait_policy: s.MultiTraitFile
-    _unit_lookup: dict[str, str] = field(repr=False, compare=False, default_factory=dict)
+    _unit_lookup: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     # -- paths
     @property
@@ -276,11 +278,11 @@ def load_design(root: str | Path | None = None) -> Design:
         root=root,
         design_hash=design_hash(root, registry),
         trial=trial,
-        units=units,
-        biomarkers=traits_file.biomarkers,
-        hooks=traits_file.hooks,
+        units=MappingProxyType(units),
+        biomarkers=MappingProxyType(traits_file.biomarkers),
+        hooks=MappingProxyType(traits_file.hooks),
         traits=traits_file.traits,
-        substances=parsed["substances.yaml"].substances,
+        substances=MappingProxyType(parsed["substances.yaml"].substances),
         arms=parsed["arms.yaml"].arms,
         shared_effect_groups=parsed["shared_effect_groups.yaml"].shared_effect_groups,
         eligibility=parsed["eligibility.yaml"],
@@ -292,18 +294,27 @@ def load_design(root: str | Path | None = None) -> Design:
         interims=parsed["proposed/interims.yaml"],
         allocation=parsed["proposed/allocation.yaml"],
         multi_trait_policy=parsed["proposed/multi_trait_policy.yaml"],
-        _unit_lookup=_unit_lookup(units),
+        _unit_lookup=MappingProxyType(_unit_lookup(units)),
     )
     _Validator(design).run()
     return design
 
 
-def load_modified_design(root: str | Path | None, file: str, edit: Callable[[Any], None]) -> Design:
+@contextmanager
+def modified_design(
+    root: str | Path | None, file: str, edit: Callable[[Any], None]
+) -> Iterator[Design]:
     """Load a temporary copy of a design directory in which ``file`` was changed by ``edit``.
 
-    ``edit`` receives the parsed YAML of ``file`` and changes it in place. Used for what-if
-    checks ("would this change be valid?") and to show the typed errors in the book; the
-    design directory itself is never touched.
+    ``edit`` receives the parsed YAML of ``file`` and changes it in place. The copy (with the
+    registry record it cites) exists while the ``with`` block runs, so the ``Design`` it yields
+    can be cross-checked too. Used for what-if checks and to show the typed errors in the
+    book; the design directory itself is never touched.
+
+    >>> with modified_design(None, "proposed/decisions.yaml",
+    ...                      lambda d: d["graduation"].update(threshold=0.9)) as d:
+    ...     d.decisions.graduation.threshold
+    0.9
     """
     root = Path(root) if root is not None else DEFAULT_DESIGN_DIR
     trial = read_yaml(root / "trial.yaml", "trial.yaml")
@@ -319,7 +330,7 @@ def load_modified_design(root: str | Path | None, file: str, edit: Callable[[Any
         (copy / file).write_text(
             yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
         )
-        return load_design(copy)
+        yield load_design(copy)
 
 
 def _unit_lookup(units: dict[str, s.Unit]) -> dict[str, str]:
@@ -898,7 +909,7 @@ __all__ = [
     "Design",
     "DesignError",
     "load_design",
-    "load_modified_design",
+    "modified_design",
     "design_hash",
     "DEFAULT_DESIGN_DIR",
     "REPO_ROOT",

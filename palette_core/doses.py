@@ -23,7 +23,7 @@ TRANSCRIPTION_NOTICE = (
     "Arms whose registry text is inconsistent are shown as blocked, with the finding."
 )
 
-_UNIT_DISPLAY = {"ug": "µg", "m2": "m²"}
+_UNIT_DISPLAY = {"ug": "µg", "m2": "m²", "umol/L": "µmol/L", "10^9/L": "×10⁹/L", "ratio": ""}
 _FREQUENCY = {
     "once_daily": "once daily",
     "every_other_day": "every other day",
@@ -52,9 +52,11 @@ def describe_dose(dose: s.Dose) -> str:
         if dose.amount_max is None
         else f"{_num(dose.amount)}-{_num(dose.amount_max)}"
     )
-    text = f"{amount} {unit_display(dose.unit)}{_BASIS[dose.basis]}{_PER[dose.per]}"
+    # "5 µg/kg/day once daily" says "per day" twice: a daily amount given once a day is per dose
+    per = "administration" if (dose.per == "day" and dose.frequency == "once_daily") else dose.per
+    text = f"{amount} {unit_display(dose.unit)}{_BASIS[dose.basis]}{_PER[per]}"
     if dose.equivalent is not None:
-        text += f" ({_num(dose.equivalent.amount)} {unit_display(dose.equivalent.unit)}{_BASIS[dose.basis]}{_PER[dose.per]})"
+        text += f" ({_num(dose.equivalent.amount)} {unit_display(dose.equivalent.unit)}{_BASIS[dose.basis]}{_PER[per]})"
     freq = (
         f"every {dose.every_hours} h"
         if dose.frequency == "every_n_hours"
@@ -70,7 +72,7 @@ def describe_dose(dose: s.Dose) -> str:
         cap = dose.max_amount
         text += f"; at most {_num(cap.amount)} {unit_display(cap.unit)} per dose (proposed, {cap.finding})"
     if dose.condition:
-        text += f"; {dose.condition}"
+        text += f"; {dose.condition[0].lower()}{dose.condition[1:]}"
     if dose.when is not None:
         op = {"<=": "≤", ">=": "≥"}.get(dose.when.op, dose.when.op)
         text = f"if body-surface area {op} {_num(dose.when.threshold)} m²: {text}"
@@ -78,11 +80,7 @@ def describe_dose(dose: s.Dose) -> str:
 
 
 def describe_rules(rules: tuple[s.Dose, ...]) -> str:
-    return (
-        "; otherwise ".join(describe_dose(d) for d in rules)
-        if len(rules) > 1
-        else describe_dose(rules[0])
-    )
+    return "; ".join(describe_dose(d) for d in rules) if len(rules) > 1 else describe_dose(rules[0])
 
 
 def describe_procedure(p: s.Procedure) -> str:
@@ -107,7 +105,7 @@ def dose_cell(design: Design, arm: s.Arm, age_group: str) -> DoseCell:
     blocks = design.dose_blocks(arm.id, age_group)
     if blocks:
         ids = tuple(f.id for f in blocks)
-        return DoseCell("blocked", f"not computable ({', '.join(ids)})", ids)
+        return DoseCell("blocked", f"not computable (registry finding {', '.join(ids)})", ids)
     parts = []
     for c in arm.components:
         name = design.substances[c.substance].name

@@ -253,10 +253,19 @@ def _arms_vs_groups(d: Design, r: RegistryRecord, mm: list[Mismatch], sig: list[
 
 
 def _texts(d: Design, r: RegistryRecord, mm: list[Mismatch]) -> None:
-    checks: list[tuple[str, str, str]] = [("trait", t.id, t.registry_text) for t in d.traits]
+    # criteria and trait rules are whole registry lines: a shortened criterion is a mismatch
     el = d.eligibility
-    checks += [("criterion", c.id, c.registry_text) for c in el.inclusion + el.exclusion]
-    checks.append(("field", "minimum_age", el.fields.minimum_age.registry_text))
+    whole = [("trait", t.id, t.registry_text) for t in d.traits]
+    whole += [("criterion", c.id, c.registry_text) for c in el.inclusion + el.exclusion]
+    whole.append(("field", "minimum_age", el.fields.minimum_age.registry_text))
+    for kind, subject, text in whole:
+        if not r.has_line(text):
+            mm.append(
+                Mismatch(
+                    f"{kind}-text", subject, f"not a whole line of the registry: {text[:80]!r}"
+                )
+            )
+    checks: list[tuple[str, str, str]] = []
     checks.append(("trial", "arms_per_trait", d.trial.arms_per_trait.registry_text))
     t = d.trial
     for name, value in [
@@ -327,7 +336,7 @@ def _trait_names(d: Design, r: RegistryRecord, mm: list[Mismatch], sig: list[Sig
                         "trait-name",
                         tid,
                         f"registry name {name!r} is not declared in registry_names",
-                        tuple(lines),
+                        tuple(sorted(lines)),
                     )
                 )
         distinct = {normalise(n).casefold() for n in names}

@@ -21,6 +21,7 @@ from .errors import RegistryFormatError
 
 _GROUP_TYPE = re.compile(r"^Group Type (\w+)$")
 _INTERVENTION_TYPE = re.compile(r"^Intervention Type (\w+)$")
+_LIST_MARKER = re.compile(r"^\s*(\*|\d+\.)\s+")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class RegistryRecord:
     def contains(self, text: str) -> bool:
         """Is ``text`` in the record, allowing line breaks where the text has spaces?"""
         return normalise(text) in normalise(" ".join(self.lines))
+
+    def has_line(self, text: str) -> bool:
+        """Is ``text`` a whole line of the record (ignoring a leading bullet or number)?"""
+        needle = normalise(text)
+        return any(normalise(_LIST_MARKER.sub("", line)) == needle for line in self.lines)
 
     def group(self, label: str) -> RegistryGroup | None:
         return next((g for g in self.groups if normalise(g.label) == normalise(label)), None)

@@ -10,7 +10,7 @@ import altair as alt
 import pandas as pd
 from IPython.display import HTML, Markdown
 
-from .design import Design, load_modified_design
+from .design import Design, modified_design
 from .doses import dose_cell, unit_display
 from .errors import DesignError
 from .fidelity import FidelityReport
@@ -179,7 +179,8 @@ def _describe_condition(design: Design, cond) -> str:
     if isinstance(cond, s.Comparison):
         b = design.biomarkers[cond.biomarker]
         thr = f"{cond.threshold:,g}".replace(",", " ")
-        return f"{b.label} {OP_DISPLAY[cond.op]} {thr} {unit_display(cond.unit)}"
+        unit = unit_display(cond.unit)
+        return f"{b.label} {OP_DISPLAY[cond.op]} {thr}{' ' + unit if unit else ''}"
     if isinstance(cond, s.HookRule):
         h = design.hooks[cond.hook]
         return f"{h.label}: {', '.join(cond.positive)}"
@@ -362,7 +363,8 @@ def demonstrate_design_error(design: Design, arm: str, field: str, value: object
         entry[field] = value
 
     try:
-        load_modified_design(design.root, "arms.yaml", edit)
+        with modified_design(design.root, "arms.yaml", edit):
+            pass
     except DesignError as exc:
         return Markdown(
             f"Setting `{field}: {value}` for arm `{arm}` gives:\n\n```text\n{type(exc).__name__}: {exc}\n```"

@@ -707,3 +707,10 @@ def test_inr_threshold_loads_exactly_when_plausible(make_design_copy, edit, thre
                 load_design(design_dir)
             assert info.value.entry == "hypercoagulation"
             assert info.value.field == "rules.adult.all[0].threshold"
+
+
+def test_design_mappings_cannot_be_changed_in_place(design):
+    with pytest.raises(TypeError):
+        design.units["mg"] = design.units["g"]
+    with pytest.raises(TypeError):
+        design.substances["new"] = design.substances["anakinra"]

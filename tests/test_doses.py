@@ -44,21 +44,20 @@ def test_interferon_gamma_joins_its_two_bsa_rules(design):
     rules = design.arm("hypo_ifng").components[0].adult
     text = _cell(design, "hypo_ifng", "adult").text
     assert text == describe_rules(rules)
-    first, second = text.split("; otherwise ")
+    first, second = text.split("; ", 1)
     assert first == (
         "if body-surface area > 0.5 m²: 50 µg/m² every other day for 15 days"
         " or until ICU discharge, whichever is first"
     )
-    # the second rule: 1.5 µg/kg for a body-surface area of 0.5 m² or less
-    assert second.startswith("if body-surface area ")
-    assert "0.5 m²: 1.5 µg/kg every other day for 15 days" in second
+    assert second.startswith("if body-surface area ≤ 0.5 m²: 1.5 µg/kg every other day for 15 days")
     assert second.endswith("or until ICU discharge, whichever is first")
     assert _cell(design, "hypo_ifng", "child").text == text
 
 
 def test_gcsf_shows_its_miu_equivalent(design):
     text = _cell(design, "hypo_gcsf", "adult").text
-    assert text.startswith("5 µg/kg/day (0.5 MIU/kg/day) ")
+    # a daily amount given once a day reads as a dose, not "per day ... once daily"
+    assert text.startswith("5 µg/kg (0.5 MIU/kg) once daily for 5 days")
     assert "for 5 days or until ICU discharge, whichever is first" in text
     assert _cell(design, "hypo_gcsf", "child").text == text
 

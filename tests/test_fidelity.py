@@ -325,3 +325,24 @@ def test_dose_conflict_is_detected_when_units_differ_but_amounts_agree(design_co
 
     edit(design_copy, "arms.yaml", rewrite)
     assert "dose_conflict:fludrocortisone" not in {s.key for s in _check(design_copy).signals}
+
+
+def test_shortened_criterion_is_not_a_whole_registry_line(design_copy, edit):
+    def shorten(data):
+        next(c for c in data["exclusion"] if c["id"] == "pregnancy")["registry_text"] = "Pregnancy"
+
+    edit(design_copy, "eligibility.yaml", shorten)
+    assert ("criterion-text", "pregnancy") in _mismatches(_check(design_copy))
+
+
+def test_modified_design_can_be_cross_checked_inside_its_block(design):
+    from palette_core.design import modified_design
+
+    def drop_alias(data):
+        trait = next(t for t in data["traits"] if t["id"] == "hypofibrinolysis")
+        trait["registry_names"] = ["Hypofibrinolysis"]
+
+    with modified_design(design.root, "traits.yaml", drop_alias) as changed:
+        report = check_fidelity(changed)
+    assert ("trait-name", "hypofibrinolysis") in _mismatches(report)
+    assert check_fidelity(design).ok  # the real design is untouched
