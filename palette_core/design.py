@@ -59,6 +59,7 @@ DESIGN_FILES: dict[str, type[BaseModel]] = {
     "shared_effect_groups.yaml": s.SharedEffectGroupsFile,
     "eligibility.yaml": s.EligibilityFile,
     "registry_findings.yaml": s.FindingsFile,
+    "patient_record.yaml": s.PatientRecordFile,
     "proposed/strata.yaml": s.StrataFile,
     "proposed/outcomes.yaml": s.OutcomesFile,
     "proposed/priors.yaml": s.PriorsFile,
@@ -89,6 +90,7 @@ class Design:
     shared_effect_groups: tuple[s.SharedEffectGroup, ...]
     eligibility: s.EligibilityFile
     findings: tuple[s.Finding, ...]
+    patient_fields: Mapping[str, s.PatientField]
     strata: s.StrataFile
     outcomes: s.OutcomesFile
     priors: s.PriorsFile
@@ -287,6 +289,7 @@ def load_design(root: str | Path | None = None) -> Design:
         shared_effect_groups=parsed["shared_effect_groups.yaml"].shared_effect_groups,
         eligibility=parsed["eligibility.yaml"],
         findings=parsed["registry_findings.yaml"].findings,
+        patient_fields=MappingProxyType(parsed["patient_record.yaml"].fields),
         strata=parsed["proposed/strata.yaml"],
         outcomes=parsed["proposed/outcomes.yaml"],
         priors=parsed["proposed/priors.yaml"],
@@ -386,6 +389,7 @@ class _Validator:
         self.shared_groups()
         self.findings()
         self.eligibility()
+        self.patient_record()
         self.proposed()
 
     # -- helpers
@@ -740,6 +744,67 @@ class _Validator:
             self.finding_ref(c.finding, "eligibility.yaml", c.id, "finding")
         self.unit(e.fields.minimum_age.unit, "eligibility.yaml", "minimum_age", "unit", {"age"})
         self.finding_ref(e.fields.minimum_age.finding, "eligibility.yaml", "minimum_age", "finding")
+
+    def patient_record(self) -> None:
+        d, f = self.d, "patient_record.yaml"
+        for name, fld in d.patient_fields.items():
+            numeric = fld.kind in ("float", "int")
+            if fld.unit is not None:
+                self.unit(fld.unit, f, name, "unit")
+            if numeric and fld.range is None:
+                raise DesignSchemaError(
+                    f, name, "range", "a numeric field needs its physiological range"
+                )
+            if fld.range is not None:
+                if not numeric:
+                    raise ConflictingArgumentsError(
+                        f, name, "range", f"a {fld.kind} field has no range"
+                    )
+                if not fld.range[0] < fld.range[1]:
+                    raise OutOfRangeError(
+                        f,
+                        name,
+                        "range",
+                        f"lower bound {fld.range[0]} must be below upper bound {fld.range[1]}",
+                    )
+            if (fld.kind == "category") != (fld.categories is not None):
+                raise ConflictingArgumentsError(
+                    f, name, "categories", "categories are given for, and only for, category fields"
+                )
+        for bid, b in d.biomarkers.items():
+            fld = d.patient_fields.get(bid)
+            if fld is None:
+                raise UnknownReferenceError(
+                    f,
+                    bid,
+                    None,
+                    f"biomarker {bid!r} of traits.yaml has no field in the patient record",
+                )
+            if fld.unit is None or d.unit_id(fld.unit) != d.unit_id(b.unit):
+                raise UnknownUnitError(
+                    f,
+                    bid,
+                    "unit",
+                    f"field unit {fld.unit!r} differs from the biomarker unit {b.unit!r} in traits.yaml",
+                )
+        for hid, h in d.hooks.items():
+            if h.input_field is None:
+                continue
+            fld = d.patient_fields.get(h.input_field)
+            if fld is None:
+                raise UnknownReferenceError(
+                    "traits.yaml",
+                    hid,
+                    "input_field",
+                    f"field {h.input_field!r} is not in patient_record.yaml",
+                )
+            if fld.categories is None or set(fld.categories) != set(h.classes):
+                raise ConflictingArgumentsError(
+                    f,
+                    h.input_field,
+                    "categories",
+                    f"{fld.categories} differ from the classes {list(h.classes)} of hook {hid!r} in traits.yaml",
+                )
 
     def proposed(self) -> None:
         d = self.d

@@ -94,3 +94,34 @@ class RegistryFormatError(PaletteError, ValueError):
         self.line = line
         self.message = message
         super().__init__(f"{file}, line {line}: {message}")
+
+
+class PatientFileError(PaletteError, ValueError):
+    """A patient file cannot be read as a whole (unknown or missing columns, wrong format)."""
+
+    def __init__(self, file: str, message: str):
+        self.file = str(file)
+        self.message = message
+        super().__init__(f"{file}: {message}")
+
+
+class PatientRecordError(PaletteError, ValueError):
+    """One value of a patient record is invalid (unparseable, out of range, not a category)."""
+
+    def __init__(
+        self,
+        field: str,
+        value: object,
+        message: str,
+        patient_id: object = None,
+        row: int | None = None,
+    ):
+        self.field = field
+        self.value = value
+        self.patient_id = patient_id
+        self.row = row
+        self.message = message
+        where = f"row {row}, " if row is not None else ""
+        known = patient_id is not None and str(patient_id) not in ("<NA>", "nan")
+        who = f"patient {str(patient_id)!r}, " if known else ""
+        super().__init__(f"{where}{who}field {field!r} = {value!r}: {message}")

@@ -100,6 +100,7 @@ class Hook(Frozen):
     label: str
     classes: tuple[str, ...] = Field(min_length=2)
     kind: Literal["algorithm_or_input", "input", "algorithm"]
+    input_field: str | None = None
     note: str
 
 
@@ -322,6 +323,32 @@ class TrialFile(Frozen):
     sponsor: str
     contacts: tuple[str, ...]
     arms_per_trait: ArmsPerTrait
+
+
+# ----------------------------------------------------------------------------- patient record
+class PatientField(Frozen):
+    """One field of the patient record contract (patient_record.yaml)."""
+
+    kind: Literal["float", "int", "bool", "category", "str"]
+    unit: str | None = None
+    range: tuple[float, float] | None = None
+    categories: tuple[str, ...] | None = None
+    required: bool = False
+    group: Literal[
+        "identity",
+        "demographics",
+        "sepsis",
+        "sofa",
+        "phoenix",
+        "biomarkers",
+        "seymour",
+        "exclusion",
+    ]
+    description: str
+
+
+class PatientRecordFile(Frozen):
+    fields: dict[str, PatientField]
 
 
 # ----------------------------------------------------------------------------- proposed
