@@ -3,6 +3,10 @@
 ``palette design check`` validates ``data/design`` and prints the registry-fidelity findings.
 Exit status: 0 valid and faithful; 1 valid but the fidelity check reports problems; 2 the
 design is invalid (the typed error is printed).
+
+``palette classify FILE --seed N`` screens a file of patients. Exit status: 0 every row valid;
+1 some rows invalid (they are reported on stderr and kept, unclassified, in the output);
+2 the file or the design cannot be read.
 """
 
 from __future__ import annotations
@@ -42,6 +46,36 @@ def _parser() -> argparse.ArgumentParser:
         help="design directory (default: %(default)s)",
     )
     check.add_argument("--json", action="store_true", help="print a machine-readable report")
+    classify = sub.add_parser(
+        "classify",
+        help="eligibility, treatable traits and assigned trait for a file of patients",
+        description="Validate a CSV or Parquet file of patient records (data/design/patient_record.yaml), "
+        "assess eligibility, classify the treatable traits and assign the trait under the multi-trait "
+        "policy. Writes one output row per input row, with reasons; a bad row is reported with its row "
+        "number and field and is not classified, the others are.",
+    )
+    classify.add_argument("file", type=Path, help="patients (.csv or .parquet)")
+    classify.add_argument(
+        "--out", type=Path, help="output file (.csv or .parquet; default: FILE.classified.csv)"
+    )
+    classify.add_argument(
+        "--seed",
+        type=int,
+        required=True,
+        help="seed of the multi-trait draw (logged in the output)",
+    )
+    classify.add_argument(
+        "--policy",
+        choices=["default", "sensitivity"],
+        default="default",
+        help="multi-trait policy: random among positive traits (default) or priority order",
+    )
+    classify.add_argument(
+        "--design",
+        type=Path,
+        default=DEFAULT_DESIGN_DIR,
+        help="design directory (default: %(default)s)",
+    )
     return p
 
 
@@ -89,10 +123,45 @@ def _design_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _classify(args: argparse.Namespace) -> int:
+    from .classify import classification_summary, classify_patients
+    from .patients import read_patients
+
+    try:
+        design = load_design(args.design)
+        validation = read_patients(args.file, design)
+    except PaletteError as exc:
+        print(f"palette: {exc}", file=sys.stderr)
+        return 2
+    result = classify_patients(validation, design, seed=args.seed, policy=args.policy)
+    result.insert(1, "seed", args.seed)
+    result.insert(2, "policy", args.policy)
+    out = args.out or args.file.with_suffix(".classified.csv")
+    if out.suffix.lower() == ".parquet":
+        result.to_parquet(out, index=False)
+    else:
+        result.to_csv(out, index=False)
+    for _, e in validation.errors.iterrows():
+        print(
+            f"{args.file}: row {e['row']} (patient {e['patient_id']}), field {e['field']!r} = {e['value']!r}: {e['problem']}",
+            file=sys.stderr,
+        )
+    summary = classification_summary(result, design)
+    print(summary.to_string(index=False))
+    print(f"wrote {len(result)} rows (input {len(validation.frame)}) to {out}")
+    return 1 if len(validation.errors) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "design" and args.design_command == "check":
-        return _design_check(args)
+    try:
+        if args.command == "design" and args.design_command == "check":
+            return _design_check(args)
+        if args.command == "classify":
+            return _classify(args)
+    except BrokenPipeError:  # e.g. `palette design check | head`
+        sys.stderr.close()
+        return 0
     raise AssertionError("unreachable: argparse requires a command")  # pragma: no cover
 
 

@@ -300,6 +300,9 @@ def load_design(root: str | Path | None = None) -> Design:
         _unit_lookup=MappingProxyType(_unit_lookup(units)),
     )
     _Validator(design).run()
+    from .traits import check_hooks  # here, not at the top: traits imports this module
+
+    check_hooks(design)  # every hook named in traits.yaml has an implementation
     return design
 
 
@@ -742,6 +745,39 @@ class _Validator:
         e = self.d.eligibility
         for c in e.inclusion + e.exclusion:
             self.finding_ref(c.finding, "eligibility.yaml", c.id, "finding")
+        for c in e.inclusion + e.exclusion:
+            if c.field is None:
+                continue
+            fld = self.d.patient_fields.get(c.field)
+            if fld is None:
+                raise UnknownReferenceError(
+                    "eligibility.yaml",
+                    c.id,
+                    "field",
+                    f"field {c.field!r} is not in patient_record.yaml",
+                )
+            if fld.kind != "bool":
+                raise ConflictingArgumentsError(
+                    "eligibility.yaml",
+                    c.id,
+                    "field",
+                    f"{c.field!r} is a {fld.kind} field; a criterion fact must be yes/no",
+                )
+            if (c in e.inclusion) != (c.field_value_required is not None):
+                raise ConflictingArgumentsError(
+                    "eligibility.yaml",
+                    c.id,
+                    "field_value_required",
+                    "required for an inclusion fact, and only there (an exclusion fact excludes when true)",
+                )
+        for c in e.exclusion:
+            if c.field is None:
+                raise DesignSchemaError(
+                    "eligibility.yaml",
+                    c.id,
+                    "field",
+                    "every exclusion needs the patient record field that records it",
+                )
         self.unit(e.fields.minimum_age.unit, "eligibility.yaml", "minimum_age", "unit", {"age"})
         self.finding_ref(e.fields.minimum_age.finding, "eligibility.yaml", "minimum_age", "finding")
 

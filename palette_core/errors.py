@@ -125,3 +125,31 @@ class PatientRecordError(PaletteError, ValueError):
         known = patient_id is not None and str(patient_id) not in ("<NA>", "nan")
         who = f"patient {str(patient_id)!r}, " if known else ""
         super().__init__(f"{where}{who}field {field!r} = {value!r}: {message}")
+
+
+class MissingPatientDataError(PaletteError):
+    """A value needed for a computation (e.g. weight for a per-kg dose) is missing.
+
+    Parameters
+    ----------
+    field
+        The patient-record field that is missing (``"weight_kg"``, ``"height_cm"``).
+    patient_id
+        The patient's identifier, where known.
+    message
+        What needed the value, in words.
+    """
+
+    def __init__(self, field: str, patient_id: object, message: str):
+        self.field = field
+        self.patient_id = patient_id
+        self.message = message
+        known = patient_id is not None and str(patient_id) not in ("<NA>", "nan", "None")
+        who = f"patient {str(patient_id)!r}, " if known else ""
+        super().__init__(f"{who}field {field!r} missing: {message}")
+
+
+class HookNotImplementedError(DesignError):
+    """A hook declared in ``traits.yaml`` has no implementation in ``palette_core.traits.HOOKS``."""
+
+    kind = "hook not implemented"

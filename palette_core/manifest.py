@@ -70,12 +70,21 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def reference_hash(root: Path = REPO_ROOT / "data" / "reference") -> str:
+    """SHA-256 over the published constants in data/reference (SOFA cut-offs, Seymour centroids)."""
+    h = hashlib.sha256()
+    for p in sorted(x for x in Path(root).rglob("*") if x.is_file()):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def build_manifest(design: Design, seed: int | None = None, **extra: Any) -> dict[str, Any]:
     """The manifest of a result computed from ``design`` with ``seed``."""
     return {
         "trial": design.trial.registry_id,
         "design_hash": design.design_hash,
         "registry_sha256": file_sha256(design.registry_path),
+        "reference_sha256": reference_hash(),
         "seed": seed,
         "git_revision": git_revision(),
         "python": sys.version.split()[0],

@@ -245,6 +245,8 @@ class Criterion(Frozen):
     registry_text: str
     reading: str | None = None
     finding: str | None = None
+    field: str | None = None
+    field_value_required: bool | None = None
 
 
 class MinimumAgeField(Frozen):
@@ -342,6 +344,7 @@ class PatientField(Frozen):
         "phoenix",
         "biomarkers",
         "seymour",
+        "inclusion",
         "exclusion",
     ]
     description: str
