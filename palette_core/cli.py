@@ -7,6 +7,17 @@ design is invalid (the typed error is printed).
 ``palette classify FILE --seed N`` screens a file of patients. Exit status: 0 every row valid;
 1 some rows invalid (they are reported on stderr and kept, unclassified, in the output);
 2 the file or the design cannot be read.
+
+``palette randomise FILE --log LOG`` classifies the patients of a file and randomises the
+eligible ones with the trial secret (``$PALETTE_TRIAL_SECRET``, ``$PALETTE_TRIAL_SECRET_FILE``
+or ``--secret-file``); it prints, per randomised patient, only sequence, patient id, trait and
+arm. Exit status: 0 every row randomised; 1 some rows not randomised (reasons on stderr, nothing
+logged for them); 2 the secret, the allocation state, the design, the file or the log cannot be
+used.
+
+``palette log verify|replay|recover|head LOG`` checks, replays (with the secret), repairs after a
+crash, or prints the anchor to countersign. Exit status: 0 intact (or repaired); 1 problems
+(listed with their line numbers); 2 the log or the secret cannot be read.
 """
 
 from __future__ import annotations
@@ -76,7 +87,212 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_DESIGN_DIR,
         help="design directory (default: %(default)s)",
     )
+    _add_allocation_commands(sub)
     return p
+
+
+def _add_allocation_commands(sub: argparse._SubParsersAction) -> None:
+    """``palette randomise`` and ``palette log verify|replay|recover|head``."""
+    from .randomise import SECRET_ENV, SECRET_FILE_ENV, STRATIFY_FACTORS
+
+    secret_help = (
+        f"file holding the trial secret (default: ${SECRET_FILE_ENV}, else ${SECRET_ENV}); "
+        "hex digits or text, at least 16 bytes"
+    )
+    rnd = sub.add_parser(
+        "randomise",
+        help="classify patients and randomise the eligible ones (shows the site the arm only)",
+        description="Validate and classify a CSV or Parquet file of patients, assign the trait, "
+        "draw the arm with the trial secret from the allocation probabilities in force, and append "
+        "each randomised patient to the allocation log (open) and its restricted log. Prints only "
+        "sequence, patient id, trait and arm; rows not randomised are reported on stderr with "
+        "the reason and not logged.",
+    )
+    rnd.add_argument("file", type=Path, help="patients (.csv or .parquet), one or more rows")
+    rnd.add_argument("--log", type=Path, required=True, help="the open allocation log (.jsonl)")
+    rnd.add_argument(
+        "--allocation",
+        type=Path,
+        help="allocation state (JSON) in force (default: equal allocation among usual care and "
+        "the arms open at the start)",
+    )
+    rnd.add_argument("--secret-file", type=Path, help=secret_help)
+    rnd.add_argument(
+        "--restricted-log", type=Path, help="restricted log (default: LOG.restricted.jsonl)"
+    )
+    rnd.add_argument(
+        "--stratify",
+        default="",
+        help=f"comma-separated factors among {', '.join(STRATIFY_FACTORS)}: one sequence per "
+        "stratum (default: one sequence per trait); fixed for the life of a log",
+    )
+    rnd.add_argument(
+        "--policy",
+        choices=["default", "sensitivity"],
+        default="default",
+        help="multi-trait policy (default: random among positive traits)",
+    )
+    rnd.add_argument(
+        "--design",
+        type=Path,
+        default=DEFAULT_DESIGN_DIR,
+        help="design directory (default: %(default)s)",
+    )
+    log = sub.add_parser("log", help="verify, replay, recover the allocation log")
+    lsub = log.add_subparsers(dest="log_command", metavar="SUBCOMMAND", required=True)
+    verify = lsub.add_parser(
+        "verify",
+        help="check the hash chain, the anchor and the restricted log",
+        description="Detect edited, removed, reordered, duplicated or truncated entries, an "
+        "incomplete last line and a restricted log inconsistent with the open log; name the line.",
+    )
+    replay = lsub.add_parser(
+        "replay",
+        help="recompute every draw with the secret and check it against the log",
+        description="With the trial secret, recompute every commitment, arm and multi-trait draw "
+        "from the logged inputs and the restricted log's probabilities.",
+    )
+    recover = lsub.add_parser(
+        "recover",
+        help="repair what a killed write left (an incomplete last line, a lagging anchor)",
+        description="Remove an incomplete final line or an uncommitted restricted entry that no "
+        "anchor covers (saved beside the log), update lagging anchors; never a committed entry.",
+    )
+    head = lsub.add_parser(
+        "head", help="print the anchor line to countersign off-site (sequence and hash)"
+    )
+    for cmd in (verify, replay, recover, head):
+        cmd.add_argument("log", type=Path, help="the open allocation log (.jsonl)")
+    for cmd in (verify, replay, recover):
+        cmd.add_argument(
+            "--restricted-log", type=Path, help="restricted log (default: LOG.restricted.jsonl)"
+        )
+    verify.add_argument(
+        "--open-only", action="store_true", help="check the open log only (e.g. at a site)"
+    )
+    verify.add_argument(
+        "--anchor",
+        help="SEQ:HASH from a countersigned `palette log head`: the log must still hold it",
+    )
+    verify.add_argument("--json", action="store_true", help="print a machine-readable report")
+    replay.add_argument("--secret-file", type=Path, help=secret_help)
+    replay.add_argument(
+        "--design",
+        type=Path,
+        default=DEFAULT_DESIGN_DIR,
+        help="design directory (default: %(default)s)",
+    )
+
+
+def _randomise(args: argparse.Namespace) -> int:
+    from .patients import read_patients
+    from .randomise import (
+        default_allocation_state,
+        load_allocation_state,
+        load_secret,
+        randomise_patients,
+    )
+
+    stratify = tuple(f.strip() for f in args.stratify.split(",") if f.strip())
+    try:
+        secret = load_secret(args.secret_file)
+        design = load_design(args.design)
+        state = (
+            load_allocation_state(args.allocation, design)
+            if args.allocation is not None
+            else default_allocation_state(design)
+        )
+        validation = read_patients(args.file, design)
+        result = randomise_patients(
+            validation,
+            design,
+            state,
+            secret,
+            args.log,
+            stratify=stratify,
+            policy=args.policy,
+            restricted=args.restricted_log,
+        )
+    except (PaletteError, ValueError) as exc:
+        print(f"palette: {exc}", file=sys.stderr)
+        return 2
+    print("sequence\tpatient_id\ttrait\tarm")
+    for a in result.allocations:
+        print(f"{a.sequence}\t{a.patient_id}\t{a.trait}\t{a.arm}")
+    for r in result.refused:
+        print(
+            f"{args.file}: row {r.row} (patient {r.patient_id}): not randomised: {r.reason}",
+            file=sys.stderr,
+        )
+    n = len(validation.frame)
+    print(
+        f"randomised {len(result.allocations)} of {n} rows; {len(result.refused)} not randomised",
+        file=sys.stderr,
+    )
+    if result.error is not None:
+        print(
+            f"palette: stopped at row {result.stopped_at}: {result.error}",
+            file=sys.stderr,
+        )
+        return 2
+    return 1 if result.refused else 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    from . import alloclog
+
+    try:
+        if args.log_command == "verify":
+            anchor = alloclog.parse_anchor(args.anchor) if args.anchor else None
+            restricted = False if args.open_only else args.restricted_log
+            report = alloclog.verify_log(args.log, restricted=restricted, anchor=anchor)
+            if args.json:
+                out = {
+                    "log": str(report.path),
+                    "restricted_log": None
+                    if report.restricted_path is None
+                    else str(report.restricted_path),
+                    "ok": report.ok,
+                    "entries": report.entries,
+                    "restricted_entries": report.restricted_entries,
+                    "problems": [
+                        {"kind": p.kind, "file": p.file, "line": p.line, "message": p.message}
+                        for p in report.problems
+                    ],
+                    "notes": list(report.notes),
+                }
+                print(json.dumps(out, indent=2, ensure_ascii=False))
+            else:
+                print("\n".join(report.lines()))
+            return 0 if report.ok else 1
+        if args.log_command == "replay":
+            from .randomise import load_secret, replay_log
+
+            secret = load_secret(args.secret_file)
+            design = load_design(args.design)
+            replayed = replay_log(args.log, secret, design, restricted=args.restricted_log)
+            print("\n".join(replayed.lines()))
+            return 0 if replayed.ok else 1
+        if args.log_command == "recover":
+            recovered = alloclog.recover_log(args.log, restricted=args.restricted_log)
+            for action in recovered.actions:
+                print(action)
+            for r in recovered.removed:
+                shown = r.text if "restricted" not in Path(r.file).name else "(restricted content)"
+                print(f"  removed from {r.file}, line {r.line} ({r.reason}): {shown!r}")
+                print(f"  saved to {r.saved_to}")
+            for p in recovered.problems:
+                print(f"  ! [{p.kind}] {p}")
+            if not recovered.ok:
+                print("not recovered: these problems are not what a killed write leaves")
+            return 0 if recovered.ok else 1
+        if args.log_command == "head":
+            print(alloclog.head_digest(args.log))
+            return 0
+    except (PaletteError, ValueError) as exc:
+        print(f"palette: {exc}", file=sys.stderr)
+        return 2
+    raise AssertionError("unreachable: argparse requires a log subcommand")  # pragma: no cover
 
 
 def _design_check(args: argparse.Namespace) -> int:
@@ -159,6 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _design_check(args)
         if args.command == "classify":
             return _classify(args)
+        if args.command == "randomise":
+            return _randomise(args)
+        if args.command == "log":
+            return _log(args)
     except BrokenPipeError:  # e.g. `palette design check | head`
         sys.stderr.close()
         return 0

@@ -67,6 +67,7 @@ DESIGN_FILES: dict[str, type[BaseModel]] = {
     "proposed/interims.yaml": s.InterimsFile,
     "proposed/allocation.yaml": s.AllocationFile,
     "proposed/multi_trait_policy.yaml": s.MultiTraitFile,
+    "proposed/lifecycle.yaml": s.LifecycleFile,
 }
 
 DOSE_DIMENSIONS = frozenset({"mass", "activity", "volume"})
@@ -98,6 +99,7 @@ class Design:
     interims: s.InterimsFile
     allocation: s.AllocationFile
     multi_trait_policy: s.MultiTraitFile
+    lifecycle: s.LifecycleFile
     _unit_lookup: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     # -- paths
@@ -297,6 +299,7 @@ def load_design(root: str | Path | None = None) -> Design:
         interims=parsed["proposed/interims.yaml"],
         allocation=parsed["proposed/allocation.yaml"],
         multi_trait_policy=parsed["proposed/multi_trait_policy.yaml"],
+        lifecycle=parsed["proposed/lifecycle.yaml"],
         _unit_lookup=MappingProxyType(_unit_lookup(units)),
     )
     _Validator(design).run()
@@ -394,6 +397,7 @@ class _Validator:
         self.eligibility()
         self.patient_record()
         self.proposed()
+        self.lifecycle()
 
     # -- helpers
     def finding_ref(self, ref: str | None, file: str, entry: str | None, fld: str) -> None:
@@ -1003,6 +1007,116 @@ class _Validator:
             if pair.traits[0] == pair.traits[1]:
                 raise ConflictingArgumentsError(
                     f, f"[{i}]", "traits", "a trait cannot be incompatible with itself"
+                )
+
+    def lifecycle(self) -> None:
+        """proposed/lifecycle.yaml: a closed state machine that arms.yaml and the code can use."""
+        d, f, lc = self.d, "proposed/lifecycle.yaml", self.d.lifecycle
+        _unique(lc.states, f, "state")
+        states = {st.id: st for st in lc.states}
+        for sid, role in (
+            ("planned", "experimental"),
+            ("open", "control"),
+            ("open", "experimental"),
+        ):
+            if sid not in states or role not in states[sid].roles:
+                raise ConflictingArgumentsError(
+                    f,
+                    sid,
+                    "roles",
+                    f"state {sid!r} must exist and admit {role} arms (arms.yaml uses it)",
+                )
+        seen: set[tuple[str, str]] = set()
+        for t in lc.transitions:
+            entry = f"{t.from_} -> {t.to}"
+            for fld, sid in (("from", t.from_), ("to", t.to)):
+                if sid not in states:
+                    raise UnknownReferenceError(
+                        f,
+                        entry,
+                        fld,
+                        f"state {sid!r} is not declared under states ({', '.join(states)})",
+                    )
+            if t.from_ == t.to:
+                raise ConflictingArgumentsError(f, entry, "to", "a state cannot move to itself")
+            if (t.from_, t.to) in seen:
+                raise DuplicateIdError(f, entry, "to", "each move is declared once")
+            seen.add((t.from_, t.to))
+            if states[t.from_].terminal:
+                raise ConflictingArgumentsError(
+                    f, entry, "from", f"state {t.from_!r} is terminal: nothing may leave it"
+                )
+            role = "experimental" if t.by == "request" else "control"
+            for fld, sid in (("from", t.from_), ("to", t.to)):
+                if role not in states[sid].roles:
+                    raise ConflictingArgumentsError(
+                        f,
+                        entry,
+                        fld,
+                        f"a {t.by} move concerns {role} arms but state {sid!r} admits only {list(states[sid].roles)}",
+                    )
+            if "date" not in t.requires:
+                raise ConflictingArgumentsError(
+                    f, entry, "requires", "every move is dated: list 'date'"
+                )
+        for st in lc.states:
+            if not st.terminal and not any(t.from_ == st.id for t in lc.transitions):
+                raise ConflictingArgumentsError(
+                    f, st.id, "terminal", "a state with no way out must be marked terminal"
+                )
+        closed = lc.trait_rule.control_closed_state
+        if closed not in states:
+            raise UnknownReferenceError(
+                f,
+                "trait_rule",
+                "control_closed_state",
+                f"state {closed!r} is not declared under states",
+            )
+        if closed in ("open", "planned") or "control" not in states[closed].roles:
+            raise ConflictingArgumentsError(
+                f,
+                "trait_rule",
+                "control_closed_state",
+                f"{closed!r} must be a closed state of usual care",
+            )
+        if ("open", closed) not in seen:
+            raise ConflictingArgumentsError(
+                f,
+                "trait_rule",
+                "control_closed_state",
+                f"no transition open -> {closed} for the trait rule to use",
+            )
+        add = lc.adding_arms
+        if add.initial_state not in states:
+            raise UnknownReferenceError(
+                f,
+                "adding_arms",
+                "initial_state",
+                f"state {add.initial_state!r} is not declared under states",
+            )
+        if add.initial_state != "planned":
+            raise ConflictingArgumentsError(
+                f, "adding_arms", "initial_state", "an arm added by amendment starts 'planned'"
+            )
+        if "amendment" not in add.requires or "date" not in add.requires:
+            raise ConflictingArgumentsError(
+                f, "adding_arms", "requires", "adding an arm needs an amendment and a date"
+            )
+        if add.closed_trait == "reopen" and (closed, "open") not in seen:
+            raise ConflictingArgumentsError(
+                f,
+                "adding_arms",
+                "closed_trait",
+                f"reopening a trait needs a transition {closed} -> open",
+            )
+        for a in d.arms:
+            initial = a.availability.initial_state
+            if a.role not in states[initial].roles:
+                raise ConflictingArgumentsError(
+                    "arms.yaml",
+                    a.id,
+                    "availability.initial_state",
+                    f"a {a.role} arm cannot start {initial!r} (proposed/lifecycle.yaml)",
                 )
 
 

@@ -153,3 +153,132 @@ class HookNotImplementedError(DesignError):
     """A hook declared in ``traits.yaml`` has no implementation in ``palette_core.traits.HOOKS``."""
 
     kind = "hook not implemented"
+
+
+class AllocationError(PaletteError, ValueError):
+    """An input to the allocation rules is invalid (``palette_core.allocation``).
+
+    Raised at the Python boundary, never inside jitted code: an unknown trait or arm, an arm
+    without a state, arrays of the wrong shape or with non-finite values, negative counts, or
+    an allocation record whose probabilities do not sum to 1 or name an arm of another trait.
+
+    Parameters
+    ----------
+    where
+        What is at fault, in words: ``"trait 'mals', arm 'hinf_anakinra'"``,
+        ``"argument 'draws'"``, ``"allocation state, field 'effective_from'"``.
+    message
+        What is wrong, in words.
+    """
+
+    def __init__(self, where: str, message: str):
+        self.where = where
+        self.message = message
+        super().__init__(f"{where}: {message}")
+
+
+class IllegalTransitionError(PaletteError, ValueError):
+    """An arm lifecycle move is not allowed (``palette_core.lifecycle``).
+
+    Raised for a move that ``proposed/lifecycle.yaml`` does not declare (closed -> open,
+    planned -> graduated), a date before the last move in the arm's trait, an unknown arm, a
+    move of usual care on its own, or an arm that cannot be added to its trait.
+
+    Parameters
+    ----------
+    arm
+        The arm's id.
+    from_state
+        Its state before the move (``None`` for an unknown arm or an arm being added).
+    to_state
+        The state asked for.
+    on
+        The date of the move.
+    message
+        Why it is refused, in words.
+    """
+
+    def __init__(self, arm: str, from_state: str | None, to_state: str, on: object, message: str):
+        self.arm = arm
+        self.from_state = from_state
+        self.to_state = to_state
+        self.on = on
+        self.message = message
+        super().__init__(f"arm {arm!r}, {from_state} -> {to_state} on {on}: {message}")
+
+
+class LifecycleStateError(PaletteError, ValueError):
+    """A stored platform state (JSON) is malformed, or is not reachable by legal moves.
+
+    Parameters
+    ----------
+    where
+        The part at fault: ``"log[3]"``, ``"added_arms[0].opens_on"``, ``"design_hash"``.
+    message
+        What is wrong, in words.
+    """
+
+    def __init__(self, where: str, message: str):
+        self.where = where
+        self.message = message
+        super().__init__(f"platform state, {where}: {message}")
+
+
+# ----------------------------------------------------------------------------- randomisation
+class AllocationStateError(PaletteError, ValueError):
+    """An allocation state file (the probabilities in force) is invalid.
+
+    ``entry`` is dotted: ``"traits.hyperinflammation.hinf_tocilizumab"``.
+    """
+
+    def __init__(self, file: str, entry: str | None, message: str):
+        self.file = str(file)
+        self.entry = entry
+        self.message = message
+        where = self.file if entry is None else f"{self.file}, entry {entry!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class TrialSecretError(PaletteError):
+    """The trial secret (the key of the concealed draw) is missing, unreadable or too short."""
+
+
+class RandomisationRefusedError(PaletteError):
+    """A patient cannot be randomised (invalid record, not eligible, no trait, no open arm).
+
+    Nothing is written to the allocation log when this is raised.
+    """
+
+    def __init__(self, patient_id: object, reason: str, row: int | None = None):
+        self.patient_id = patient_id
+        self.reason = reason
+        self.row = row
+        where = f"row {row}, " if row is not None else ""
+        super().__init__(f"{where}patient {str(patient_id)!r}: not randomised: {reason}")
+
+
+class AlreadyRandomisedError(RandomisationRefusedError):
+    """The patient id is already in the allocation log: a patient is randomised once."""
+
+
+class AllocationLogError(PaletteError):
+    """An allocation log cannot be read, appended to or recovered."""
+
+    def __init__(self, file: str, message: str, line: int | None = None):
+        self.file = str(file)
+        self.line = line
+        self.message = message
+        where = self.file if line is None else f"{self.file}, line {line}"
+        super().__init__(f"{where}: {message}")
+
+
+class LogIntegrityError(AllocationLogError):
+    """The log fails verification, so nothing is appended (``problems`` lists why)."""
+
+    def __init__(self, file: str, message: str, problems: tuple[str, ...] = ()):
+        self.problems = problems
+        super().__init__(file, message)
+
+
+class LogLockError(AllocationLogError):
+    """The log's lock could not be taken in time (another writer holds it)."""

@@ -719,3 +719,226 @@ def eligibility_parameters(design: Design) -> dict[str, object]:
         "sofa_baseline": definitions.sepsis3.baseline_sofa_when_missing,
         "phoenix_min": definitions.phoenix.min_score,
     }
+
+
+# ----------------------------------------------------------------------------- randomisation
+def lifecycle_chart(transitions: pd.DataFrame) -> alt.LayerChart:
+    """State diagram of an arm's lifecycle from a table with columns ``from`` and ``to``.
+
+    States without an incoming transition are drawn on the left, terminal states on the
+    right, the others in between; an arrow (a line ending in a triangle) marks each transition.
+    """
+    states = list(dict.fromkeys(list(transitions["from"]) + list(transitions["to"])))
+    incoming = set(transitions["to"])
+    outgoing = set(transitions["from"])
+    stage = {st_: 0 if st_ not in incoming else (2 if st_ not in outgoing else 1) for st_ in states}
+    nodes = []
+    for level in (0, 1, 2):
+        members = [st_ for st_ in states if stage[st_] == level]
+        for i, st_ in enumerate(members):
+            nodes.append(
+                {
+                    "state": st_.replace("_", " "),
+                    "key": st_,
+                    "x": level,
+                    "y": (len(members) - 1) / 2 - i,
+                }
+            )
+    pos = {n["key"]: (n["x"], n["y"]) for n in nodes}
+    edges = pd.DataFrame(
+        [
+            {
+                "x": pos[a][0] + 0.18,
+                "y": pos[a][1],
+                "x2": pos[b][0] - 0.18,
+                "y2": pos[b][1],
+                "transition": f"{a} → {b}",
+            }
+            for a, b in zip(transitions["from"], transitions["to"], strict=True)
+        ]
+    )
+    scale_x = alt.Scale(domain=[-0.4, 2.4])
+    scale_y = alt.Scale(domain=[-3, 3])
+    lines = (
+        alt.Chart(edges)
+        .mark_rule(color="#888888", strokeWidth=1.5)
+        .encode(
+            x=alt.X("x:Q", scale=scale_x, axis=None),
+            y=alt.Y("y:Q", scale=scale_y, axis=None),
+            x2="x2:Q",
+            y2="y2:Q",
+            tooltip=["transition"],
+        )
+    )
+    heads = (
+        alt.Chart(edges)
+        .mark_point(shape="triangle-right", filled=True, size=60, color="#888888", opacity=1)
+        .encode(x=alt.X("x2:Q", scale=scale_x), y=alt.Y("y2:Q", scale=scale_y))
+    )
+    node_df = pd.DataFrame(nodes)
+    boxes = (
+        alt.Chart(node_df)
+        .mark_point(shape="square", size=4400, filled=True, color="#d1e5f0", opacity=1)
+        .encode(x=alt.X("x:Q", scale=scale_x), y=alt.Y("y:Q", scale=scale_y))
+    )
+    labels = (
+        alt.Chart(node_df)
+        .mark_text(fontSize=12)
+        .encode(x=alt.X("x:Q", scale=scale_x), y=alt.Y("y:Q", scale=scale_y), text="state:N")
+    )
+    return (lines + heads + boxes + labels).properties(
+        width=520, height=300, title="Arm lifecycle: states and transitions"
+    )
+
+
+def allocation_chart(evolution: pd.DataFrame) -> alt.Chart:
+    """Allocation probabilities by arm at each look of an example trial."""
+    return (
+        alt.Chart(evolution)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("n_patients:Q", title="Patients randomised in the trait"),
+            y=alt.Y(
+                "probability:Q", title="Allocation probability", scale=alt.Scale(domain=[0, 1])
+            ),
+            color=alt.Color("arm:N", title="Arm"),
+            tooltip=list(evolution.columns),
+        )
+        .properties(width=520, height=260, title="Allocation probabilities in an example trial")
+    )
+
+
+def load_randomisation_examples(design: Design) -> dict:
+    """The illustrative inputs of the randomisation chapter (data/scenarios/randomisation_examples.yaml)."""
+    from ._yaml import read_yaml
+
+    path = design.root.parent / "scenarios" / "randomisation_examples.yaml"
+    data = read_yaml(path, "scenarios/randomisation_examples.yaml")
+    data["_dir"] = path.parent
+    return data
+
+
+def lifecycle_example(design: Design, examples: dict):
+    """Apply the example lifecycle events to the initial state; return the final state."""
+    import datetime as dt
+
+    from .lifecycle import initial_state, transition
+
+    state = initial_state(design)
+    for event in examples["lifecycle_example"]["events"]:
+        on = (
+            event["date"]
+            if isinstance(event["date"], dt.date)
+            else dt.date.fromisoformat(event["date"])
+        )
+        state = transition(state, event["arm"], event["to"], on, event["reason"], design)
+    return state
+
+
+def randomisation_demo(design: Design, examples: dict) -> dict[str, object]:
+    """Randomise the worked-example patients with a public demonstration secret into a temporary
+    log, then verify it, tamper with a copy, and replay it with the right and a wrong secret.
+
+    Returns the tables and reports the chapter shows; everything runs in a temporary directory.
+    """
+    import datetime as dt
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .alloclog import load_entries, verify_log
+    from .patients import read_patients
+    from .randomise import default_allocation_state, parse_secret, randomise_patients, replay_log
+
+    spec = examples["concealment_example"]
+    secret = parse_secret(spec["demo_secret"], "demonstration secret")
+    now = dt.datetime.fromisoformat(spec["time"])
+    patients = read_patients((examples["_dir"] / spec["patients"]).resolve(), design)
+    state = default_allocation_state(design)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "allocation.jsonl"
+        result = randomise_patients(patients, design, state, secret, log, now=now)
+        site_view = pd.DataFrame(
+            [
+                {"sequence": a.sequence, "patient": a.patient_id, "trait": a.trait, "arm": a.arm}
+                for a in result.allocations
+            ]
+        )
+        refused = pd.DataFrame(
+            [{"row": r.row, "patient": r.patient_id, "reason": r.reason} for r in result.refused]
+        )
+        entries = load_entries(log)
+        open_log = pd.DataFrame(
+            [
+                {
+                    "line": i + 1,
+                    "sequence": e["sequence"],
+                    "patient": e["patient_id"],
+                    "arm": e["arm"],
+                    "commitment": e["commitment"][:16] + "…",
+                    "prev_hash": e["prev_hash"][:16] + "…",
+                    "hash": e["hash"][:16] + "…",
+                }
+                for i, e in enumerate(entries)
+            ]
+        )
+        intact = verify_log(log)
+        # tamper with a copy: change the arm of one entry to another arm of its trait
+        tampered = Path(tmp) / "tampered.jsonl"
+        shutil.copy(log, tampered)
+        for suffix in (".head", ".restricted.jsonl", ".restricted.jsonl.head"):
+            src = Path(str(log) + suffix) if not suffix.startswith(".restricted") else None
+            if src is not None and src.exists():
+                shutil.copy(src, Path(str(tampered) + suffix))
+        lines = tampered.read_text(encoding="utf-8").splitlines()
+        k = spec["tamper"]["line"] - 1
+        entry = json.loads(lines[k])
+        others = [a.id for a in design.arms_of(entry["trait"]) if a.id != entry["arm"]]
+        entry[spec["tamper"]["field"]] = others[0]
+        lines[k] = json.dumps(entry, ensure_ascii=False)
+        tampered.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tamper_report = verify_log(tampered, restricted=False)
+        right = replay_log(log, secret, design)
+        wrong = replay_log(
+            log, parse_secret("a different secret of sixteen+ bytes", "wrong secret"), design
+        )
+
+        def problems(report) -> pd.DataFrame:
+            return pd.DataFrame(
+                [{"kind": p.kind, "line": p.line, "problem": p.message} for p in report.problems],
+                columns=["kind", "line", "problem"],
+            )
+
+        return {
+            "site_view": site_view,
+            "refused": refused,
+            "open_log": open_log,
+            "intact_ok": intact.ok,
+            "entries": intact.entries,
+            "tampered_line": spec["tamper"]["line"],
+            "tamper_problems": problems(tamper_report),
+            "replay_ok": right.ok,
+            "replay_matches": sum(e.ok for e in right.entries),
+            "wrong_secret_matches": wrong.secret_matches,
+            "wrong_secret_ok": wrong.ok,
+        }
+
+
+def allocation_parameters_table(design: Design) -> pd.DataFrame:
+    """The proposed allocation rule's parameters, from data/design/proposed/allocation.yaml."""
+    al = design.allocation
+    rows = [
+        (
+            "Burn-in: equal allocation until every arm has",
+            f"{al.burn_in_min_complete_per_arm} complete outcomes",
+        ),
+        (
+            "Response-adaptive allocation needs at least",
+            f"{al.rar_min_open_experimental} open experimental arms",
+        ),
+        ("Adaptive weight of an arm", f"Pr(best)^{al.damping_power:g}"),
+        ("Floor for every open arm", f"{al.floor_per_open_arm:g}"),
+        ("Usual-care share", "max(1/(K+1), largest experimental share)"),
+    ]
+    return pd.DataFrame(rows, columns=[LABELS["parameter"], LABELS["value"]])

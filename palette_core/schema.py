@@ -518,3 +518,46 @@ class MultiTraitFile(Frozen):
     default: RandomPolicy
     sensitivity: PriorityPolicy
     incompatible_pairs: tuple[IncompatiblePair, ...] = ()
+
+
+# ----------------------------------------------------------------------------- arm lifecycle
+ArmRole = Literal["control", "experimental"]
+Requirement = Literal["dmc_decision", "amendment", "date"]
+
+
+class LifecycleState(Frozen):
+    id: str
+    label: str
+    roles: tuple[ArmRole, ...] = Field(min_length=1)
+    terminal: bool
+    description: str
+
+
+class LifecycleTransition(Frozen):
+    from_: str = Field(alias="from")
+    to: str
+    by: Literal["request", "trait_rule"]
+    requires: tuple[Requirement, ...] = Field(min_length=1)
+    rationale: str
+
+
+class TraitRule(Frozen):
+    closes_when: Literal["no_open_or_planned_experimental_arm"]
+    reason: str
+    control_closed_state: str
+    rationale: str
+
+
+class AddingArms(Frozen):
+    requires: tuple[Requirement, ...] = Field(min_length=1)
+    initial_state: str
+    closed_trait: Literal["reopen", "refuse"]
+    rationale: str
+
+
+class LifecycleFile(Frozen):
+    status: Proposed
+    states: tuple[LifecycleState, ...] = Field(min_length=1)
+    transitions: tuple[LifecycleTransition, ...] = Field(min_length=1)
+    trait_rule: TraitRule
+    adding_arms: AddingArms
