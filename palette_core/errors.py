@@ -282,3 +282,59 @@ class LogIntegrityError(AllocationLogError):
 
 class LogLockError(AllocationLogError):
     """The log's lock could not be taken in time (another writer holds it)."""
+
+
+# ----------------------------------------------------------------------------- decisions
+class DecisionInputError(PaletteError, ValueError):
+    """An input to the posterior quantities or the decision rules is invalid.
+
+    Raised at the Python boundary of ``palette_core.quantities`` and
+    ``palette_core.decisions`` (never inside jitted code): draws of the wrong shape or with
+    non-finite values, an unknown outcome or arm, a stored quantities table that lacks a row or
+    a column the rules need or was computed at another odds-ratio reference than the design
+    asks for, or per-arm information that is missing or negative.
+
+    Parameters
+    ----------
+    where
+        What is at fault, in words: ``"argument 'draws_by_outcome', outcome 'osfd28'"``,
+        ``"quantities table, arm 'hinf_anakinra', outcome 'mortality28'"``.
+    message
+        What is wrong, in words.
+    """
+
+    def __init__(self, where: str, message: str):
+        self.where = where
+        self.message = message
+        super().__init__(f"{where}: {message}")
+
+
+# ----------------------------------------------------------------------------- models and fitting
+class ModelDataError(PaletteError, ValueError):
+    """Cell counts or model arguments handed to the joint model are invalid.
+
+    ``column`` names the column (or argument) at fault, ``row`` the row of the cell table.
+    """
+
+    def __init__(self, message: str, column: str | None = None, row: int | None = None):
+        self.column = column
+        self.row = row
+        self.message = message
+        where = []
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class ConvergenceError(PaletteError):
+    """A fit failed its convergence gates (R-hat, bulk/tail ESS, divergences).
+
+    ``failures`` lists each failing diagnostic in words.
+    """
+
+    def __init__(self, failures: tuple[str, ...]):
+        self.failures = tuple(failures)
+        super().__init__("MCMC failed its convergence gates: " + "; ".join(self.failures))
