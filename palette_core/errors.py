@@ -149,13 +149,22 @@ class MissingPatientDataError(PaletteError):
         super().__init__(f"{who}field {field!r} missing: {message}")
 
 
-class HookNotImplementedError(DesignError):
+class MissingHookError(DesignError):
     """A hook declared in ``traits.yaml`` has no implementation in ``palette_core.traits.HOOKS``."""
 
     kind = "hook not implemented"
 
 
-class AllocationError(PaletteError, ValueError):
+class LocatedError(PaletteError, ValueError):
+    """Base of errors located by a phrase (``where``) rather than a file, entry and field."""
+
+    def __init__(self, where: str, message: str):
+        self.where = where
+        self.message = message
+        super().__init__(f"{where}: {message}")
+
+
+class AllocationError(LocatedError):
     """An input to the allocation rules is invalid (``palette_core.allocation``).
 
     Raised at the Python boundary, never inside jitted code: an unknown trait or arm, an arm
@@ -170,11 +179,6 @@ class AllocationError(PaletteError, ValueError):
     message
         What is wrong, in words.
     """
-
-    def __init__(self, where: str, message: str):
-        self.where = where
-        self.message = message
-        super().__init__(f"{where}: {message}")
 
 
 class IllegalTransitionError(PaletteError, ValueError):
@@ -285,7 +289,7 @@ class LogLockError(AllocationLogError):
 
 
 # ----------------------------------------------------------------------------- decisions
-class DecisionInputError(PaletteError, ValueError):
+class DecisionInputError(LocatedError):
     """An input to the posterior quantities or the decision rules is invalid.
 
     Raised at the Python boundary of ``palette_core.quantities`` and
@@ -302,11 +306,6 @@ class DecisionInputError(PaletteError, ValueError):
     message
         What is wrong, in words.
     """
-
-    def __init__(self, where: str, message: str):
-        self.where = where
-        self.message = message
-        super().__init__(f"{where}: {message}")
 
 
 # ----------------------------------------------------------------------------- models and fitting

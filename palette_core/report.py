@@ -942,3 +942,44 @@ def allocation_parameters_table(design: Design) -> pd.DataFrame:
         ("Usual-care share", "max(1/(K+1), largest experimental share)"),
     ]
     return pd.DataFrame(rows, columns=[LABELS["parameter"], LABELS["value"]])
+
+
+def synopsis_numbers(design: Design) -> dict[str, object]:
+    """Every number and name the synopsis quotes in its prose."""
+    counts = design.summary()
+    return {
+        "registry_id": design.trial.registry_id,
+        "sponsor": design.trial.sponsor,
+        "n_traits": counts["traits"],
+        "n_arms": counts["arms"],
+        "n_controls": counts["control_arms"],
+        "n_experimental": counts["experimental_arms"],
+        "n_findings": counts["registry_findings"],
+        "exp_min": design.trial.arms_per_trait.experimental_min,
+        "exp_max": design.trial.arms_per_trait.experimental_max,
+        "n_shared": counts["shared_effect_groups"],
+        "shared_names": shared_effects_sentence(design),
+        "enrollment": f"{design.trial.enrollment:,}",
+        "per_arm": f"{design.trial.enrollment / counts['arms']:.0f}",
+    }
+
+
+def interventions_numbers(design: Design, fidelity: FidelityReport) -> dict[str, object]:
+    """Every number the interventions chapter quotes in its prose."""
+    from .fidelity import DOSE_CONFLICT_RATIO
+
+    doses = dose_status_summary(design)
+    findings = finding_counts(fidelity)
+    return {
+        "n_experimental": len(design.experimental_arms()),
+        "n_traits": len(design.traits),
+        "conflict_ratio": f"{DOSE_CONFLICT_RATIO:g}",
+        "n_blocked_cells": doses["blocked_cells"],
+        "n_blocked_arms_all": doses["arms_blocked_everywhere"],
+        "n_signals": len(fidelity.signals),
+        "n_findings": len(fidelity.findings),
+        "n_critical": findings["critical"],
+        "n_major": findings["major"],
+        "n_proposed_readings": findings["proposed_readings"],
+        "fidelity_status": "faithful" if fidelity.ok else "NOT faithful",
+    }

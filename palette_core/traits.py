@@ -48,7 +48,7 @@ import pandas as pd
 
 from . import schema as s
 from .design import Design
-from .errors import HookNotImplementedError, UnknownReferenceError
+from .errors import MissingHookError, UnknownReferenceError
 from .seymour import (
     CLASS_COLUMN,
     REASON_COLUMN,
@@ -185,7 +185,7 @@ def resolve_hooks(
 
     Raises
     ------
-    HookNotImplementedError
+    MissingHookError
         Naming the first declared hook that has no implementation.
     """
     out: dict[str, HookFunction] = {}
@@ -195,7 +195,7 @@ def resolve_hooks(
         elif hook.kind == "input" and hook.input_field is not None:
             out[name] = _site_class_hook(hook.input_field)
         else:
-            raise HookNotImplementedError(
+            raise MissingHookError(
                 "traits.yaml",
                 name,
                 "hooks",
@@ -206,7 +206,7 @@ def resolve_hooks(
 
 
 def check_hooks(design: Design, hooks: Mapping[str, HookFunction] = HOOKS) -> None:
-    """Raise :class:`HookNotImplementedError` if a declared hook has no implementation."""
+    """Raise :class:`MissingHookError` if a declared hook has no implementation."""
     resolve_hooks(design, hooks)
 
 
@@ -327,7 +327,7 @@ class _Evaluator:
     def hook_result(self, name: str) -> HookResult:
         if name not in self._hooks:
             if name not in self.hooks:
-                raise HookNotImplementedError(
+                raise MissingHookError(
                     "traits.yaml", name, "hooks", f"no implementation for hook {name!r}"
                 )
             res = self.hooks[name](self.patients, self.design)
@@ -478,7 +478,7 @@ def classify_traits(
 
     Raises
     ------
-    HookNotImplementedError
+    MissingHookError
         A hook of the design has no implementation.
     UnknownReferenceError
         ``reading`` names a trait or reading the design does not have.

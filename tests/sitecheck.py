@@ -150,7 +150,7 @@ async () => {
     const box = el.getBoundingClientRect();
     return box.width > 0 && box.height > 0;
   };
-  // Charts: vega-embed placeholders must contain a drawing; static SVG output (inline or
+  // Charts: vega-embed containers must contain a drawing; static SVG output (inline or
   // as an <img>) must have a size.
   for (const el of document.querySelectorAll('[id^="altair-viz"], .vega-embed')) {
     const canvas = el.querySelector("svg, canvas");

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from palette_core import schema as s
 from palette_core.design import load_design, modified_design
-from palette_core.errors import HookNotImplementedError, UnknownReferenceError
+from palette_core.errors import MissingHookError, UnknownReferenceError
 from palette_core.seymour import load_seymour_reference
 from palette_core.traits import (
     HOOKS,
@@ -414,9 +414,9 @@ def test_every_declared_hook_has_an_implementation():
 
 def test_missing_hook_implementation_is_a_typed_error():
     partial = {k: v for k, v in HOOKS.items() if k != "seymour_subphenotype"}
-    with pytest.raises(HookNotImplementedError, match="seymour_subphenotype"):
+    with pytest.raises(MissingHookError, match="seymour_subphenotype"):
         check_hooks(DESIGN, partial)
-    with pytest.raises(HookNotImplementedError):
+    with pytest.raises(MissingHookError):
         classify_traits(frame(lymphocytes=[0.5]), DESIGN, "adult", hooks=partial)
 
 
@@ -429,7 +429,7 @@ def test_algorithm_hook_declared_in_the_design_without_implementation_is_refused
             "note": "declared in data, not yet implemented",
         }
 
-    with pytest.raises(HookNotImplementedError, match="new_signature"):
+    with pytest.raises(MissingHookError, match="new_signature"):
         with modified_design(None, "traits.yaml", add_hook):
             pass
 
@@ -443,7 +443,7 @@ def test_input_hook_without_its_input_field_is_refused():
             "note": "no input_field",
         }
 
-    with pytest.raises(HookNotImplementedError, match="input_field"):
+    with pytest.raises(MissingHookError, match="input_field"):
         with modified_design(None, "traits.yaml", add_hook):
             pass
 
