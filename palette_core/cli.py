@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         help="design directory (default: %(default)s)",
     )
     check.add_argument("--json", action="store_true", help="print a machine-readable report")
+    _add_results_commands(sub)
     classify = sub.add_parser(
         "classify",
         help="eligibility, treatable traits and assigned trait for a file of patients",
@@ -368,6 +369,37 @@ def _classify(args: argparse.Namespace) -> int:
     return 1 if len(validation.errors) else 0
 
 
+def _add_results_commands(sub: argparse._SubParsersAction) -> None:
+    results = sub.add_parser("results", help="regenerate the stored results in data/derived")
+    rsub = results.add_subparsers(dest="results_command", metavar="SUBCOMMAND", required=True)
+    rebuild = rsub.add_parser(
+        "rebuild",
+        help="recompute prior predictive, example fit and SBC (a few minutes)",
+        description="Recompute the stored results (prior predictive, example fit, SBC), each "
+        "with a manifest (design hash, seed, versions, git revision).",
+    )
+    rebuild.add_argument("--small", action="store_true", help="tiny sizes (for tests)")
+    rebuild.add_argument("--out", type=Path, default=None, help="output directory")
+    rebuild.add_argument("--seed", type=int, default=20260505, help="seed (default: %(default)s)")
+
+
+def _results_rebuild(args: argparse.Namespace) -> int:
+    from .results import DEFAULT_ROOT, rebuild  # imports JAX: only when asked
+
+    try:
+        folders = rebuild(
+            out_dir=args.out or DEFAULT_ROOT,
+            size="small" if args.small else "full",
+            seed=args.seed,
+        )
+    except PaletteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, folder in folders.items():
+        print(f"{name}: {folder}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -379,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _randomise(args)
         if args.command == "log":
             return _log(args)
+        if args.command == "results" and args.results_command == "rebuild":
+            return _results_rebuild(args)
     except BrokenPipeError:  # e.g. `palette design check | head`
         sys.stderr.close()
         return 0

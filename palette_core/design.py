@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import string
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -68,6 +69,7 @@ DESIGN_FILES: dict[str, type[BaseModel]] = {
     "proposed/allocation.yaml": s.AllocationFile,
     "proposed/multi_trait_policy.yaml": s.MultiTraitFile,
     "proposed/lifecycle.yaml": s.LifecycleFile,
+    "proposed/estimands.yaml": s.EstimandsFile,
 }
 
 DOSE_DIMENSIONS = frozenset({"mass", "activity", "volume"})
@@ -100,6 +102,7 @@ class Design:
     allocation: s.AllocationFile
     multi_trait_policy: s.MultiTraitFile
     lifecycle: s.LifecycleFile
+    estimands: s.EstimandsFile
     _unit_lookup: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     # -- paths
@@ -300,6 +303,7 @@ def load_design(root: str | Path | None = None) -> Design:
         allocation=parsed["proposed/allocation.yaml"],
         multi_trait_policy=parsed["proposed/multi_trait_policy.yaml"],
         lifecycle=parsed["proposed/lifecycle.yaml"],
+        estimands=parsed["proposed/estimands.yaml"],
         _unit_lookup=MappingProxyType(_unit_lookup(units)),
     )
     _Validator(design).run()
@@ -398,6 +402,7 @@ class _Validator:
         self.patient_record()
         self.proposed()
         self.lifecycle()
+        self.estimands()
 
     # -- helpers
     def finding_ref(self, ref: str | None, file: str, entry: str | None, fld: str) -> None:
@@ -1118,6 +1123,68 @@ class _Validator:
                     "availability.initial_state",
                     f"a {a.role} arm cannot start {initial!r} (proposed/lifecycle.yaml)",
                 )
+
+    def estimands(self) -> None:
+        """proposed/estimands.yaml: every outcome has one estimand; every reference exists."""
+        d, f, est = self.d, "proposed/estimands.yaml", self.d.estimands
+        fields = {"population": {"trait", "age_groups"}, "treatment": {"arm", "control"}}
+        for name, allowed in fields.items():
+            try:
+                used = {p for _, p, _, _ in string.Formatter().parse(getattr(est, name).template)}
+            except ValueError as exc:
+                raise DesignSchemaError(f, name, "template", str(exc)) from None
+            unknown = sorted(str(p) for p in used - allowed - {None})
+            if unknown:
+                raise UnknownReferenceError(
+                    f, name, "template", f"placeholder(s) {unknown}; allowed: {sorted(allowed)}"
+                )
+        _unique(est.intercurrent_events, f, "intercurrent event")
+        events = {e.id for e in est.intercurrent_events}
+
+        def strategy(sid: str, entry: str, fld: str) -> None:
+            if sid not in est.strategies:
+                raise UnknownReferenceError(
+                    f, entry, fld, f"strategy {sid!r} is not declared under strategies"
+                )
+
+        for e in est.intercurrent_events:
+            strategy(e.strategy, e.id, "strategy")
+        outcome_types = {o.id: o.type for o in d.outcomes.outcomes}
+        measure = {"ordinal": "proportional_odds_ratio", "binary": "odds_ratio"}
+        seen: set[str] = set()
+        for e in est.estimands:
+            if e.outcome not in outcome_types:
+                raise UnknownReferenceError(
+                    f,
+                    e.outcome,
+                    "outcome",
+                    f"outcome {e.outcome!r} is not in proposed/outcomes.yaml",
+                )
+            if e.outcome in seen:
+                raise DuplicateIdError(f, e.outcome, "outcome", "one estimand block per outcome")
+            seen.add(e.outcome)
+            if e.summary_measure != measure[outcome_types[e.outcome]]:
+                raise ConflictingArgumentsError(
+                    f,
+                    e.outcome,
+                    "summary_measure",
+                    f"a {outcome_types[e.outcome]} outcome is summarised by "
+                    f"{measure[outcome_types[e.outcome]]}, not {e.summary_measure}",
+                )
+            for ev, choice in e.strategies.items():
+                if ev not in events:
+                    raise UnknownReferenceError(
+                        f,
+                        e.outcome,
+                        f"strategies.{ev}",
+                        f"intercurrent event {ev!r} is not declared under intercurrent_events",
+                    )
+                strategy(choice.strategy, e.outcome, f"strategies.{ev}.strategy")
+        missing = [o for o in outcome_types if o not in seen]
+        if missing:
+            raise ConflictingArgumentsError(
+                f, None, "estimands", f"no estimand for outcome(s) {missing}"
+            )
 
 
 __all__ = [

@@ -337,3 +337,22 @@ class ConvergenceError(PaletteError):
     def __init__(self, failures: tuple[str, ...]):
         self.failures = tuple(failures)
         super().__init__("MCMC failed its convergence gates: " + "; ".join(self.failures))
+
+
+# ----------------------------------------------------------------------------- stored results
+class StoredResultError(PaletteError):
+    """A stored result in ``data/derived`` is missing or unreadable (run ``palette results rebuild``)."""
+
+
+class StaleResultError(StoredResultError):
+    """A stored result was computed from another design than the current one.
+
+    ``name`` is the result, ``stored`` and ``current`` the design hashes.
+    """
+
+    def __init__(self, name: str, stored: str, current: str):
+        self.name, self.stored, self.current = name, stored, current
+        super().__init__(
+            f"stored result {name!r} was computed from design {stored[:12]}, but the current "
+            f"design is {current[:12]}: run `palette results rebuild`"
+        )

@@ -983,3 +983,145 @@ def interventions_numbers(design: Design, fidelity: FidelityReport) -> dict[str,
         "n_proposed_readings": findings["proposed_readings"],
         "fidelity_status": "faithful" if fidelity.ok else "NOT faithful",
     }
+
+
+# ----------------------------------------------------------------------------- models and decisions
+def priors_table(design: Design) -> pd.DataFrame:
+    """Every prior of the joint model, from data/design/proposed/priors.yaml (all proposed)."""
+    pr = design.priors
+    rows = []
+    labels = {
+        "arm_log_or": "Arm log odds ratio (no shared effect)",
+        "shared_effect_mean": "Mean log OR of a shared-effect group",
+        "between_trait_sd": "Between-trait SD of a shared effect (tau)",
+        "child_deviation_sd": "SD of the children's deviation (sigma_ped)",
+        "era_step_sd": "Step SD of the calendar-era random walk",
+        "trait_shift": "Trait location shift",
+        "cutpoints": "Cut-points of each age stratum",
+    }
+    for name, label in labels.items():
+        p = getattr(pr, name)
+        if p.distribution == "normal":
+            dist = f"Normal({p.loc:g}, {p.scale:g}²)"
+        elif p.distribution == "half_normal":
+            dist = f"HalfNormal({p.scale:g})"
+        else:
+            dist = f"induced Dirichlet({p.concentration:g})"
+        sens = ", ".join(f"{x:g}" for x in getattr(p, "sensitivity_scales", ())) or "-"
+        if getattr(p, "sensitivity_no_borrowing", False):
+            sens += "; no borrowing"
+        rows.append(
+            {
+                "Parameter": label,
+                "Prior": dist,
+                "Sensitivity": sens,
+                LABELS["rationale"]: " ".join(p.rationale.split()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def decision_rules_table(design: Design) -> pd.DataFrame:
+    """The decision rules applied at each look (data/design/proposed/decisions.yaml)."""
+    dec = design.decisions
+    label = {o.id: o.label for o in design.outcomes.outcomes}
+    rows = [
+        (
+            "harm",
+            f"Pr(OR < {dec.harm.or_reference:g}) > {dec.harm.threshold:g} on {' or '.join(label[o] for o in dec.harm.outcomes)}",
+            f">= {dec.harm.min_complete} complete",
+            dec.harm.rationale,
+        ),
+        (
+            "graduation",
+            f"Pr(OR > {dec.graduation.or_reference:g}) > {dec.graduation.threshold:g} on {label[dec.graduation.outcome]}",
+            f">= {dec.graduation.min_complete} complete",
+            dec.graduation.rationale,
+        ),
+        (
+            "futility",
+            f"Pr(OR > {dec.futility.or_reference:g}) < {dec.futility.threshold:g} on {label[dec.futility.outcome]}",
+            f">= {dec.futility.min_complete} complete",
+            dec.futility.rationale,
+        ),
+        (
+            "cap reached",
+            f"{dec.cap_per_experimental_arm.value} patients allocated to the arm",
+            "-",
+            dec.cap_per_experimental_arm.rationale,
+        ),
+    ]
+    return pd.DataFrame(
+        [(a, b, c, " ".join(d.split())) for a, b, c, d in rows],
+        columns=[
+            "Decision (in order of precedence)",
+            "Rule",
+            "Minimum information",
+            LABELS["rationale"],
+        ],
+    )
+
+
+def forest_chart(
+    summary: pd.DataFrame, title: str, truth: pd.DataFrame | None = None
+) -> alt.LayerChart:
+    """Posterior median and 95 % interval of the OR per arm (log scale), with the truth if known."""
+    df = summary.copy()
+    df["label"] = df["trait"] + ": " + df["arm"]
+    order = list(df["label"])
+    base = alt.Chart(df).encode(
+        y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
+    )
+    xscale = alt.Scale(type="log")
+    rules = base.mark_rule(color="#2166ac").encode(
+        x=alt.X("or_low:Q", scale=xscale, title="Odds ratio (> 1 = benefit)"), x2="or_high:Q"
+    )
+    points = base.mark_point(filled=True, color="#2166ac", size=50).encode(
+        x=alt.X("or_median:Q", scale=xscale),
+        tooltip=["label", "or_median", "or_low", "or_high", "pr_benefit"],
+    )
+    one = (
+        alt.Chart(pd.DataFrame({"x": [1.0]}))
+        .mark_rule(strokeDash=[4, 3], color="#777777")
+        .encode(x=alt.X("x:Q", scale=xscale))
+    )
+    layers = [rules, points, one]
+    if truth is not None:
+        t = truth.copy()
+        t["label"] = t["trait"] + ": " + t["arm"]
+        layers.append(
+            alt.Chart(t)
+            .mark_point(shape="diamond", color="#b2182b", size=60, filled=True)
+            .encode(
+                y=alt.Y("label:N", sort=order),
+                x=alt.X("true_or:Q", scale=xscale),
+                tooltip=["label", "true_or"],
+            )
+        )
+    return alt.layer(*layers).properties(width=460, height=alt.Step(18), title=title)
+
+
+def prior_predictive_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Prior predictive summary pooled over traits, one row per outcome, age group and quantity."""
+    pooled = df[df["trait"] == "all"]
+    cols = ["outcome", "age_group", "quantity", "mean", "q025", "q50", "q975"]
+    return pooled[cols].round(3).reset_index(drop=True)
+
+
+def sbc_chart(ranks: pd.DataFrame, bins: int = 10) -> alt.Chart:
+    """Histogram of simulation-based calibration ranks, one panel per parameter."""
+    n_ranks = int(ranks["n_ranks"].iloc[0])
+    df = ranks.assign(bin=(ranks["rank"] * bins // (n_ranks + 1)).astype(int))
+    counts = df.groupby(["parameter", "bin"]).size().reset_index(name="simulations")
+    return (
+        alt.Chart(counts)
+        .mark_bar(color="#2166ac")
+        .encode(
+            x=alt.X("bin:O", title="Rank of the true value (binned)"),
+            y=alt.Y("simulations:Q", title="Simulations"),
+            tooltip=["parameter", "bin", "simulations"],
+        )
+        .properties(width=180, height=140)
+        .facet(facet=alt.Facet("parameter:N", title=None), columns=3)
+        .properties(title="Simulation-based calibration ranks")
+    )

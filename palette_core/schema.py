@@ -561,3 +561,43 @@ class LifecycleFile(Frozen):
     transitions: tuple[LifecycleTransition, ...] = Field(min_length=1)
     trait_rule: TraitRule
     adding_arms: AddingArms
+
+
+# ----------------------------------------------------------------------------- estimands
+class EstimandTemplate(Frozen):
+    template: str
+    rationale: str
+
+
+class Strategy(Frozen):
+    label: str
+    description: str
+
+
+class StrategyChoice(Frozen):
+    strategy: str
+    handling: str
+
+
+class IntercurrentEvent(Frozen):
+    id: str
+    label: str
+    strategy: str
+    handling: str
+    rationale: str
+
+
+class Estimand(Frozen):
+    outcome: str
+    summary_measure: Literal["proportional_odds_ratio", "odds_ratio"]
+    strategies: dict[str, StrategyChoice] = Field(default_factory=dict)
+    rationale: str
+
+
+class EstimandsFile(Frozen):
+    status: Proposed
+    population: EstimandTemplate
+    treatment: EstimandTemplate
+    strategies: dict[str, Strategy] = Field(min_length=1)
+    intercurrent_events: tuple[IntercurrentEvent, ...] = Field(min_length=1)
+    estimands: tuple[Estimand, ...] = Field(min_length=1)
