@@ -214,3 +214,20 @@ __all__ = [
     "strategies_for",
     "estimands_chart",
 ]
+
+
+def estimands_numbers(design: Design, table: pd.DataFrame | None = None) -> dict[str, object]:
+    """Every number the chapter "Outcomes and estimands" quotes in its prose."""
+    table = estimands_table(design) if table is None else table
+    osfd = next(o for o in design.outcomes.outcomes if o.role == "primary")
+    return {
+        "n_outcomes": len(design.outcomes.outcomes),
+        "osfd_death": osfd.death_value,
+        "osfd_max": osfd.support_range[1],
+        "osfd_supports": ", ".join(x.replace("_", " ") for x in osfd.organ_support),
+        "n_estimands": len(table),
+        "n_arms": table["arm"].nunique(),
+        "n_traits": table["trait"].nunique(),
+        "n_safety": int((table["role"] == "Safety").sum()),
+        "n_events": len(design.estimands.intercurrent_events),
+    }

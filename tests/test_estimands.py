@@ -221,3 +221,13 @@ def test_event_definitions_list_every_event_with_its_default_strategy(design):
     assert table.set_index("Intercurrent event").loc["Death before day 28", "Default strategy"] == (
         "Composite"
     )
+
+
+def test_chapter_numbers_are_computed_from_the_design(design):
+    from palette_core.estimands import estimands_numbers, estimands_table
+
+    numbers = estimands_numbers(design)
+    table = estimands_table(design)
+    assert numbers["n_estimands"] == len(table)
+    assert numbers["n_outcomes"] == len(design.outcomes.outcomes)
+    assert numbers["osfd_death"] == design.outcome("osfd28").death_value
