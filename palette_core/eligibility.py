@@ -23,8 +23,8 @@ the steps for the book's flow figure.
 
 The SOFA cut-offs (Vincent 1996) and the published sepsis thresholds live in
 ``data/reference/sofa.yaml``; the Phoenix score is computed by its authors' package
-(``phoenix-sepsis``). The registry's "health insurance" inclusion criterion has no field in the
-patient record and is not assessed here.
+(``phoenix-sepsis``). The registry's "health insurance" inclusion criterion is the record field
+``health_insurance`` (an inclusion fact in ``eligibility.yaml``), assessed with the exclusions.
 
 Examples
 --------
