@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import string
 import tempfile
@@ -61,6 +62,7 @@ DESIGN_FILES: dict[str, type[BaseModel]] = {
     "eligibility.yaml": s.EligibilityFile,
     "registry_findings.yaml": s.FindingsFile,
     "patient_record.yaml": s.PatientRecordFile,
+    "export_contract.yaml": s.ExportContractFile,
     "proposed/strata.yaml": s.StrataFile,
     "proposed/outcomes.yaml": s.OutcomesFile,
     "proposed/priors.yaml": s.PriorsFile,
@@ -70,6 +72,34 @@ DESIGN_FILES: dict[str, type[BaseModel]] = {
     "proposed/multi_trait_policy.yaml": s.MultiTraitFile,
     "proposed/lifecycle.yaml": s.LifecycleFile,
     "proposed/estimands.yaml": s.EstimandsFile,
+    "proposed/interim_analysis.yaml": s.InterimAnalysisFile,
+}
+
+#: The export columns that palette_core.export and palette_core.outcomes_derive read by name:
+#: name -> (kind, categories_from, must be required). The contract may declare more columns.
+EXPORT_CORE_FIELDS: dict[str, tuple[str, str | None, bool]] = {
+    "patient_id": ("str", None, True),
+    "site_id": ("str", None, True),
+    "country": ("str", None, True),
+    "randomisation_date": ("date", None, True),
+    "age_group": ("category", "age_groups", True),
+    "positive_traits": ("trait_list", None, True),
+    "assigned_trait": ("category", "traits", True),
+    "arm": ("category", "arms", True),
+    "death_date": ("date", None, False),
+    "icu_discharge_date": ("date", None, False),
+    "hospital_discharge_date": ("date", None, False),
+    "last_known_alive_date": ("date", None, False),
+    "withdrawal_date": ("date", None, False),
+    "withdrawal_scope": ("category", None, False),
+    "open_label_substances": ("substance_list", None, False),
+}
+#: The metadata of an export (export.yaml) that palette_core.export reads: name -> kind.
+EXPORT_META_FIELDS: dict[str, str] = {
+    "trial_id": "str",
+    "export_id": "str",
+    "data_cut": "date",
+    "created_by": "str",
 }
 
 DOSE_DIMENSIONS = frozenset({"mass", "activity", "volume"})
@@ -103,6 +133,8 @@ class Design:
     multi_trait_policy: s.MultiTraitFile
     lifecycle: s.LifecycleFile
     estimands: s.EstimandsFile
+    export_contract: s.ExportContractFile
+    interim_analysis: s.InterimAnalysisFile
     _unit_lookup: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     # -- paths
@@ -304,6 +336,8 @@ def load_design(root: str | Path | None = None) -> Design:
         multi_trait_policy=parsed["proposed/multi_trait_policy.yaml"],
         lifecycle=parsed["proposed/lifecycle.yaml"],
         estimands=parsed["proposed/estimands.yaml"],
+        export_contract=parsed["export_contract.yaml"],
+        interim_analysis=parsed["proposed/interim_analysis.yaml"],
         _unit_lookup=MappingProxyType(_unit_lookup(units)),
     )
     _Validator(design).run()
@@ -403,6 +437,8 @@ class _Validator:
         self.proposed()
         self.lifecycle()
         self.estimands()
+        self.export_contract()
+        self.interim_analysis()
 
     # -- helpers
     def finding_ref(self, ref: str | None, file: str, entry: str | None, fld: str) -> None:
@@ -1184,6 +1220,190 @@ class _Validator:
         if missing:
             raise ConflictingArgumentsError(
                 f, None, "estimands", f"no estimand for outcome(s) {missing}"
+            )
+
+    def export_contract(self) -> None:
+        """export_contract.yaml: every column the code reads, every outcome derivable."""
+        d, f, c = self.d, "export_contract.yaml", self.d.export_contract
+        for name, kind in EXPORT_META_FIELDS.items():
+            meta = c.metadata.get(name)
+            required = name != "created_by"
+            if meta is None:
+                if required:
+                    raise DesignSchemaError(
+                        f, name, None, "metadata entry missing (palette_core.export reads it)"
+                    )
+                continue
+            if meta.kind != kind:
+                raise ConflictingArgumentsError(
+                    f, name, "kind", f"must be {kind!r} (palette_core.export reads it so)"
+                )
+            if required and not meta.required:
+                raise ConflictingArgumentsError(f, name, "required", "must be required")
+        for name in c.metadata:
+            if name not in EXPORT_META_FIELDS:
+                raise UnknownReferenceError(
+                    f,
+                    name,
+                    None,
+                    f"no metadata entry {name!r} is known to palette_core.export "
+                    f"({', '.join(EXPORT_META_FIELDS)})",
+                )
+        for name, fld in c.fields.items():
+            if fld.unit is not None:
+                self.unit(fld.unit, f, name, "unit")
+            if fld.kind == "float" and fld.range is None:
+                raise DesignSchemaError(f, name, "range", "a float field needs its plausible range")
+            if fld.range is not None:
+                if fld.kind != "float":
+                    raise ConflictingArgumentsError(f, name, "range", f"a {fld.kind} has no range")
+                if not fld.range[0] < fld.range[1]:
+                    raise OutOfRangeError(
+                        f,
+                        name,
+                        "range",
+                        f"lower bound {fld.range[0]} must be below upper bound {fld.range[1]}",
+                    )
+            if fld.unit is not None and fld.kind != "float":
+                raise ConflictingArgumentsError(f, name, "unit", f"a {fld.kind} has no unit")
+            if fld.pattern is not None:
+                if fld.kind != "str":
+                    raise ConflictingArgumentsError(
+                        f, name, "pattern", "only a str field has a pattern"
+                    )
+                try:
+                    re.compile(fld.pattern)
+                except re.error as exc:
+                    raise DesignSchemaError(
+                        f, name, "pattern", f"not a regular expression: {exc}"
+                    ) from None
+            given = (fld.categories is not None) + (fld.categories_from is not None)
+            if fld.kind == "category" and given != 1:
+                raise ConflictingArgumentsError(
+                    f,
+                    name,
+                    "categories",
+                    "a category field needs exactly one of categories and categories_from",
+                )
+            if fld.kind != "category" and given:
+                raise ConflictingArgumentsError(
+                    f, name, "categories", f"a {fld.kind} field has no categories"
+                )
+            if fld.categories is not None and len(set(fld.categories)) != len(fld.categories):
+                raise DuplicateIdError(f, name, "categories", "a category is listed twice")
+            if fld.unique and fld.kind != "str":
+                raise ConflictingArgumentsError(f, name, "unique", "only a str field is unique")
+            if fld.outcome is not None and fld.kind != "date":
+                raise ConflictingArgumentsError(
+                    f, name, "outcome", "only a date field records an outcome's event"
+                )
+            if (fld.organ_support is not None) != (fld.kind == "interval_list"):
+                raise ConflictingArgumentsError(
+                    f,
+                    name,
+                    "organ_support",
+                    "every interval_list field, and only it, names its organ-support type",
+                )
+        for name, (kind, source, required) in EXPORT_CORE_FIELDS.items():
+            fld = c.fields.get(name)
+            if fld is None:
+                raise DesignSchemaError(
+                    f, name, None, "field missing (palette_core.export and outcomes read it)"
+                )
+            if fld.kind != kind:
+                raise ConflictingArgumentsError(
+                    f, name, "kind", f"must be {kind!r} (palette_core reads it so)"
+                )
+            if source is not None and fld.categories_from != source:
+                raise ConflictingArgumentsError(f, name, "categories_from", f"must be {source!r}")
+            if required and not fld.required:
+                raise ConflictingArgumentsError(f, name, "required", "must be required")
+        if not c.fields["patient_id"].unique:
+            raise ConflictingArgumentsError(
+                f, "patient_id", "unique", "a patient is exported once: must be unique"
+            )
+        # outcomes: each binary outcome is dated by one field, each organ support recorded once
+        binary = {o.id for o in d.outcomes.outcomes if o.type == "binary"}
+        supports = {t for o in d.outcomes.outcomes for t in o.organ_support}
+        dated: dict[str, str] = {}
+        recorded: dict[str, str] = {}
+        for name, fld in c.fields.items():
+            if fld.outcome is not None:
+                if fld.outcome not in binary:
+                    raise UnknownReferenceError(
+                        f,
+                        name,
+                        "outcome",
+                        f"{fld.outcome!r} is not a binary outcome of proposed/outcomes.yaml",
+                    )
+                if fld.outcome in dated:
+                    raise DuplicateIdError(
+                        f, name, "outcome", f"{dated[fld.outcome]!r} already dates {fld.outcome!r}"
+                    )
+                dated[fld.outcome] = name
+            if fld.organ_support is not None:
+                if fld.organ_support not in supports:
+                    raise UnknownReferenceError(
+                        f,
+                        name,
+                        "organ_support",
+                        f"{fld.organ_support!r} is not an organ support of proposed/outcomes.yaml",
+                    )
+                if fld.organ_support in recorded:
+                    raise DuplicateIdError(
+                        f,
+                        name,
+                        "organ_support",
+                        f"{recorded[fld.organ_support]!r} already records {fld.organ_support!r}",
+                    )
+                recorded[fld.organ_support] = name
+        undated = sorted(binary - set(dated))
+        if undated:
+            raise ConflictingArgumentsError(
+                f, None, "fields", f"no date field records the binary outcome(s) {undated}"
+            )
+        unrecorded = sorted(supports - set(recorded))
+        if unrecorded:
+            raise ConflictingArgumentsError(
+                f, None, "fields", f"no interval_list field records organ support(s) {unrecorded}"
+            )
+
+    def interim_analysis(self) -> None:
+        """proposed/interim_analysis.yaml: follow-up, eras and withdrawal match the other files."""
+        d, f, ia = self.d, "proposed/interim_analysis.yaml", self.d.interim_analysis
+        window = ia.follow_up.window_days
+        if window < 1:
+            raise OutOfRangeError(f, "follow_up", "window_days", f"must be >= 1, got {window}")
+        for o in d.outcomes.outcomes:
+            if o.type == "ordinal" and o.organ_support and o.support_range is not None:
+                if o.support_range[1] != window:
+                    raise ConflictingArgumentsError(
+                        f,
+                        "follow_up",
+                        "window_days",
+                        f"{window} days of follow-up, but outcome {o.id!r} of "
+                        f"proposed/outcomes.yaml counts up to {o.support_range[1]} free days",
+                    )
+        if ia.eras.length_days < 1:
+            raise OutOfRangeError(
+                f, "eras", "length_days", f"must be >= 1, got {ia.eras.length_days}"
+            )
+        sens = ia.sensitivity
+        if sens.exnex_exchangeability is not None and not 0 < sens.exnex_exchangeability < 1:
+            raise OutOfRangeError(
+                f, "sensitivity", "exnex_exchangeability", "a probability in (0, 1) is needed"
+            )
+        repeated = sorted(a for a, n in Counter(sens.analyses).items() if n > 1)
+        if repeated:
+            raise DuplicateIdError(f, "sensitivity", "analyses", f"{repeated} listed twice")
+        scope = d.export_contract.fields["withdrawal_scope"].categories or ()
+        handled = [k for k in type(ia.withdrawal).model_fields if k != "rationale"]
+        if sorted(scope) != sorted(handled):
+            raise ConflictingArgumentsError(
+                "export_contract.yaml",
+                "withdrawal_scope",
+                "categories",
+                f"{list(scope)} differ from the withdrawal scopes {handled} handled in {f}",
             )
 
 

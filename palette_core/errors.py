@@ -356,3 +356,57 @@ class StaleResultError(StoredResultError):
             f"stored result {name!r} was computed from design {stored[:12]}, but the current "
             f"design is {current[:12]}: run `palette results rebuild`"
         )
+
+
+# ----------------------------------------------------------------------------- data exports
+class ExportFileError(PaletteError, ValueError):
+    """A data export cannot be read as a whole (``palette_core.export``).
+
+    Raised for a missing folder or file, a CSV that is not UTF-8 or not rectangular, an unknown,
+    repeated or missing column, or metadata (``export.yaml``) that is missing, malformed or for
+    another trial. Problems of single rows never raise: they mark the row invalid.
+
+    Parameters
+    ----------
+    path
+        The export folder or the file at fault.
+    field
+        The column or metadata entry at fault (``None`` for the file as a whole).
+    message
+        What is wrong, in words.
+    """
+
+    def __init__(self, path: object, field: str | None, message: str):
+        self.path = str(path)
+        self.field = field
+        self.message = message
+        where = self.path if field is None else f"{self.path}, field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class ExportRowError(PaletteError, ValueError):
+    """One row of a data export is invalid (raised only on request, e.g. ``require_valid``).
+
+    ``line`` is the 1-based line of the CSV file (the header is line 1), ``row`` the 0-based
+    index of the data row.
+    """
+
+    def __init__(
+        self,
+        line: int | None,
+        row: int | None,
+        patient_id: object,
+        field: str,
+        value: object,
+        message: str,
+    ):
+        self.line = line
+        self.row = row
+        self.patient_id = patient_id
+        self.field = field
+        self.value = value
+        self.message = message
+        where = f"line {line}, " if line is not None else ""
+        known = patient_id is not None and str(patient_id) not in ("<NA>", "nan", "None", "")
+        who = f"patient {str(patient_id)!r}, " if known else ""
+        super().__init__(f"{where}{who}field {field!r} = {value!r}: {message}")

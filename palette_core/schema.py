@@ -426,6 +426,12 @@ class DirichletPrior(Frozen):
     rationale: str
 
 
+class ExnexPrior(Frozen):
+    distribution: Literal["exnex"]
+    exchangeability: float = Field(gt=0, lt=1)
+    rationale: str
+
+
 class PriorsFile(Frozen):
     status: Proposed
     arm_log_or: NormalPrior
@@ -435,6 +441,7 @@ class PriorsFile(Frozen):
     era_step_sd: HalfNormalPrior
     trait_shift: NormalPrior
     cutpoints: DirichletPrior
+    exnex: ExnexPrior
 
 
 class BenefitRule(Frozen):
@@ -601,3 +608,99 @@ class EstimandsFile(Frozen):
     strategies: dict[str, Strategy] = Field(min_length=1)
     intercurrent_events: tuple[IntercurrentEvent, ...] = Field(min_length=1)
     estimands: tuple[Estimand, ...] = Field(min_length=1)
+
+
+# ----------------------------------------------------------------------------- data export
+ExportKind = Literal[
+    "str", "date", "category", "float", "trait_list", "substance_list", "interval_list"
+]
+ExportGroup = Literal[
+    "identity", "randomisation", "follow_up", "organ_support", "safety", "adherence"
+]
+
+
+class ExportMetaField(Frozen):
+    """One entry of an export's ``export.yaml`` (export_contract.yaml ``metadata``)."""
+
+    kind: Literal["str", "date"]
+    required: bool = False
+    description: str
+
+
+class ExportField(Frozen):
+    """One column of an export's ``patients.csv`` (export_contract.yaml ``fields``).
+
+    ``outcome`` (date fields) names the binary outcome of ``proposed/outcomes.yaml`` whose event
+    the date records; ``organ_support`` (interval lists) names the organ-support type of the
+    ordinal outcome that the intervals record.
+    """
+
+    kind: ExportKind
+    required: bool = False
+    unique: bool = False
+    pattern: str | None = None
+    unit: str | None = None
+    range: tuple[float, float] | None = None
+    categories: tuple[str, ...] | None = None
+    categories_from: Literal["traits", "arms", "age_groups", "substances"] | None = None
+    outcome: str | None = None
+    organ_support: str | None = None
+    group: ExportGroup
+    description: str
+
+
+class ExportContractFile(Frozen):
+    metadata: dict[str, ExportMetaField] = Field(min_length=1)
+    fields: dict[str, ExportField] = Field(min_length=1)
+
+
+# ----------------------------------------------------------------------------- interim analysis
+class FollowUp(Frozen):
+    window_days: int
+    day_one: Literal["randomisation_date"]
+    rationale: str
+
+
+class Completeness(Frozen):
+    rule: Literal["vital_status_at_day_28"]
+    rationale: str
+
+
+class WithdrawalHandling(Frozen):
+    treatment: Literal["analyse"]
+    follow_up: Literal["analyse_if_complete"]
+    all_data: Literal["exclude_and_count"]
+    rationale: str
+
+
+class ErasSpec(Frozen):
+    length_days: int
+    origin: Literal["study_start"]
+    rationale: str
+
+
+class ConcurrentControls(Frozen):
+    open_eras: Literal["from_data"]
+    rationale: str
+
+
+SensitivityAnalysis = Literal[
+    "no_borrowing", "prior_scale", "per_trait_eras", "concurrent_controls", "exnex"
+]
+
+
+class SensitivitySpec(Frozen):
+    concurrent_controls: ConcurrentControls
+    exnex_exchangeability: float | None = None
+    exnex_rationale: str | None = None
+    analyses: tuple[SensitivityAnalysis, ...] = Field(min_length=1)
+    rationale: str
+
+
+class InterimAnalysisFile(Frozen):
+    status: Proposed
+    follow_up: FollowUp
+    completeness: Completeness
+    withdrawal: WithdrawalHandling
+    eras: ErasSpec
+    sensitivity: SensitivitySpec
