@@ -47,6 +47,11 @@ For cell ``i`` in trait ``t``, age stratum ``s``, arm ``a``, era ``k``::
   every other age stratum (children) ``beta = theta + delta[e]``, ``delta[e] ~ N(0,
   sigma_ped)``, ``sigma_ped ~ HalfNormal(child_deviation_sd.scale)``. Every scale parameter is
   non-centred.
+* Sensitivity switches: ``borrowing="none"`` gives every arm its own ``N(arm_log_or)`` prior in
+  every age stratum: no borrowing across traits *and* none from adults to children (the
+  children-only effect). ``borrowing="exnex"`` (Neuenschwander et al. 2016) gives each arm of
+  a shared-effect group the mixture prior ``w N(mu_d, tau^2) + (1 - w) N(arm_log_or)`` with
+  ``w = priors.exnex.exchangeability`` (centred; the mixture has no non-centred form).
 
 Orientation
 -----------
@@ -73,7 +78,7 @@ from numpyro.distributions import constraints
 from .design import Design
 from .errors import ModelDataError
 
-Borrowing = Literal["hierarchical", "none"]
+Borrowing = Literal["hierarchical", "none", "exnex"]
 Eras = Literal["shared", "per_trait"]
 PRIOR_NAMES = (
     "arm_log_or",
@@ -83,6 +88,7 @@ PRIOR_NAMES = (
     "era_step_sd",
     "trait_shift",
     "cutpoints",
+    "exnex",
 )
 REFERENCE_AGE_GROUP = "adult"
 
@@ -120,6 +126,7 @@ class ModelSpec:
     trait_shift_loc: float
     trait_shift_scale: float
     cut_concentration: float
+    exnex_weight: float = 0.5  # prior probability that a group arm is exchangeable (EXNEX)
 
     @property
     def n_categories(self) -> int:
@@ -160,9 +167,9 @@ def model_spec(
             f"{', '.join(x.id for x in design.outcomes.outcomes)})",
             column="outcome",
         ) from None
-    if borrowing not in ("hierarchical", "none"):
+    if borrowing not in ("hierarchical", "none", "exnex"):
         raise ModelDataError(
-            f"borrowing must be 'hierarchical' or 'none', not {borrowing!r}", "borrowing"
+            f"borrowing must be 'hierarchical', 'none' or 'exnex', not {borrowing!r}", "borrowing"
         )
     if eras not in ("shared", "per_trait"):
         raise ModelDataError(f"eras must be 'shared' or 'per_trait', not {eras!r}", "eras")
@@ -180,10 +187,17 @@ def model_spec(
                 f"prior scale for {name!r} must be a positive number, not {value!r}",
                 column="prior_scales",
             )
+        if name == "exnex" and not value < 1:
+            raise ModelDataError(
+                f"the EXNEX exchangeability weight must lie in (0, 1), not {value!r}",
+                column="prior_scales",
+            )
     p = design.priors
 
     def scale(name: str) -> float:
         prior = getattr(p, name)
+        if name == "exnex":
+            return float(scales.get(name, prior.exchangeability))
         default = prior.concentration if name == "cutpoints" else prior.scale
         return float(scales.get(name, default))
 
@@ -225,6 +239,7 @@ def model_spec(
         trait_shift_loc=float(p.trait_shift.loc),
         trait_shift_scale=scale("trait_shift"),
         cut_concentration=scale("cutpoints"),
+        exnex_weight=scale("exnex"),
     )
 
 
@@ -423,20 +438,39 @@ def _arm_effects(spec: ModelSpec) -> jnp.ndarray:
     """Sample the arm effects; return ``beta`` of shape ``[n_strata, 1 + n_arms]`` (col 0 = 0)."""
     n_arms = len(spec.arms)
     group = np.asarray(spec.arm_group, dtype=np.int32)
+    in_group = group >= 0
     z = numpyro.sample("arm_z", dist.Normal(0.0, 1.0).expand([n_arms]).to_event(1))
     theta = spec.arm_loc + spec.arm_scale * z
-    if spec.borrowing == "hierarchical" and spec.groups:
+    if spec.borrowing in ("hierarchical", "exnex") and spec.groups:
         mu_z = numpyro.sample(
             "group_mean_z", dist.Normal(0.0, 1.0).expand([len(spec.groups)]).to_event(1)
         )
         mu = numpyro.deterministic("group_mean", spec.group_mean_loc + spec.group_mean_scale * mu_z)
         tau = numpyro.sample("between_trait_sd", dist.HalfNormal(spec.between_trait_scale))
-        in_group = group >= 0
-        theta = jnp.where(in_group, mu[np.maximum(group, 0)] + tau * z, theta)
+        if spec.borrowing == "hierarchical":
+            theta = jnp.where(in_group, mu[np.maximum(group, 0)] + tau * z, theta)
+        else:  # EXNEX: a two-component mixture prior on each group arm's effect (centred)
+            members = np.flatnonzero(in_group)
+            mix = dist.MixtureSameFamily(
+                dist.Categorical(probs=jnp.array([spec.exnex_weight, 1.0 - spec.exnex_weight])),
+                dist.Normal(
+                    jnp.stack([mu[group[members]], jnp.full(len(members), spec.arm_loc)], axis=-1),
+                    jnp.stack(
+                        [jnp.full(len(members), tau), jnp.full(len(members), spec.arm_scale)],
+                        axis=-1,
+                    ),
+                ),
+            )
+            theta_g = numpyro.sample("exnex_log_or", mix.to_event(1))
+            theta = theta.at[members].set(theta_g)
     theta = numpyro.deterministic("log_or", theta)
-    sigma_ped = numpyro.sample("child_deviation_sd", dist.HalfNormal(spec.child_scale))
     dz = numpyro.sample("child_z", dist.Normal(0.0, 1.0).expand([n_arms]).to_event(1))
-    theta_other = numpyro.deterministic("log_or_child", theta + sigma_ped * dz)
+    if spec.borrowing == "none":  # children's effect on its own, with the arms' prior
+        theta_child = spec.arm_loc + spec.arm_scale * dz
+    else:
+        sigma_ped = numpyro.sample("child_deviation_sd", dist.HalfNormal(spec.child_scale))
+        theta_child = theta + sigma_ped * dz
+    theta_other = numpyro.deterministic("log_or_child", theta_child)
     is_ref = (np.arange(len(spec.age_groups)) == spec.reference_stratum)[:, None]
     beta = jnp.where(is_ref, theta[None, :], theta_other[None, :])
     return jnp.concatenate([jnp.zeros((len(spec.age_groups), 1)), beta], axis=1)

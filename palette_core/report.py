@@ -1101,6 +1101,61 @@ def forest_chart(
     return alt.layer(*layers).properties(width=460, height=alt.Step(18), title=title)
 
 
+def sensitivity_table(design: Design) -> pd.DataFrame:
+    """The sensitivity analyses a look runs (interim_analysis.yaml), with what each changes."""
+    from .sensitivity import analysis_options, sensitivity_analyses
+
+    ia = design.interim_analysis.sensitivity
+    what = {
+        "no_borrowing": (
+            "Every arm has its own Normal prior (arm_log_or) in every age stratum: no borrowing "
+            "between traits and none from adults to children; gives the children-only effect."
+        ),
+        "per_trait_eras": "One calendar-era random walk per trait instead of one shared walk.",
+        "exnex": " ".join(design.priors.exnex.rationale.split()),
+        "concurrent_controls": " ".join(ia.concurrent_controls.rationale.split()),
+    }
+    rows = []
+    for name in sensitivity_analyses(design):
+        opts = analysis_options(design, name)
+        if "prior_scales" in opts:
+            ((prior, value),) = opts["prior_scales"].items()
+            base = getattr(design.priors, prior).scale
+            text = f"Prior scale of {prior} set to {value:g} (primary: {base:g})."
+        else:
+            text = what[name]
+        rows.append({"Analysis": name, "What changes": text})
+    return pd.DataFrame(rows)
+
+
+def children_harm_table(quantities: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """Children-only effects without borrowing: Pr(harm) and the OR per arm and outcome.
+
+    Rows of ``quantities`` with ``analysis == "no_borrowing"`` and ``population == "child"``;
+    arms not open to children are left out (their children-only effect is the prior).
+    """
+    q = quantities[
+        (quantities["analysis"] == "no_borrowing") & (quantities["population"] == "child")
+    ]
+    child_arms = {a.id for a in design.experimental_arms() if "child" in design.arm_age_groups(a)}
+    q = q[q["arm"].isin(child_arms)]
+    label = {o.id: o.label for o in design.outcomes.outcomes}
+    ref = design.decisions.harm.or_reference
+    out = pd.DataFrame(
+        {
+            "Outcome": q["outcome"].map(label),
+            "Trait": q["trait"],
+            "Arm": q["arm"],
+            f"Pr(OR < {ref:g})": q["pr_harm"].round(3),
+            "OR (95 % interval)": [
+                f"{m:.2f} ({lo:.2f} to {hi:.2f})"
+                for m, lo, hi in zip(q["or_median"], q["or_low"], q["or_high"], strict=True)
+            ],
+        }
+    )
+    return out.reset_index(drop=True)
+
+
 def prior_predictive_table(df: pd.DataFrame) -> pd.DataFrame:
     """Prior predictive summary pooled over traits, one row per outcome, age group and quantity."""
     pooled = df[df["trait"] == "all"]

@@ -12,10 +12,11 @@ plus the sizes, chains, draws and runtime) and CSV tables:
     ``prior_predictive.csv``: :func:`palette_core.checking.prior_predictive` for every outcome
     of the model (binary and ordinal).
 ``example_fit/``
-    Both outcomes fitted, with every arm at the design's cap, (hierarchical borrowing) to data simulated by
+    Both outcomes fitted, with every arm at the design's cap, to data simulated by
     :func:`palette_core.checking.simulate_cells` with the known odds ratios of
-    :data:`EXAMPLE_SCENARIO`: ``truth.csv`` (true ORs), ``quantities.csv``
-    (:func:`palette_core.quantities.summarise`), ``decisions.csv``
+    ``data/scenarios/example_fit.yaml``: ``truth.csv`` (true ORs), ``quantities.csv``
+    (:func:`palette_core.quantities.summarise`: the primary analysis, the no-borrowing analysis
+    and its children-only effects, ``population="child"``), ``decisions.csv``
     (:func:`palette_core.decisions.decide`), ``diagnostics.csv`` (gates per outcome).
 ``sbc/``
     ``ranks.csv`` and ``uniformity.csv`` of :func:`palette_core.checking.sbc` (binary model).
@@ -36,13 +37,15 @@ import numpy as np
 import pandas as pd
 
 from . import checking
+from ._yaml import read_yaml
 from .decisions import decide
 from .design import REPO_ROOT, Design, load_design
 from .errors import ModelDataError, StaleResultError, StoredResultError
 from .fit import Fitter
 from .manifest import build_manifest
-from .models import model_data, model_spec
+from .models import model_spec
 from .quantities import summarise
+from .sensitivity import PRIMARY, fit_outcome
 
 DEFAULT_ROOT = REPO_ROOT / "data" / "derived"
 RESULTS = ("prior_predictive", "example_fit", "sbc")
@@ -66,20 +69,29 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }
 
-#: The illustrative truth of the example fit: OR (benefit-oriented, > 1 = benefit) per arm
-#: (others 1), the same for both outcomes and for children; usual-care 28-day mortality by
-#: age group. Invented for the chapter, not a design parameter.
-EXAMPLE_SCENARIO: dict[str, Any] = {
-    "true_or": {
-        "hinf_baricitinib": 1.8,
-        "hinf_anakinra": 1.4,
-        "mals_anakinra": 1.4,
-        "hypo_gcsf": 1.5,
-        "cort_hydrocortisone": 0.6,
-    },
-    "mortality": {"adult": 0.25, "child": 0.10},
-    "n_eras": 1,
-}
+#: The illustrative truth of the example fit (``data/scenarios/example_fit.yaml``).
+EXAMPLE_SCENARIO_FILE = REPO_ROOT / "data" / "scenarios" / "example_fit.yaml"
+
+
+def load_example_scenario(path: Path | str | None = None) -> dict[str, Any]:
+    """The example fit's scenario: true ORs per arm, usual-care mortality, eras, NUTS target.
+
+    Raises :class:`~palette_core.errors.ModelDataError` naming the file and key when a key is
+    missing or a value is not usable.
+    """
+    path = Path(EXAMPLE_SCENARIO_FILE if path is None else path)
+    sc = read_yaml(path, path.name)
+    where = f"{path.name}"
+    for key in ("true_or", "mortality", "n_eras", "target_accept_prob"):
+        if key not in sc:
+            raise ModelDataError(f"{where}: missing key", key)
+    for arm, v in sc["true_or"].items():
+        if not (isinstance(v, int | float) and v > 0):
+            raise ModelDataError(f"{where}: true OR of {arm!r} must be > 0, not {v!r}", "true_or")
+    for ag, m in sc["mortality"].items():
+        if not (isinstance(m, int | float) and 0 < m < 1):
+            raise ModelDataError(f"{where}: mortality of {ag!r} must lie in (0, 1)", "mortality")
+    return sc
 
 
 def _baseline(spec: Any, design: Design, mortality: dict[str, float]) -> dict[str, Any]:
@@ -126,12 +138,15 @@ def rebuild_prior_predictive(design: Design, out: Path, size: Size, seed: int) -
 
 
 def rebuild_example_fit(design: Design, out: Path, size: Size, seed: int) -> None:
+    """The primary fit of both outcomes and the no-borrowing fit (children-only effects)."""
     t0 = time.perf_counter()
     cfg = SIZES[size]
-    sc = EXAMPLE_SCENARIO
+    sc = load_example_scenario()
+    run = {**cfg["example"], "target_accept_prob": float(sc["target_accept_prob"])}
     log_or = {a: float(np.log(v)) for a, v in sc["true_or"].items()}
     n = design.decisions.cap_per_experimental_arm.value  # a look at the cap
-    draws, diags = {}, []
+    fits: dict[str, dict[str, Any]] = {PRIMARY: {}, "no_borrowing": {}}
+    diags = []
     arms: tuple[str, ...] = ()
     for i, oid in enumerate(_model_outcomes(design)):
         spec = model_spec(design, oid, sc["n_eras"])
@@ -144,17 +159,21 @@ def rebuild_example_fit(design: Design, out: Path, size: Size, seed: int) -> Non
             seed + i,
             baseline=_baseline(spec, design, sc["mortality"]),
         )
-        res = Fitter(spec, **cfg["example"]).fit(model_data(design, cells, spec), seed=seed + i)
-        post = res.idata.posterior["log_or"].values
-        draws[oid] = post.reshape(-1, post.shape[-1])
-        diags.append(
-            {
-                "outcome": oid,
-                "gates_passed": res.gates_passed,
-                "failures": "; ".join(res.failures),
-                **res.diagnostics,
-            }
-        )
+        for analysis in fits:
+            f = fit_outcome(
+                design, cells, oid, sc["n_eras"], analysis=analysis, run=run, seed=seed + i
+            )
+            fits[analysis][oid] = f
+            res = f.results[0]
+            diags.append(
+                {
+                    "analysis": analysis,
+                    "outcome": oid,
+                    "gates_passed": res.gates_passed,
+                    "failures": "; ".join(res.failures),
+                    **res.diagnostics,
+                }
+            )
     truth = pd.DataFrame(
         {
             "arm": list(arms),
@@ -162,7 +181,23 @@ def rebuild_example_fit(design: Design, out: Path, size: Size, seed: int) -> Non
             "true_or": [float(sc["true_or"].get(a, 1.0)) for a in arms],
         }
     )
-    quantities = summarise(draws, list(arms), design)
+    nob = fits["no_borrowing"]
+    quantities = pd.concat(
+        [
+            summarise({o: f.draws for o, f in fits[PRIMARY].items()}, list(arms), design),
+            summarise(
+                {o: f.draws for o, f in nob.items()}, list(arms), design, analysis="no_borrowing"
+            ),
+            summarise(
+                {o: f.child_draws for o, f in nob.items()},
+                list(arms),
+                design,
+                population="child",
+                analysis="no_borrowing",
+            ),
+        ],
+        ignore_index=True,
+    )
     decisions = decide(quantities, {a: {"n_complete": n, "n_allocated": n} for a in arms}, design)
     extra = {
         "result": "example_fit",
@@ -172,6 +207,7 @@ def rebuild_example_fit(design: Design, out: Path, size: Size, seed: int) -> Non
         "chains": cfg["example"]["num_chains"],
         "warmup": cfg["example"]["num_warmup"],
         "draws": cfg["example"]["num_samples"],
+        "target_accept_prob": run["target_accept_prob"],
         "runtime_s": round(time.perf_counter() - t0, 2),
     }
     tables = {
@@ -284,7 +320,8 @@ def load_result(
 
 __all__ = [
     "DEFAULT_ROOT",
-    "EXAMPLE_SCENARIO",
+    "EXAMPLE_SCENARIO_FILE",
+    "load_example_scenario",
     "RESULTS",
     "SIZES",
     "StoredResult",
