@@ -15,6 +15,11 @@ arm. Exit status: 0 every row randomised; 1 some rows not randomised (reasons on
 logged for them); 2 the secret, the allocation state, the design, the file or the log cannot be
 used.
 
+``palette analyse EXPORT`` runs the pre-specified interim analysis of a data export (validate,
+derive outcomes, fit, decide, allocate, sensitivity analyses) and writes the results and the
+open and closed HTML reports. Exit status: 0 done (a failed convergence gate is reported on
+stderr); 2 the export, the design or an option cannot be used (one line naming the error).
+
 ``palette log verify|replay|recover|head LOG`` checks, replays (with the secret), repairs after a
 crash, or prints the anchor to countersign. Exit status: 0 intact (or repaired); 1 problems
 (listed with their line numbers); 2 the log or the secret cannot be read.
@@ -89,7 +94,101 @@ def _parser() -> argparse.ArgumentParser:
         help="design directory (default: %(default)s)",
     )
     _add_allocation_commands(sub)
+    _add_analyse_command(sub)
     return p
+
+
+def _add_analyse_command(sub: argparse._SubParsersAction) -> None:
+    """``palette analyse EXPORT``."""
+    an = sub.add_parser(
+        "analyse",
+        help="interim analysis of a data export: results and the open and closed reports",
+        description="Validate a data export (a folder with export.yaml and patients.csv, "
+        "data/design/export_contract.yaml), derive the day-28 outcomes, fit the pre-specified "
+        "joint model, apply the decision and allocation rules, run the sensitivity analyses, "
+        "and write every table (CSV), the allocation record (JSON), a manifest and two "
+        "self-contained HTML reports: open (accrual, completeness, pooled outcomes, data "
+        "problems) and closed (for the DMC). The same export and seed give the same files.",
+    )
+    an.add_argument("export", type=Path, help="export folder (export.yaml + patients.csv)")
+    an.add_argument(
+        "--out", type=Path, help="output directory (default: EXPORT_analysis beside the export)"
+    )
+    an.add_argument("--seed", type=int, default=20260601, help="MCMC seed (default: %(default)s)")
+    an.add_argument(
+        "--size",
+        choices=["full", "small"],
+        default="full",
+        help="run size: full (pre-specified) or small (quick check; fails the gates)",
+    )
+    an.add_argument(
+        "--sensitivity",
+        default=None,
+        help="comma-separated sensitivity analyses to run, or 'none' (default: every one of "
+        "proposed/interim_analysis.yaml)",
+    )
+    an.add_argument("--quiet", action="store_true", help="do not print progress")
+    an.add_argument(
+        "--design",
+        type=Path,
+        default=DEFAULT_DESIGN_DIR,
+        help="design directory (default: %(default)s)",
+    )
+
+
+def _progress_printer():
+    """``progress(step, i, n)`` that prints each step with the elapsed time to stderr."""
+    import time
+
+    start = time.perf_counter()
+
+    def progress(step: str, i: int, n: int) -> None:
+        print(f"[{time.perf_counter() - start:7.1f} s] {i}/{n} {step}", file=sys.stderr)
+
+    return progress
+
+
+def _analyse(args: argparse.Namespace) -> int:
+    from .interim import analyse  # imports JAX: only when asked
+    from .interim_report import write_reports
+
+    progress = _progress_printer()
+    out = args.out or args.export.parent / f"{args.export.name}_analysis"
+    analyses = None
+    if args.sensitivity is not None:
+        text = args.sensitivity.strip()
+        analyses = () if text in ("", "none") else tuple(x.strip() for x in text.split(","))
+    try:
+        design = load_design(args.design)
+        result = analyse(
+            args.export,
+            design,
+            seed=args.seed,
+            size=args.size,
+            out_dir=out,
+            progress=None if args.quiet else progress,
+            analyses=analyses,
+        )
+        open_html, closed_html = write_reports(out)
+    except (PaletteError, ValueError) as exc:
+        print(f"palette: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    counts = result.manifest["counts"]
+    if counts["invalid"]:
+        print(
+            f"palette: {counts['invalid']} of {counts['rows']} rows of the export are invalid "
+            "(listed in errors.csv and in both reports)",
+            file=sys.stderr,
+        )
+    if not result.manifest["gates_passed"]:
+        print(
+            "palette: warning: some fits failed the convergence gates (see diagnostics.csv)",
+            file=sys.stderr,
+        )
+    print(f"results: {out}")
+    print(f"open report: {open_html}")
+    print(f"closed report: {closed_html}")
+    return 0
 
 
 def _add_allocation_commands(sub: argparse._SubParsersAction) -> None:
@@ -374,11 +473,17 @@ def _add_results_commands(sub: argparse._SubParsersAction) -> None:
     rsub = results.add_subparsers(dest="results_command", metavar="SUBCOMMAND", required=True)
     rebuild = rsub.add_parser(
         "rebuild",
-        help="recompute prior predictive, example fit and SBC (a few minutes)",
-        description="Recompute the stored results (prior predictive, example fit, SBC), each "
-        "with a manifest (design hash, seed, versions, git revision).",
+        help="recompute prior predictive, example fit, SBC and the worked interim analysis",
+        description="Recompute the stored results (prior predictive, example fit, SBC and the "
+        "worked interim analysis of the synthetic export), each with a manifest (design hash, "
+        "seed, versions, git revision). About 15 minutes on 2 cores.",
     )
     rebuild.add_argument("--small", action="store_true", help="tiny sizes (for tests)")
+    rebuild.add_argument(
+        "--without-interim",
+        action="store_true",
+        help="leave out the worked interim analysis (the longest result)",
+    )
     rebuild.add_argument("--out", type=Path, default=None, help="output directory")
     rebuild.add_argument("--seed", type=int, default=20260505, help="seed (default: %(default)s)")
 
@@ -391,6 +496,8 @@ def _results_rebuild(args: argparse.Namespace) -> int:
             out_dir=args.out or DEFAULT_ROOT,
             size="small" if args.small else "full",
             seed=args.seed,
+            interim=not args.without_interim,
+            progress=_progress_printer(),
         )
     except PaletteError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -411,6 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _randomise(args)
         if args.command == "log":
             return _log(args)
+        if args.command == "analyse":
+            return _analyse(args)
         if args.command == "results" and args.results_command == "rebuild":
             return _results_rebuild(args)
     except BrokenPipeError:  # e.g. `palette design check | head`

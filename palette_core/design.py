@@ -1389,10 +1389,6 @@ class _Validator:
                 f, "eras", "length_days", f"must be >= 1, got {ia.eras.length_days}"
             )
         sens = ia.sensitivity
-        if sens.exnex_exchangeability is not None and not 0 < sens.exnex_exchangeability < 1:
-            raise OutOfRangeError(
-                f, "sensitivity", "exnex_exchangeability", "a probability in (0, 1) is needed"
-            )
         repeated = sorted(a for a, n in Counter(sens.analyses).items() if n > 1)
         if repeated:
             raise DuplicateIdError(f, "sensitivity", "analyses", f"{repeated} listed twice")

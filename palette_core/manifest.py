@@ -49,13 +49,17 @@ def package_versions(packages: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]
 
 
 def git_revision(root: Path = REPO_ROOT) -> str:
-    """The commit checked out, with ``+dirty`` if tracked files changed; ``"unknown"`` outside git."""
+    """The commit checked out, with ``+dirty`` if tracked files changed; ``"unknown"`` outside git.
+
+    Stored results (``data/derived``) are outputs, not inputs: rewriting them does not make the
+    revision dirty, so a rebuild that writes several results records the same clean revision.
+    """
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!data/derived"],
             cwd=root,
             capture_output=True,
             text=True,

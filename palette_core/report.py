@@ -1101,6 +1101,34 @@ def forest_chart(
     return alt.layer(*layers).properties(width=460, height=alt.Step(18), title=title)
 
 
+def export_contract_table(design: Design) -> pd.DataFrame:
+    """The export contract (export_contract.yaml): one row per column of ``patients.csv``."""
+    rows = []
+    for name, f in design.export_contract.fields.items():
+        kind = {
+            "trait_list": "list of trait ids",
+            "substance_list": "list of substance ids",
+            "interval_list": "list of date intervals",
+        }.get(f.kind, f.kind)
+        if f.categories_from:
+            kind += f" ({f.categories_from[:-1].replace('_', ' ')} id)"
+        elif f.categories:
+            kind += f" ({', '.join(f.categories)})"
+        if f.unit:
+            kind += f", {f.unit}"
+        if f.range:
+            kind += f", {f.range[0]:g} to {f.range[1]:g}"
+        rows.append(
+            {
+                "Column": name,
+                "Content": kind,
+                "Required": "yes" if f.required else "",
+                "Description": " ".join(f.description.split()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def sensitivity_table(design: Design) -> pd.DataFrame:
     """The sensitivity analyses a look runs (interim_analysis.yaml), with what each changes."""
     from .sensitivity import analysis_options, sensitivity_analyses

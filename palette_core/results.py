@@ -248,6 +248,35 @@ def rebuild_sbc(design: Design, out: Path, size: Size, seed: int) -> None:
     _write(out, tables, build_manifest(design, seed, **extra))
 
 
+#: The worked interim analysis of the synthetic export (chapter "Worked interim analysis").
+WORKED_INTERIM = "worked_interim"
+SYNTHETIC_EXPORT = REPO_ROOT / "data" / "exports" / "synthetic_interim"
+
+
+def rebuild_worked_interim(
+    design: Design, out: Path, size: Size, seed: int, progress: Any = None
+) -> None:
+    """``palette analyse`` of the shipped synthetic export, with its reports, into ``out``.
+
+    The full size runs every sensitivity analysis (about 10 minutes on 2 cores); the small
+    size runs the primary analysis only.
+    """
+    from .interim import analyse
+    from .interim_report import write_reports
+    from .synthetic_export import true_odds_ratios
+
+    analyse(
+        SYNTHETIC_EXPORT,
+        design,
+        seed=seed,
+        size=size,
+        out_dir=out,
+        progress=progress,
+        analyses=None if size == "full" else (),
+    )
+    write_reports(out, truth=true_odds_ratios(design))
+
+
 _BUILDERS = {
     "prior_predictive": rebuild_prior_predictive,
     "example_fit": rebuild_example_fit,
@@ -260,8 +289,15 @@ def rebuild(
     out_dir: Path | str | None = None,
     size: Size = "full",
     seed: int = 20260505,
+    *,
+    interim: bool = True,
+    progress: Any = None,
 ) -> dict[str, Path]:
-    """Recompute every stored result into ``out_dir/<name>/``; return the folders."""
+    """Recompute every stored result into ``out_dir/<name>/``; return the folders.
+
+    ``interim=False`` leaves out the worked interim analysis (:data:`WORKED_INTERIM`), the
+    longest of them; ``progress`` is passed to :func:`palette_core.interim.analyse`.
+    """
     if size not in SIZES:
         raise ModelDataError(f"size must be one of {', '.join(SIZES)}, not {size!r}", "size")
     design = load_design() if design is None else design
@@ -270,6 +306,9 @@ def rebuild(
     for name in RESULTS:
         folders[name] = root / name
         _BUILDERS[name](design, folders[name], size, seed)
+    if interim:
+        folders[WORKED_INTERIM] = root / WORKED_INTERIM
+        rebuild_worked_interim(design, folders[WORKED_INTERIM], size, seed, progress)
     return folders
 
 
@@ -321,6 +360,9 @@ def load_result(
 __all__ = [
     "DEFAULT_ROOT",
     "EXAMPLE_SCENARIO_FILE",
+    "SYNTHETIC_EXPORT",
+    "WORKED_INTERIM",
+    "rebuild_worked_interim",
     "load_example_scenario",
     "RESULTS",
     "SIZES",

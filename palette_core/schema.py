@@ -691,8 +691,6 @@ SensitivityAnalysis = Literal[
 
 class SensitivitySpec(Frozen):
     concurrent_controls: ConcurrentControls
-    exnex_exchangeability: float | None = None
-    exnex_rationale: str | None = None
     analyses: tuple[SensitivityAnalysis, ...] = Field(min_length=1)
     rationale: str
 

@@ -997,6 +997,23 @@ def make_synthetic_export(
 
 
 # ----------------------------------------------------------------------------- writing
+def true_odds_ratios(design: Design, scenario: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The scenario's true odds ratio per experimental arm: columns ``arm, trait, true_or``.
+
+    Benefit-oriented (OR > 1 = benefit) and the same for OSFD and 28-day mortality (one
+    proportional-odds model); for the forest plot of the worked interim analysis.
+    """
+    sc = parse_scenario(load_scenario() if scenario is None else scenario, design)
+    arms = design.experimental_arms()
+    return pd.DataFrame(
+        {
+            "arm": [a.id for a in arms],
+            "trait": [a.trait for a in arms],
+            "true_or": [float(sc.true_effects.odds_ratios[a.id]) for a in arms],
+        }
+    )
+
+
 def patients_csv(export: SyntheticExport) -> str:
     """``patients.csv`` as text (LF line ends; the bytes depend only on the rows)."""
     return export.patients.to_csv(index=False, lineterminator="\n")
@@ -1090,6 +1107,7 @@ __all__ = [
     "DEFAULT_OUT",
     "DEFAULT_SCENARIO",
     "STATUSES",
+    "true_odds_ratios",
     "Scenario",
     "SyntheticExport",
     "draw_osfd",

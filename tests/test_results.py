@@ -15,7 +15,10 @@ from palette_core.errors import StaleResultError, StoredResultError
 def small(tmp_path_factory):
     """One small rebuild through the CLI (``palette results rebuild --small``) serves every test."""
     out = tmp_path_factory.mktemp("derived")
-    code = main(["results", "rebuild", "--small", "--out", str(out), "--seed", "3"])
+    # the worked interim analysis is tested at the small size in tests/test_interim.py
+    code = main(
+        ["results", "rebuild", "--small", "--without-interim", "--out", str(out), "--seed", "3"]
+    )
     return out, code
 
 
@@ -68,3 +71,17 @@ def test_cli_rebuild_small_wrote_into_the_directory(small):
     out, code = small
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(results.RESULTS)
+
+
+def test_worked_interim_rebuild_writes_analysis_and_both_reports(tmp_path, design):
+    out = tmp_path / results.WORKED_INTERIM
+    results.rebuild_worked_interim(design, out, "small", 4)
+    from palette_core.interim import load_analysis
+
+    analysis = load_analysis(out, design=design, allow_stale=False)
+    assert analysis.manifest["design_hash"] == design.design_hash
+    assert analysis.manifest["seed"] == 4
+    name = analysis.table("arms").set_index("arm").at["hinf_baricitinib", "name"]
+    closed = (out / "closed_report.html").read_text()
+    assert name in closed and "<svg" in closed
+    assert name not in (out / "open_report.html").read_text()
