@@ -45,7 +45,12 @@ _VARIABLES = (
     "between_trait_sd",
     "group_mean",
     "cutpoints",
+    "log_or_nex",
+    "log_or_child_nex",
+    "exnex_pr_ex",
 )
+#: recorded but not gated: a conditional probability may sit at 0 or 1 in every draw
+_NOT_GATED = ("exnex_pr_ex",)
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ class Fitter:
             "era": list(range(spec.n_eras)),
             "age_group": list(spec.age_groups),
             "cut": list(spec.categories[:-1]),
+            "exnex_arm": [spec.arms[i] for i in range(len(spec.arms)) if spec.arm_group[i] >= 0],
         }
         dims = {
             "log_or": ["arm"],
@@ -171,6 +177,9 @@ class Fitter:
             "group_mean": ["group"],
             "era_effect": ["era"] if spec.eras == "shared" else ["trait", "era"],
             "cutpoints": ["age_group", "cut"],
+            "log_or_nex": ["arm"],
+            "log_or_child_nex": ["arm"],
+            "exnex_pr_ex": ["exnex_arm"],
         }
         idata = az.from_dict(
             posterior=posterior,
@@ -202,6 +211,7 @@ def gate(idata: Any, gates: dict[str, float] | None = None) -> FitResult:
         return FitResult(idata, False, tuple(failures), diagnostics)
     if "era" in post.dims:
         post = post.isel(era=slice(1, None))  # era 0 is fixed at 0: no diagnostics
+    post = post.drop_vars([v for v in _NOT_GATED if v in post.data_vars])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # constant draws give nan, caught below
         rhat = az.rhat(post)

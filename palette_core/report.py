@@ -6,6 +6,8 @@ Column labels are defined once, in :data:`LABELS`, so every table uses the same 
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import pandas as pd
 from IPython.display import HTML, Markdown
@@ -1127,6 +1129,37 @@ def export_contract_table(design: Design) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def interim_numbers(analysis: Any, design: Design, scenario: dict) -> dict[str, object]:
+    """The numbers quoted in the prose of the chapter "Worked interim analysis".
+
+    ``analysis`` is a stored :class:`palette_core.interim.InterimAnalysis` of the synthetic
+    export and ``scenario`` the raw ``data/scenarios/interim_example.yaml``.
+    """
+    from .interim_report import forest_data
+    from .synthetic_export import true_odds_ratios
+
+    derived = analysis.table("derived")
+    truth = true_odds_ratios(design, scenario)
+    f = forest_data(analysis, truth).query("outcome == @design.decisions.graduation.outcome")
+    with_data = f[f["arm"].isin(derived.loc[derived["status"] == "complete", "arm"])]
+    inside = (with_data["or_low"] < with_data["true_or"]) & (
+        with_data["true_or"] < with_data["or_high"]
+    )
+    harmful = truth.loc[truth["true_or"] < 1, "true_or"]
+    return {
+        "window_days": design.interim_analysis.follow_up.window_days,
+        "n_screened": int(scenario["n_screened"]),
+        "n_sites": int(derived["site_id"].nunique()),
+        "n_countries": int(derived["country"].nunique()),
+        "data_cut": str(analysis.manifest["export"]["data_cut"]),
+        "n_rows": int(analysis.manifest["counts"]["rows"]),
+        "n_injected": len(scenario["bad_rows"]["kinds"]),
+        "n_covered": int(inside.sum()),
+        "n_arms_with_data": len(with_data),
+        "harm_true_or": f"{harmful.min():g}" if len(harmful) else "none",
+    }
 
 
 def sensitivity_table(design: Design) -> pd.DataFrame:

@@ -40,9 +40,11 @@ def _prior_params(spec: m.ModelSpec, data: m.CellData, seed: int) -> dict:
 
 
 @pytest.mark.parametrize("outcome", ["mortality28", "osfd28"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_cell_likelihood_equals_per_patient_likelihood(design, outcome, seed):
-    spec = m.model_spec(design, outcome, N_ERAS)
+@pytest.mark.parametrize(
+    ("seed", "borrowing"), [(0, "hierarchical"), (1, "hierarchical"), (2, "exnex")]
+)
+def test_cell_likelihood_equals_per_patient_likelihood(design, outcome, seed, borrowing):
+    spec = m.model_spec(design, outcome, N_ERAS, borrowing=borrowing)
     cells = (
         _binary_cells(design, seed) if outcome == "mortality28" else _ordinal_cells(design, seed)
     )

@@ -180,3 +180,34 @@ def test_platform_chart_has_a_tile_per_arm(design, charts):
     assert sum(row["kind"] == "Dose blocked by a finding" for row in rows) == 2
     assert sum(row["kind"] == "Experimental, planned" for row in rows) == 1
     assert sum(row["kind"] == "Usual care" for row in rows) == 6
+
+
+def test_export_contract_table_lists_every_column_once(design):
+    t = r.export_contract_table(design)
+    assert list(t["Column"]) == list(design.export_contract.fields)
+    required = {k for k, f in design.export_contract.fields.items() if f.required}
+    assert set(t.loc[t["Required"] == "yes", "Column"]) == required
+
+
+def test_sensitivity_table_has_one_row_per_analysis(design):
+    from palette_core.sensitivity import sensitivity_analyses
+
+    t = r.sensitivity_table(design)
+    assert list(t["Analysis"]) == list(sensitivity_analyses(design))
+    assert t["What changes"].str.len().min() > 20
+
+
+def test_children_harm_table_keeps_only_arms_open_to_children(design):
+    import numpy as np
+
+    from palette_core.quantities import summarise
+
+    arms = [a.id for a in design.experimental_arms()]
+    draws = np.random.default_rng(1).normal(size=(400, len(arms)))
+    q = summarise({"mortality28": draws}, arms, design, population="child", analysis="no_borrowing")
+    t = r.children_harm_table(q, design)
+    child = [a.id for a in design.experimental_arms() if "child" in design.arm_age_groups(a)]
+    assert list(t["Arm"]) == child and 0 < len(child) < len(arms)
+    assert t.filter(like="Pr(OR <").iloc[:, 0].between(0, 1).all()
+    primary_only = summarise({"mortality28": draws}, arms, design)
+    assert r.children_harm_table(primary_only, design).empty

@@ -9,9 +9,25 @@ import pytest
 
 from palette_core import checking, sensitivity
 from palette_core.errors import ModelDataError
-from palette_core.models import model_spec
+from palette_core.models import exnex_draws, model_spec
 
 TINY = {"num_warmup": 150, "num_samples": 150, "num_chains": 2}
+
+
+def test_exnex_fit_converges_and_mixes_the_components(design):
+    spec = model_spec(design, "mortality28", 1)
+    base = {"adult": 0.25, "child": 0.10}
+    cells = checking.simulate_cells(design, spec, {"hinf_anakinra": 0.8}, 60, seed=3, baseline=base)
+    fit = sensitivity.fit_outcome(
+        design, cells, "mortality28", 1, analysis="exnex", run=TINY, seed=4
+    )
+    post = fit.results[0].idata.posterior
+    assert "exnex_pr_ex" in post and "exnex_pr_ex" not in fit.results[0].diagnostics
+    pr = post["exnex_pr_ex"].values
+    assert 0 < pr.mean() < 1
+    assert np.isfinite(fit.draws).all() and np.isfinite(fit.child_draws).all()
+    j = spec.arms.index("hinf_anakinra")
+    assert np.median(fit.draws[:, j]) > 0  # the known benefit shows through the mixture
 
 
 def test_analysis_options_name_each_switch(design):
@@ -49,7 +65,9 @@ def test_sensitivity_analyses_expand_prior_scales_from_the_design(design):
 
 def _prior(design, borrowing, n=3000):
     spec = model_spec(design, "mortality28", 1, borrowing=borrowing)
-    return spec, checking.prior_draws(design, spec, n, seed=5)
+    draws = checking.prior_draws(design, spec, n, seed=5)
+    draws["log_or"], draws["log_or_child"] = exnex_draws(draws, spec, seed=6)
+    return spec, draws
 
 
 def test_no_borrowing_makes_the_childrens_effect_independent_of_the_adults(design):
@@ -75,7 +93,8 @@ def test_exnex_prior_is_a_mixture_between_borrowing_and_none(design):
 
     # both exchangeable with prior probability 0.5^2: borrowing between none and full
     assert abs(corr(none)) < 0.05 < 0.15 < corr(exnex) < 0.6 < 0.8 < corr(hier)
-    assert "exnex_log_or" in exnex and "exnex_log_or" not in hier
+    assert "log_or_nex" in exnex and "log_or_nex" not in hier
+    assert np.allclose(exnex["exnex_pr_ex"], design.priors.exnex.exchangeability)  # no data
     # arms outside shared-effect groups keep the plain arm prior
     k = spec.arms.index("hinf_baricitinib")
     assert np.std(exnex["log_or"][:, k]) == pytest.approx(design.priors.arm_log_or.scale, 0.1)
