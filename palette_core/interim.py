@@ -146,7 +146,7 @@ TABLES = (
 ALLOCATION_FILE = "allocation_state.json"
 MANIFEST_FILE = "manifest.json"
 DRAWS_DIR = "draws"
-STATUS_COLUMNS = ("complete", "pending", "missing", "withdrawn_all_data", "invalid")
+STATUS_COLUMNS = _derive.STATUS
 DIAGNOSTIC_COLUMNS = (
     "analysis",
     "outcome",

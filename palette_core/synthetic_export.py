@@ -100,6 +100,7 @@ from .cohort import generate_cohort
 from .design import REPO_ROOT, Design, _parse, load_design
 from .errors import DesignSchemaError, OutOfRangeError, UnknownReferenceError
 from .manifest import build_manifest, file_sha256
+from .outcomes_derive import STATUS
 from .patients import validate_patients
 from .randomise import (
     default_allocation_state,
@@ -121,7 +122,7 @@ SUPPORT_TYPES = (
     "renal_replacement",
     "ecmo",
 )
-STATUSES = ("complete", "pending", "missing", "withdrawn_all_data", "invalid")
+STATUSES = STATUS  # the statuses of palette_core.outcomes_derive
 BAD_ROW_FIELDS = {
     "unknown_arm": "arm",
     "discharge_before_randomisation": "hospital_discharge_date",
