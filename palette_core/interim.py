@@ -200,9 +200,7 @@ class InterimAnalysis:
 
 
 # ----------------------------------------------------------------------------- pure pieces
-def _allocated(derived: pd.DataFrame) -> pd.Series:
-    """Rows that count as allocated: valid and not withdrawn from all data use."""
-    return derived["status"].isin(("complete", "pending", "missing"))
+_allocated = _derive.allocated
 
 
 def status_counts(derived: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
@@ -341,8 +339,8 @@ def safety_by_arm(derived: pd.DataFrame, design: Design) -> pd.DataFrame:
 
 def n_complete_by_arm(derived: pd.DataFrame, design: Design) -> dict[str, int]:
     """Complete day-28 outcomes per arm, usual care included (zeros kept)."""
-    counts = derived.loc[derived["status"] == "complete", "arm"].value_counts()
-    return {a.id: int(counts.get(a.id, 0)) for a in design.arms}
+    info = _derive.information(derived, design, arms=[a.id for a in design.arms])
+    return {a: v["n_complete"] for a, v in info.items()}
 
 
 def arm_states_before(
@@ -422,15 +420,11 @@ def next_allocation(
     return pd.DataFrame(rows)
 
 
-def child_information(derived: pd.DataFrame, arms: Sequence[str]) -> dict[str, dict[str, int]]:
+def child_information(
+    derived: pd.DataFrame, design: Design, arms: Sequence[str]
+) -> dict[str, dict[str, int]]:
     """``n_complete`` and ``n_allocated`` of children per arm (the child harm check's minimum)."""
-    child = derived[derived["age_group"] == CHILD]
-    complete = child.loc[child["status"] == "complete", "arm"].value_counts()
-    allocated = child.loc[_allocated(child), "arm"].value_counts()
-    return {
-        a: {"n_complete": int(complete.get(a, 0)), "n_allocated": int(allocated.get(a, 0))}
-        for a in arms
-    }
+    return _derive.information(derived[derived["age_group"] == CHILD], design, arms=arms)
 
 
 def child_harm_check(
@@ -454,7 +448,7 @@ def child_harm_check(
     arms = list(dict.fromkeys(sel["arm"]))
     rules = evaluate_rules(
         quantities,
-        child_information(derived, arms),
+        child_information(derived, design, arms),
         design,
         population=CHILD,
         analysis=CHILD_HARM_ANALYSIS,
@@ -674,10 +668,6 @@ def analyse(
     before = arm_states_before(design, derived, states)
     open_now = [a for a in arms if before[a] == _allocation.OPEN]
     info = _derive.information(derived, design)
-    info = {
-        a: {"n_complete": int(v["n_complete"]), "n_allocated": int(v["n_allocated"])}
-        for a, v in info.items()
-    }
     quantities = [summarise(draws, arms, design, open_arms=open_now, analysis=PRIMARY)]
     decisions = decide(quantities[0], info, design)
     rules = evaluate_rules(quantities[0], info, design)

@@ -428,21 +428,30 @@ def cell_counts(derived: pd.DataFrame, outcome: str, design: Design, n_eras: int
     return table[list(ORDINAL_COLUMNS)]
 
 
-def information(derived: pd.DataFrame, design: Design) -> dict[str, dict[str, int]]:
-    """Per experimental arm: ``n_complete`` (complete day-28 outcomes) and ``n_allocated``.
+#: Statuses of rows that count as allocated: valid and not withdrawn from all data use.
+ALLOCATED = ("complete", "pending", "missing")
+
+
+def allocated(derived: pd.DataFrame) -> pd.Series:
+    """Boolean mask of the rows that count as allocated (status in :data:`ALLOCATED`)."""
+    return derived["status"].astype(str).isin(ALLOCATED)
+
+
+def information(
+    derived: pd.DataFrame, design: Design, arms: Sequence[str] | None = None
+) -> dict[str, dict[str, int]]:
+    """Per arm: ``n_complete`` (complete day-28 outcomes) and ``n_allocated``.
 
     ``n_allocated`` counts every valid randomised row except those withdrawn from all data
-    use; ``n_complete`` the rows with status ``complete``. Every experimental arm of the design
-    appears, with zeros where it has no patients.
+    use (:func:`allocated`); ``n_complete`` the rows with status ``complete``. ``arms``
+    defaults to every experimental arm of the design (usual care may be listed too); every
+    arm appears, with zeros where it has no patients.
     """
-    status = derived["status"].astype(str)
-    allocated = derived.loc[status.isin(["complete", "pending", "missing"]), "arm"]
-    complete = derived.loc[status == "complete", "arm"]
-    n_alloc = allocated.astype(str).value_counts()
-    n_comp = complete.astype(str).value_counts()
+    ids = [a.id for a in design.experimental_arms()] if arms is None else list(arms)
+    n_alloc = derived.loc[allocated(derived), "arm"].astype(str).value_counts()
+    n_comp = _complete(derived)["arm"].astype(str).value_counts()
     return {
-        a.id: {"n_complete": int(n_comp.get(a.id, 0)), "n_allocated": int(n_alloc.get(a.id, 0))}
-        for a in design.experimental_arms()
+        a: {"n_complete": int(n_comp.get(a, 0)), "n_allocated": int(n_alloc.get(a, 0))} for a in ids
     }
 
 
@@ -463,6 +472,8 @@ __all__ = [
     "completeness_table",
     "derive_outcomes",
     "follow_up_day",
+    "ALLOCATED",
+    "allocated",
     "information",
     "n_eras_of",
     "osfd",
