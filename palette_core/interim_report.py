@@ -36,6 +36,7 @@ import vl_convert as vlc
 
 from . import __version__
 from .interim import CHILD_HARM_ANALYSIS, PRIMARY, InterimAnalysis, load_analysis
+from .report import OR_TICKS, forest_plot
 
 Source = InterimAnalysis | str | Path
 OPEN_REPORT = "open_report.html"
@@ -57,7 +58,6 @@ DECISION_LABELS = {
     "cap_reached": "Cap reached (inconclusive)",
 }
 #: tick marks of odds-ratio axes (log scale)
-OR_TICKS = [0.01, 0.03, 0.1, 0.25, 0.5, 1, 2, 4, 10, 30, 100]
 STATUS_LABELS = {
     "rows": "Rows in export",
     "allocated": "Allocated",
@@ -327,45 +327,7 @@ def forest_chart(
     """Forest plot: OR (> 1 = benefit) with its 95 % interval per trait and arm, one panel per
     outcome; true ORs as black diamonds when ``truth`` is given (closed report)."""
     df = forest_data(source, truth, analysis=analysis)
-    order = list(dict.fromkeys(df["label"]))
-    y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
-    x_scale = alt.Scale(type="log", zero=False)
-    ticks = alt.Axis(values=OR_TICKS, format="~g")
-    base = alt.Chart()
-    bars = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X(
-            "or_low:Q", scale=x_scale, axis=ticks, title="Odds ratio (> 1 = benefit), 95 % interval"
-        ),
-        x2="or_high:Q",
-        y=y,
-        color=alt.Color("trait_name:N", title="Trait", legend=alt.Legend(orient="bottom")),
-    )
-    points = base.mark_point(filled=True, size=50).encode(
-        x=alt.X("or_median:Q", scale=x_scale),
-        y=y,
-        color=alt.Color("trait_name:N"),
-        tooltip=["label", "or_median", "or_low", "or_high", "pr_benefit", "pr_harm"],
-    )
-    one = base.mark_rule(strokeDash=[4, 3], color="#555555").encode(
-        x=alt.X(datum=1, scale=x_scale, axis=ticks)
-    )
-    layers = [one, bars, points]
-    if df["true_or"].notna().any():
-        layers.append(
-            base.transform_filter("isValid(datum.true_or)")
-            .mark_point(shape="diamond", color="#000000", size=80, filled=False, strokeWidth=2)
-            .encode(x=alt.X("true_or:Q", scale=x_scale), y=y)
-        )
-    return (
-        alt.layer(*layers, data=df)
-        .properties(width=300, height=alt.Step(16))
-        .facet(
-            column=alt.Column(
-                "outcome_label:N", title=None, sort=list(dict.fromkeys(df["outcome_label"]))
-            )
-        )
-        .properties(title=f"Odds ratios vs usual care ({analysis} analysis)")
-    )
+    return forest_plot(df, f"Odds ratios vs usual care ({analysis} analysis)")
 
 
 def probabilities_table(source: Source, *, analysis: str = PRIMARY) -> pd.DataFrame:

@@ -1064,43 +1064,76 @@ def decision_rules_table(design: Design) -> pd.DataFrame:
     )
 
 
-def forest_chart(
-    summary: pd.DataFrame, title: str, truth: pd.DataFrame | None = None
-) -> alt.LayerChart:
-    """Posterior median and 95 % interval of the OR per arm (log scale), with the truth if known."""
-    df = summary.copy()
-    df["label"] = df["trait"] + ": " + df["arm"]
-    order = list(df["label"])
-    base = alt.Chart(df).encode(
-        y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
+#: Tick values of the log odds-ratio axes.
+OR_TICKS = [0.01, 0.03, 0.1, 0.25, 0.5, 1, 2, 4, 10, 30, 100]
+
+
+def forest_plot(df: pd.DataFrame, title: str) -> alt.FacetChart:
+    """Forest plot of odds ratios (log axis, > 1 = benefit), one panel per outcome.
+
+    ``df`` has one row per outcome and arm, in display order, with columns ``label`` (the
+    arm as shown), ``trait_name`` (colour), ``outcome_label`` (panel), ``or_median``,
+    ``or_low``, ``or_high``, ``pr_benefit``, ``pr_harm`` and ``true_or`` (NaN where unknown;
+    known values are drawn as black diamonds). Used by the book and the interim reports.
+    """
+    order = list(dict.fromkeys(df["label"]))
+    y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
+    x_scale = alt.Scale(type="log", zero=False)
+    ticks = alt.Axis(values=OR_TICKS, format="~g")
+    base = alt.Chart()
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X(
+            "or_low:Q", scale=x_scale, axis=ticks, title="Odds ratio (> 1 = benefit), 95 % interval"
+        ),
+        x2="or_high:Q",
+        y=y,
+        color=alt.Color("trait_name:N", title="Trait", legend=alt.Legend(orient="bottom")),
     )
-    xscale = alt.Scale(type="log")
-    rules = base.mark_rule(color="#2166ac").encode(
-        x=alt.X("or_low:Q", scale=xscale, title="Odds ratio (> 1 = benefit)"), x2="or_high:Q"
+    points = base.mark_point(filled=True, size=50).encode(
+        x=alt.X("or_median:Q", scale=x_scale),
+        y=y,
+        color=alt.Color("trait_name:N"),
+        tooltip=["label", "or_median", "or_low", "or_high", "pr_benefit", "pr_harm"],
     )
-    points = base.mark_point(filled=True, color="#2166ac", size=50).encode(
-        x=alt.X("or_median:Q", scale=xscale),
-        tooltip=["label", "or_median", "or_low", "or_high", "pr_benefit"],
+    one = base.mark_rule(strokeDash=[4, 3], color="#555555").encode(
+        x=alt.X(datum=1, scale=x_scale, axis=ticks)
     )
-    one = (
-        alt.Chart(pd.DataFrame({"x": [1.0]}))
-        .mark_rule(strokeDash=[4, 3], color="#777777")
-        .encode(x=alt.X("x:Q", scale=xscale))
-    )
-    layers = [rules, points, one]
-    if truth is not None:
-        t = truth.copy()
-        t["label"] = t["trait"] + ": " + t["arm"]
+    layers = [one, bars, points]
+    if df["true_or"].notna().any():
         layers.append(
-            alt.Chart(t)
-            .mark_point(shape="diamond", color="#b2182b", size=60, filled=True)
-            .encode(
-                y=alt.Y("label:N", sort=order),
-                x=alt.X("true_or:Q", scale=xscale),
-                tooltip=["label", "true_or"],
+            base.transform_filter("isValid(datum.true_or)")
+            .mark_point(shape="diamond", color="#000000", size=80, filled=False, strokeWidth=2)
+            .encode(x=alt.X("true_or:Q", scale=x_scale), y=y)
+        )
+    return (
+        alt.layer(*layers, data=df)
+        .properties(width=300, height=alt.Step(16))
+        .facet(
+            column=alt.Column(
+                "outcome_label:N", title=None, sort=list(dict.fromkeys(df["outcome_label"]))
             )
         )
-    return alt.layer(*layers).properties(width=460, height=alt.Step(18), title=title)
+        .properties(title=title)
+    )
+
+
+def forest_chart(
+    summary: pd.DataFrame, title: str, design: Design, truth: pd.DataFrame | None = None
+) -> alt.FacetChart:
+    """:func:`forest_plot` of a stored quantities table (``quantities.summarise``), with the
+    true odds ratios (columns ``arm``, ``true_or``) if known."""
+    df = summary.copy()
+    traits = {t.id: t.short_name or t.name for t in design.traits}
+    arms = {a.id: a.short_name or a.name for a in design.arms}
+    outcomes = {o.id: o.label for o in design.outcomes.outcomes}
+    df["trait_name"] = df["trait"].map(traits)
+    df["label"] = df["trait_name"] + ": " + df["arm"].map(arms)
+    df["outcome_label"] = df["outcome"].map(outcomes)
+    if truth is None:
+        df["true_or"] = float("nan")
+    else:
+        df = df.merge(truth[["arm", "true_or"]], on="arm", how="left")
+    return forest_plot(df, title)
 
 
 def export_contract_table(design: Design) -> pd.DataFrame:
