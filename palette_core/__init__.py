@@ -5,8 +5,8 @@ children and adults. The trial design lives in ``data/design`` and is read, once
 :func:`load_design`.
 """
 
-from .design import Design, load_design
-from .errors import DesignError, PaletteError
+from palette_core.design import Design, load_design
+from palette_core.errors import DesignError, PaletteError
 
 __version__ = "0.1.0"
 

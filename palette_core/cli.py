@@ -34,10 +34,10 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .design import DEFAULT_DESIGN_DIR, load_design
-from .errors import PaletteError
-from .fidelity import check_fidelity
+from palette_core import __version__
+from palette_core.design.loader import DEFAULT_DESIGN_DIR, load_design
+from palette_core.errors import PaletteError
+from palette_core.registry.fidelity import check_fidelity
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,8 +149,8 @@ def _progress_printer():
 
 
 def _analyse(args: argparse.Namespace) -> int:
-    from .interim import analyse  # imports JAX: only when asked
-    from .interim_report import write_reports
+    from palette_core.interim.analyse import analyse  # imports JAX: only when asked
+    from palette_core.interim.report import write_reports
 
     progress = _progress_printer()
     out = args.out or args.export.parent / f"{args.export.name}_analysis"
@@ -193,7 +193,7 @@ def _analyse(args: argparse.Namespace) -> int:
 
 def _add_allocation_commands(sub: argparse._SubParsersAction) -> None:
     """``palette randomise`` and ``palette log verify|replay|recover|head``."""
-    from .randomise import SECRET_ENV, SECRET_FILE_ENV, STRATIFY_FACTORS
+    from palette_core.randomisation.randomise import SECRET_ENV, SECRET_FILE_ENV, STRATIFY_FACTORS
 
     secret_help = (
         f"file holding the trial secret (default: ${SECRET_FILE_ENV}, else ${SECRET_ENV}); "
@@ -285,13 +285,13 @@ def _add_allocation_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _randomise(args: argparse.Namespace) -> int:
-    from .patients import read_patients
-    from .randomise import (
+    from palette_core.randomisation.randomise import (
         default_allocation_state,
         load_allocation_state,
         load_secret,
         randomise_patients,
     )
+    from palette_core.screening.patients import read_patients
 
     stratify = tuple(f.strip() for f in args.stratify.split(",") if f.strip())
     try:
@@ -339,7 +339,7 @@ def _randomise(args: argparse.Namespace) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from . import alloclog
+    from palette_core.randomisation import allocation_log as alloclog
 
     try:
         if args.log_command == "verify":
@@ -366,7 +366,7 @@ def _log(args: argparse.Namespace) -> int:
                 print("\n".join(report.lines()))
             return 0 if report.ok else 1
         if args.log_command == "replay":
-            from .randomise import load_secret, replay_log
+            from palette_core.randomisation.randomise import load_secret, replay_log
 
             secret = load_secret(args.secret_file)
             design = load_design(args.design)
@@ -440,8 +440,8 @@ def _design_check(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from .classify import classification_summary, classify_patients
-    from .patients import read_patients
+    from palette_core.screening.classify import classification_summary, classify_patients
+    from palette_core.screening.patients import read_patients
 
     try:
         design = load_design(args.design)
@@ -489,7 +489,7 @@ def _add_results_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _results_rebuild(args: argparse.Namespace) -> int:
-    from .results import DEFAULT_ROOT, rebuild  # imports JAX: only when asked
+    from palette_core.results.store import DEFAULT_ROOT, rebuild  # imports JAX: only when asked
 
     try:
         folders = rebuild(

@@ -150,7 +150,7 @@ class MissingPatientDataError(PaletteError):
 
 
 class MissingHookError(DesignError):
-    """A hook declared in ``traits.yaml`` has no implementation in ``palette_core.traits.HOOKS``."""
+    """A hook declared in ``traits.yaml`` has no implementation in ``palette_core.screening.traits.HOOKS``."""
 
     kind = "hook not implemented"
 
@@ -165,7 +165,7 @@ class LocatedError(PaletteError, ValueError):
 
 
 class AllocationError(LocatedError):
-    """An input to the allocation rules is invalid (``palette_core.allocation``).
+    """An input to the allocation rules is invalid (``palette_core.randomisation.allocation``).
 
     Raised at the Python boundary, never inside jitted code: an unknown trait or arm, an arm
     without a state, arrays of the wrong shape or with non-finite values, negative counts, or
@@ -182,7 +182,7 @@ class AllocationError(LocatedError):
 
 
 class IllegalTransitionError(PaletteError, ValueError):
-    """An arm lifecycle move is not allowed (``palette_core.lifecycle``).
+    """An arm lifecycle move is not allowed (``palette_core.randomisation.lifecycle``).
 
     Raised for a move that ``proposed/lifecycle.yaml`` does not declare (closed -> open,
     planned -> graduated), a date before the last move in the arm's trait, an unknown arm, a
@@ -292,8 +292,8 @@ class LogLockError(AllocationLogError):
 class DecisionInputError(LocatedError):
     """An input to the posterior quantities or the decision rules is invalid.
 
-    Raised at the Python boundary of ``palette_core.quantities`` and
-    ``palette_core.decisions`` (never inside jitted code): draws of the wrong shape or with
+    Raised at the Python boundary of ``palette_core.analysis.quantities`` and
+    ``palette_core.analysis.decisions`` (never inside jitted code): draws of the wrong shape or with
     non-finite values, an unknown outcome or arm, a stored quantities table that lacks a row or
     a column the rules need or was computed at another odds-ratio reference than the design
     asks for, or per-arm information that is missing or negative.
@@ -360,7 +360,7 @@ class StaleResultError(StoredResultError):
 
 # ----------------------------------------------------------------------------- data exports
 class ExportFileError(PaletteError, ValueError):
-    """A data export cannot be read as a whole (``palette_core.export``).
+    """A data export cannot be read as a whole (``palette_core.exports.contract``).
 
     Raised for a missing folder or file, a CSV that is not UTF-8 or not rectangular, an unknown,
     repeated or missing column, or metadata (``export.yaml``) that is missing, malformed or for

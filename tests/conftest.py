@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from palette_core.design import DEFAULT_DESIGN_DIR, Design, load_design
-from palette_core.registry import RegistryRecord, parse_registry
+from palette_core.design.loader import DEFAULT_DESIGN_DIR, Design, load_design
+from palette_core.registry.record import RegistryRecord, parse_registry
 
 DESIGN_DIR = DEFAULT_DESIGN_DIR
 REGISTRY_DIR = DEFAULT_DESIGN_DIR.parent / "registry"

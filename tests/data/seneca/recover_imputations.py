@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from palette_core.seymour import load_seymour_reference, standardise
+from palette_core.screening.seymour import load_seymour_reference, standardise
 
 HERE = Path(__file__).resolve().parent
 TOL = 1e-8

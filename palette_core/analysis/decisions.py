@@ -1,0 +1,514 @@
+"""Decision rules at a look: graduation, futility, harm, cap reached, or continue.
+
+The rules, thresholds, minimum information and cap are those of
+``data/design/proposed/decisions.yaml`` (all *proposed*, to be calibrated by simulation); no
+number is written in this module. They are applied to the *stored quantities* table of
+:func:`palette_core.analysis.quantities.summarise`, so a threshold can be changed (in a copy of the
+design, :func:`palette_core.design.loader.modified_design`) without refitting or re-summarising.
+
+The rules (as written in the YAML; every comparison of a probability is strict)
+------------------------------------------------------------------------------
+With ``n`` the arm's complete primary outcomes and ``N`` its patients allocated:
+
+* **harm**: for any outcome of ``harm.outcomes`` (the primary outcome and 28-day mortality),
+  ``Pr(OR < harm.or_reference) > harm.threshold``, evaluable when ``n >= harm.min_complete``.
+  Harm on mortality alone fires.
+* **graduation**: ``Pr(OR > graduation.or_reference) > graduation.threshold`` on
+  ``graduation.outcome``, evaluable when ``n >= graduation.min_complete``.
+* **futility**: ``Pr(OR > futility.or_reference) < futility.threshold`` on ``futility.outcome``,
+  evaluable when ``n >= futility.min_complete``.
+* **cap reached** ("cap reached, inconclusive"): ``N >= cap_per_experimental_arm.value``.
+  *Proposed reading*: the cap is the largest number an arm may enrol, so an arm with exactly
+  ``cap`` patients allocated has reached it. It is counted in patients allocated (the registry's
+  sense of arm size), not complete outcomes.
+
+A probability exactly equal to its threshold does not fire. A rule whose minimum information
+is not met is *not evaluable* and does not fire; the reason is reported. Minimum information
+counts the experimental arm's complete primary outcomes (both outcomes are complete at day 28;
+*proposed*: the usual-care count is not part of the rule).
+
+Precedence (proposed) when several rules fire
+---------------------------------------------
+**harm, then graduation, then futility, then cap reached**, else **continue**. Safety first:
+an arm that is both probably harmful on mortality and probably beneficial on the primary
+outcome is stopped for harm. Graduation and futility cannot both fire while the design keeps
+``futility.or_reference >= graduation.or_reference`` and ``futility.threshold <
+graduation.threshold`` (checked by ``load_design``): ``Pr(OR > 1.1) <= Pr(OR > 1)``, so
+``Pr(OR > 1.1) < 0.10`` excludes ``Pr(OR > 1) > 0.95``; the order matters only for a design that
+broke those checks. A conclusive result at the cap wins over "cap reached, inconclusive".
+
+Two layers
+----------
+* :func:`decide_arrays`: the pure, vectorised core for the simulator (JAX, ``jax.jit`` and
+  ``jax.vmap``-able), returning numeric codes (:data:`DECISION_NAMES`), with the design's
+  numbers in a :class:`DecisionParams` pytree from :func:`decision_params`.
+* :func:`decide` and :func:`evaluate_rules`: the boundary, on the stored quantities table and
+  per-arm information; they validate once, raise
+  :class:`~palette_core.errors.DecisionInputError`, compute with the *same* core in NumPy
+  float64 (so a stored ``k / n_draws`` equal to a threshold compares equal to it), and return
+  readable tables with the rule, the value, the threshold and the reason.
+
+In JAX (float32 unless ``JAX_ENABLE_X64``) a probability ``k / n`` equal to a threshold also
+compares equal (both round to the same float32), but two values closer than float32 resolution
+(about 6e-8 near 1) cannot be told apart: irrelevant for Monte Carlo probabilities, and why the
+boundary uses float64.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from numbers import Integral
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from palette_core.design.loader import Design
+from palette_core.errors import DecisionInputError
+
+#: Decision codes of :func:`decide_arrays`, in order of precedence after "continue".
+CONTINUE, HARM, GRADUATION, FUTILITY, CAP_REACHED = 0, 1, 2, 3, 4
+#: ``DECISION_NAMES[code]`` is the decision's name, as used by :func:`decide`.
+DECISION_NAMES = ("continue", "harm", "graduation", "futility", "cap_reached")
+#: Rule statuses reported by :func:`evaluate_rules`.
+FIRES, DOES_NOT_FIRE, NOT_EVALUABLE = "fires", "does not fire", "not evaluable"
+
+_FILE = "proposed/decisions.yaml"
+
+
+class DecisionParams(NamedTuple):
+    """The numbers of ``proposed/decisions.yaml``, as a pytree the pure core can trace."""
+
+    graduation_threshold: float
+    graduation_min_complete: int
+    futility_threshold: float
+    futility_min_complete: int
+    harm_threshold: float
+    harm_min_complete: int
+    cap: int
+
+
+def decision_params(design: Design) -> DecisionParams:
+    """Read the thresholds, minimum information and cap from ``design.decisions``."""
+    dec = design.decisions
+    return DecisionParams(
+        graduation_threshold=float(dec.graduation.threshold),
+        graduation_min_complete=int(dec.graduation.min_complete),
+        futility_threshold=float(dec.futility.threshold),
+        futility_min_complete=int(dec.futility.min_complete),
+        harm_threshold=float(dec.harm.threshold),
+        harm_min_complete=int(dec.harm.min_complete),
+        cap=int(dec.cap_per_experimental_arm.value),
+    )
+
+
+# ----------------------------------------------------------------------------- the core
+# The four comparisons, shared by the core and the readable rule table so they cannot differ.
+def _above(value: Any, threshold: Any) -> Any:
+    """Harm and graduation fire strictly above their threshold."""
+    return value > threshold
+
+
+def _below(value: Any, threshold: Any) -> Any:
+    """Futility fires strictly below its threshold."""
+    return value < threshold
+
+
+def _evaluable(n_complete: Any, min_complete: Any) -> Any:
+    """A rule is evaluable from its minimum number of complete outcomes on (``>=``)."""
+    return n_complete >= min_complete
+
+
+def _cap_reached(n_allocated: Any, cap: Any) -> Any:
+    """The cap is reached at ``cap`` patients allocated (``>=``; proposed reading)."""
+    return n_allocated >= cap
+
+
+def _fired(xp: Any, pr_benefit, pr_futility, pr_harm, n_complete, n_allocated, p: DecisionParams):
+    """Which rules fire (bool arrays ``[..., n_arms]``): harm, graduation, futility, cap."""
+    harm = _evaluable(n_complete, p.harm_min_complete) & xp.any(
+        _above(pr_harm, p.harm_threshold), axis=-1
+    )
+    grad = _evaluable(n_complete, p.graduation_min_complete) & _above(
+        pr_benefit, p.graduation_threshold
+    )
+    fut = _evaluable(n_complete, p.futility_min_complete) & _below(
+        pr_futility, p.futility_threshold
+    )
+    cap = _cap_reached(n_allocated, p.cap)
+    return harm, grad, fut, cap
+
+
+def _codes(xp: Any, harm, grad, fut, cap):
+    return xp.where(
+        harm,
+        HARM,
+        xp.where(grad, GRADUATION, xp.where(fut, FUTILITY, xp.where(cap, CAP_REACHED, CONTINUE))),
+    )
+
+
+def decide_arrays(
+    pr_benefit: Any,
+    pr_futility: Any,
+    pr_harm: Any,
+    n_complete: Any,
+    n_allocated: Any,
+    params: DecisionParams,
+) -> Any:
+    """Decision codes per arm (pure JAX; no validation).
+
+    Parameters
+    ----------
+    pr_benefit
+        ``[n_arms]`` Pr(OR > graduation reference) on the graduation outcome.
+    pr_futility
+        ``[n_arms]`` Pr(OR > futility reference) on the futility outcome.
+    pr_harm
+        ``[n_arms, n_harm_outcomes]`` Pr(OR < harm reference), one column per outcome of
+        ``harm.outcomes`` (any column may fire).
+    n_complete, n_allocated
+        ``[n_arms]`` complete primary outcomes and patients allocated per arm.
+    params
+        :func:`decision_params` of the design.
+
+    Returns
+    -------
+    ``[n_arms]`` int codes: :data:`CONTINUE`, :data:`HARM`, :data:`GRADUATION`,
+    :data:`FUTILITY`, :data:`CAP_REACHED` (``DECISION_NAMES[code]``). A NaN probability never
+    fires. Leading batch axes broadcast, or ``jax.vmap`` over trials.
+    """
+    fired = _fired(
+        jnp,
+        jnp.asarray(pr_benefit),
+        jnp.asarray(pr_futility),
+        jnp.asarray(pr_harm),
+        jnp.asarray(n_complete),
+        jnp.asarray(n_allocated),
+        params,
+    )
+    return _codes(jnp, *fired)
+
+
+# ----------------------------------------------------------------------------- boundary
+def _information(information: Any, arms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``n_complete`` and ``n_allocated`` per arm, validated, in the order of ``arms``."""
+    where = "argument 'information'"
+    if isinstance(information, pd.DataFrame):
+        missing = {"arm", "n_complete", "n_allocated"} - set(information.columns)
+        if missing:
+            raise DecisionInputError(where, f"missing column(s) {sorted(missing)}")
+        if information["arm"].duplicated().any():
+            dup = sorted(information.loc[information["arm"].duplicated(), "arm"])
+            raise DecisionInputError(where, f"arm(s) {dup} appear more than once")
+        info = {
+            r.arm: {"n_complete": r.n_complete, "n_allocated": r.n_allocated}
+            for r in information.itertuples(index=False)
+        }
+    elif isinstance(information, Mapping):
+        info = dict(information)
+    else:
+        raise DecisionInputError(
+            where,
+            "expected a DataFrame (arm, n_complete, n_allocated) or a mapping "
+            f"arm -> {{n_complete, n_allocated}}, got {type(information).__name__}",
+        )
+    n_c, n_a = [], []
+    for arm in arms:
+        if arm not in info:
+            raise DecisionInputError(f"{where}, arm {arm!r}", "no information given for this arm")
+        entry = info[arm]
+        values = []
+        for name in ("n_complete", "n_allocated"):
+            v = entry.get(name) if isinstance(entry, Mapping) else None
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, Integral) or v < 0:
+                raise DecisionInputError(
+                    f"{where}, arm {arm!r}, field {name!r}",
+                    f"expected a whole number >= 0, got {v!r}",
+                )
+            values.append(int(v))
+        if values[0] > values[1]:
+            raise DecisionInputError(
+                f"{where}, arm {arm!r}",
+                f"{values[0]} complete outcomes but only {values[1]} patients allocated",
+            )
+        n_c.append(values[0])
+        n_a.append(values[1])
+    return np.array(n_c), np.array(n_a)
+
+
+def _fmt(value: float, threshold: float) -> str:
+    """A probability for a reason text: 4 significant digits, unless that hides the boundary."""
+    text = f"{value:.4g}"
+    return repr(value) if float(text) == threshold and value != threshold else text
+
+
+def _prob(table: pd.DataFrame, arm: str, outcome: str, column: str) -> float:
+    rows = table[(table["arm"] == arm) & (table["outcome"] == outcome)]
+    where = f"quantities table, arm {arm!r}, outcome {outcome!r}"
+    if len(rows) == 0:
+        raise DecisionInputError(where, "no row: the rules need it (summarise this outcome)")
+    if len(rows) > 1:
+        raise DecisionInputError(where, f"{len(rows)} rows; expected one")
+    v = rows[column].iloc[0]
+    if not isinstance(v, (float, int, np.floating, np.integer)) or not 0.0 <= float(v) <= 1.0:
+        raise DecisionInputError(f"{where}, column {column!r}", f"not a probability: {v!r}")
+    return float(v)
+
+
+def _select(quantities: pd.DataFrame, design: Design, population: str, analysis: str):
+    if not isinstance(quantities, pd.DataFrame):
+        raise DecisionInputError(
+            "argument 'quantities'",
+            f"expected the table of quantities.summarise, got {type(quantities).__name__}",
+        )
+    need = {
+        "analysis",
+        "population",
+        "outcome",
+        "arm",
+        "pr_benefit",
+        "pr_or_gt_ref",
+        "pr_harm",
+        "ref_benefit",
+        "ref_futility",
+        "ref_harm",
+    }
+    missing = need - set(quantities.columns)
+    if missing:
+        raise DecisionInputError("quantities table", f"missing column(s) {sorted(missing)}")
+    table = quantities[
+        (quantities["population"] == population) & (quantities["analysis"] == analysis)
+    ]
+    if table.empty:
+        raise DecisionInputError(
+            "quantities table", f"no rows for analysis {analysis!r}, population {population!r}"
+        )
+    dec = design.decisions
+    for column, rule, ref in (
+        ("ref_benefit", "graduation", dec.graduation.or_reference),
+        ("ref_futility", "futility", dec.futility.or_reference),
+        ("ref_harm", "harm", dec.harm.or_reference),
+    ):
+        stored = set(table[column].astype(float))
+        if any(not math.isclose(v, ref, rel_tol=1e-12) for v in stored):
+            raise DecisionInputError(
+                f"quantities table, column {column!r}",
+                f"computed at OR reference {sorted(stored)}, but {_FILE} {rule}.or_reference is "
+                f"{ref}: summarise the draws again (thresholds can change without it, "
+                "references cannot)",
+            )
+    return table, list(dict.fromkeys(table["arm"]))
+
+
+def evaluate_rules(
+    quantities: pd.DataFrame,
+    information: Any,
+    design: Design,
+    *,
+    population: str = "all",
+    analysis: str = "primary",
+) -> pd.DataFrame:
+    """Every rule for every arm: one row per arm and rule (harm once per harm outcome).
+
+    Columns: ``arm``, ``rule``, ``outcome``, ``quantity`` (e.g. ``"Pr(OR > 1.1)"``),
+    ``value``, ``comparison`` (``">"``, ``"<"``, ``">="``), ``threshold``, ``min_complete``,
+    ``n_complete``, ``n_allocated``, ``status`` (:data:`FIRES`, :data:`DOES_NOT_FIRE`,
+    :data:`NOT_EVALUABLE`) and ``reason``. Arguments as for :func:`decide`.
+    """
+    table, arms = _select(quantities, design, population, analysis)
+    n_complete, n_allocated = _information(information, arms)
+    dec = design.decisions
+    p = decision_params(design)
+    rules = [
+        ("harm", o, "pr_harm", "<", dec.harm.or_reference, p.harm_threshold, p.harm_min_complete)
+        for o in dec.harm.outcomes
+    ] + [
+        (
+            "graduation",
+            dec.graduation.outcome,
+            "pr_benefit",
+            ">",
+            dec.graduation.or_reference,
+            p.graduation_threshold,
+            p.graduation_min_complete,
+        ),
+        (
+            "futility",
+            dec.futility.outcome,
+            "pr_or_gt_ref",
+            ">",
+            dec.futility.or_reference,
+            p.futility_threshold,
+            p.futility_min_complete,
+        ),
+    ]
+    rows: list[dict[str, Any]] = []
+    for i, arm in enumerate(arms):
+        nc, na = int(n_complete[i]), int(n_allocated[i])
+        for rule, outcome, column, sign, ref, threshold, min_complete in rules:
+            value = _prob(table, arm, outcome, column)
+            quantity = f"Pr(OR {sign} {ref:g})"
+            cmp = "<" if rule == "futility" else ">"
+            if not _evaluable(nc, min_complete):
+                status = NOT_EVALUABLE
+                reason = f"not evaluable: {nc} complete < {min_complete} needed"
+            else:
+                fires = bool((_below if cmp == "<" else _above)(value, threshold))
+                status = FIRES if fires else DOES_NOT_FIRE
+                neg = "" if fires else "not "
+                reason = (
+                    f"{quantity} on {outcome} = {_fmt(value, threshold)} {neg}{cmp} {threshold:g}"
+                )
+            rows.append(
+                {
+                    "arm": arm,
+                    "rule": rule,
+                    "outcome": outcome,
+                    "quantity": quantity,
+                    "value": value,
+                    "comparison": cmp,
+                    "threshold": threshold,
+                    "min_complete": min_complete,
+                    "n_complete": nc,
+                    "n_allocated": na,
+                    "status": status,
+                    "reason": reason,
+                }
+            )
+        fires = bool(_cap_reached(na, p.cap))
+        rows.append(
+            {
+                "arm": arm,
+                "rule": "cap_reached",
+                "outcome": None,
+                "quantity": "patients allocated",
+                "value": float(na),
+                "comparison": ">=",
+                "threshold": float(p.cap),
+                "min_complete": 0,
+                "n_complete": nc,
+                "n_allocated": na,
+                "status": FIRES if fires else DOES_NOT_FIRE,
+                "reason": f"{na} allocated {'>=' if fires else 'below'} cap {p.cap}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def decide(
+    quantities: pd.DataFrame,
+    information: Any,
+    design: Design,
+    *,
+    population: str = "all",
+    analysis: str = "primary",
+) -> pd.DataFrame:
+    """The decision for every arm of a stored quantities table.
+
+    Parameters
+    ----------
+    quantities
+        The table of :func:`palette_core.analysis.quantities.summarise` (possibly several analyses and
+        populations concatenated; ``population`` and ``analysis`` pick the rows used).
+    information
+        Per arm: complete primary outcomes and patients allocated, as a DataFrame with columns
+        ``arm``, ``n_complete``, ``n_allocated`` or a mapping ``arm -> {"n_complete": ...,
+        "n_allocated": ...}``. Every arm of the table needs an entry.
+    design
+        Thresholds, minimum information and cap come from ``design.decisions`` only.
+
+    Returns
+    -------
+    One row per arm (in table order): ``arm``, ``decision`` (``"harm"``, ``"graduation"``,
+    ``"futility"``, ``"cap_reached"``, ``"continue"``), ``code`` (:data:`DECISION_NAMES`),
+    ``rule``, ``outcome``, ``quantity``, ``value``, ``threshold`` (of the rule that decided;
+    empty for "continue"), ``reason`` (readable), ``not_evaluable`` (the rules below their
+    minimum information, "; "-separated, empty if none), ``n_complete``, ``n_allocated``.
+    When harm fires on several outcomes, the row reports the largest Pr(OR < reference).
+    """
+    rules = evaluate_rules(
+        quantities, information, design, population=population, analysis=analysis
+    )
+    arms = list(dict.fromkeys(rules["arm"]))
+    dec = design.decisions
+    by_arm = {a: rules[rules["arm"] == a] for a in arms}
+
+    def value(arm: str, rule: str, outcome: str) -> float:
+        r = by_arm[arm]
+        return float(r[(r["rule"] == rule) & (r["outcome"] == outcome)]["value"].iloc[0])
+
+    pr_benefit = np.array([value(a, "graduation", dec.graduation.outcome) for a in arms])
+    pr_fut = np.array([value(a, "futility", dec.futility.outcome) for a in arms])
+    pr_harm = np.array([[value(a, "harm", o) for o in dec.harm.outcomes] for a in arms])
+    n_complete = np.array([int(by_arm[a]["n_complete"].iloc[0]) for a in arms])
+    n_allocated = np.array([int(by_arm[a]["n_allocated"].iloc[0]) for a in arms])
+    # the same core as decide_arrays, in NumPy float64
+    codes = _codes(
+        np,
+        *_fired(np, pr_benefit, pr_fut, pr_harm, n_complete, n_allocated, decision_params(design)),
+    )
+    out: list[dict[str, Any]] = []
+    for i, arm in enumerate(arms):
+        r = by_arm[arm]
+        name = DECISION_NAMES[int(codes[i])]
+        not_eval = "; ".join(
+            f"{x.rule} on {x.outcome}: {x.n_complete} complete < {x.min_complete}"
+            for x in r[r["status"] == NOT_EVALUABLE].itertuples()
+        )
+        row: dict[str, Any] = {
+            "arm": arm,
+            "decision": name,
+            "code": int(codes[i]),
+            "rule": None,
+            "outcome": None,
+            "quantity": None,
+            "value": math.nan,
+            "threshold": math.nan,
+            "reason": "",
+            "not_evaluable": not_eval,
+            "n_complete": int(n_complete[i]),
+            "n_allocated": int(n_allocated[i]),
+        }
+        if name == "continue":
+            row["reason"] = "continue: no rule fires (" + "; ".join(r["reason"]) + ")"
+        else:
+            fired = r[(r["rule"] == name) & (r["status"] == FIRES)]
+            if name == "harm":
+                fired = fired.sort_values("value", ascending=False, kind="stable")
+            f = fired.iloc[0]
+            label = {
+                "harm": "stop for harm",
+                "graduation": "graduate",
+                "futility": "stop for futility",
+                "cap_reached": "cap reached, inconclusive",
+            }[name]
+            row.update(
+                rule=name,
+                outcome=f["outcome"],
+                quantity=f["quantity"],
+                value=float(f["value"]),
+                threshold=float(f["threshold"]),
+                reason=f"{label}: {f['reason']}",
+            )
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+__all__ = [
+    "CAP_REACHED",
+    "CONTINUE",
+    "DECISION_NAMES",
+    "DOES_NOT_FIRE",
+    "DecisionParams",
+    "FIRES",
+    "FUTILITY",
+    "GRADUATION",
+    "HARM",
+    "NOT_EVALUABLE",
+    "decide",
+    "decide_arrays",
+    "decision_params",
+    "evaluate_rules",
+]

@@ -1,0 +1,2 @@
+"""A trial data export: its contract, the day-28 outcomes derived from it, and a synthetic
+export with known effects."""

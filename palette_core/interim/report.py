@@ -1,0 +1,775 @@
+"""The open and the closed report of an interim look, from a stored analysis.
+
+Every section is a function of a stored :class:`~palette_core.interim.analyse.InterimAnalysis` (or of
+its folder) that returns a DataFrame (readable column names, rounded numbers) or an Altair
+chart, so the book chapter and :func:`write_reports` show the same thing. Nothing here fits a
+model or reads the export: :func:`load_analysis` reads the folder written by
+:func:`palette_core.interim.analyse.analyse`.
+
+Two reports, as DMC charters ask:
+
+* the **open** report (for the trial steering committee and the open DMC session): accrual by
+  site, trait and age group, completeness of the day-28 outcome, outcomes pooled across arms,
+  data problems. It shows **no** arm-level outcome or comparison (no odds ratio, no arm);
+* the **closed** report (DMC only): decisions, a forest plot of odds ratios per trait and arm
+  with 95 % intervals, posterior probabilities, every rule with its value and threshold, the
+  harm check in children, next-period allocation probabilities, safety by arm, model
+  diagnostics and the sensitivity analyses.
+
+:func:`write_reports` writes both as self-contained HTML: tables as HTML, charts as inline SVG
+rendered by vl-convert with no network access (``allowed_base_urls=[]``), one stylesheet in
+the page, no script. The header names the trial, export, data cut, design hash, seed and git
+revision; the bytes depend only on the stored analysis (no time stamp).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import vl_convert as vlc
+
+from palette_core import __version__
+from palette_core.chapters.helpers import OR_TICKS, forest_plot
+from palette_core.interim.analyse import (
+    CHILD_HARM_ANALYSIS,
+    PRIMARY,
+    InterimAnalysis,
+    load_analysis,
+)
+
+Source = InterimAnalysis | str | Path
+OPEN_REPORT = "open_report.html"
+CLOSED_REPORT = "closed_report.html"
+#: Vega-Lite version for vl-convert: the one this Altair writes
+VL_VERSION = ".".join(alt.SCHEMA_VERSION.split(".")[:2])
+DECISION_COLOURS = {
+    "continue": "#999999",
+    "graduation": "#1a9850",
+    "futility": "#fdae61",
+    "harm": "#d73027",
+    "cap_reached": "#4575b4",
+}
+DECISION_LABELS = {
+    "continue": "Continue",
+    "graduation": "Graduate",
+    "futility": "Stop for futility",
+    "harm": "Stop for harm",
+    "cap_reached": "Cap reached (inconclusive)",
+}
+#: tick marks of odds-ratio axes (log scale)
+STATUS_LABELS = {
+    "rows": "Rows in export",
+    "allocated": "Allocated",
+    "complete": "Complete",
+    "pending": "Pending",
+    "missing": "Missing",
+    "withdrawn_all_data": "Withdrawn (all data)",
+    "invalid": "Invalid row",
+}
+
+
+def _analysis(source: Source) -> InterimAnalysis:
+    return source if isinstance(source, InterimAnalysis) else load_analysis(source)
+
+
+def _num(x: Any, fmt: str) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if math.isnan(v) else format(v, fmt)
+
+
+def _interval(med: Any, lo: Any, hi: Any) -> str:
+    return f"{_num(med, '.2f')} ({_num(lo, '.2f')}–{_num(hi, '.2f')})"
+
+
+def _labels(a: InterimAnalysis) -> dict[str, str]:
+    arms = a.table("arms")
+    return {
+        arm: f"{trait}: {name}"
+        for arm, trait, name in zip(arms["arm"], arms["trait_name"], arms["name"], strict=True)
+    }
+
+
+def _trait_names(a: InterimAnalysis) -> dict[str, str]:
+    arms = a.table("arms")
+    return dict(zip(arms["trait"], arms["trait_name"], strict=True))
+
+
+def _outcome_label(a: InterimAnalysis, oid: str) -> str:
+    return a.manifest.get("outcome_labels", {}).get(oid, oid)
+
+
+def _primary_outcome(a: InterimAnalysis) -> str:
+    return a.manifest.get("primary_outcome", a.manifest["outcomes"][0])
+
+
+# ----------------------------------------------------------------------------- header
+def header(source: Source) -> pd.DataFrame:
+    """Provenance of the analysis: trial, export, data cut, design hash, seed, git revision."""
+    a = _analysis(source)
+    m = a.manifest
+    e = m.get("export", {})
+    rows = [
+        ("Trial", m.get("trial")),
+        ("Export id", e.get("export_id")),
+        ("Data cut", e.get("data_cut")),
+        ("Export created by", e.get("created_by") or "–"),
+        ("Design hash", m.get("design_hash")),
+        ("Seed", m.get("seed")),
+        ("Run size", m.get("size")),
+        ("Git revision", m.get("git_revision")),
+        ("palette_core", m.get("packages", {}).get("palette-core", __version__)),
+        (
+            "Export files (SHA-256)",
+            "; ".join(f"{k} {v}" for k, v in e.get("files_sha256", {}).items()),
+        ),
+    ]
+    return pd.DataFrame(rows, columns=["Item", "Value"])
+
+
+def export_summary(source: Source) -> pd.DataFrame:
+    """Rows of the export and what became of them (counts in = counts reported)."""
+    c = _analysis(source).manifest["counts"]
+    rows = [
+        ("Rows in the export", c["rows"]),
+        ("Valid rows", c["valid"]),
+        ("Invalid rows (listed under data problems)", c["invalid"]),
+        ("Withdrawn from all data use (excluded, counted)", c["withdrawn_all_data"]),
+        ("Day-28 outcome complete (analysed)", c["complete"]),
+        ("Day-28 outcome pending (day 28 after the data cut)", c["pending"]),
+        ("Day-28 outcome missing", c["missing"]),
+    ]
+    return pd.DataFrame(rows, columns=["", "Patients"])
+
+
+# ----------------------------------------------------------------------------- open report
+def _status_table(df: pd.DataFrame, keys: dict[str, str]) -> pd.DataFrame:
+    out = df.rename(columns={**keys, **STATUS_LABELS})
+    total = {c: df[c].sum() for c in STATUS_LABELS if c in df.columns}
+    first = list(keys.values())
+    row = {first[0]: "Total", **{k: "" for k in first[1:]}}
+    row.update({STATUS_LABELS[c]: int(v) for c, v in total.items()})
+    return pd.concat([out, pd.DataFrame([row])], ignore_index=True)
+
+
+def accrual_by_site(source: Source) -> pd.DataFrame:
+    """Patients per site and outcome status (open report)."""
+    a = _analysis(source)
+    return _status_table(a.table("accrual_site"), {"country": "Country", "site_id": "Site"})
+
+
+def accrual_by_trait(source: Source) -> pd.DataFrame:
+    """Patients per assigned trait and outcome status (open report)."""
+    a = _analysis(source)
+    df = a.table("accrual_trait").copy()
+    names = _trait_names(a)
+    df["assigned_trait"] = df["assigned_trait"].map(lambda t: names.get(t, t))
+    return _status_table(df, {"assigned_trait": "Trait"})
+
+
+def accrual_by_age_group(source: Source) -> pd.DataFrame:
+    """Patients per age group and outcome status (open report)."""
+    return _status_table(_analysis(source).table("accrual_age_group"), {"age_group": "Age group"})
+
+
+def accrual_chart(source: Source) -> alt.Chart:
+    """Cumulative patients allocated per trait by month of randomisation (open report)."""
+    a = _analysis(source)
+    df = a.table("accrual_month").copy()
+    names = _trait_names(a)
+    df["Trait"] = df["trait"].map(lambda t: names.get(t, t))
+    return (
+        alt.Chart(df)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("month:O", title="Month of randomisation"),
+            y=alt.Y("cumulative:Q", title="Patients allocated (cumulative)"),
+            color=alt.Color("Trait:N", sort=list(names.values())),
+            tooltip=["Trait", "month", "allocated", "cumulative"],
+        )
+        .properties(width=520, height=260, title="Accrual by trait")
+    )
+
+
+def completeness(source: Source) -> pd.DataFrame:
+    """Day-28 outcome completeness: patients by status (all statuses, zeros kept)."""
+    df = _analysis(source).table("completeness")
+    return pd.DataFrame(
+        {"Status": [STATUS_LABELS.get(x, x) for x in df["status"]], "Patients": df["n"]}
+    )
+
+
+def incomplete_patients(source: Source) -> pd.DataFrame:
+    """Patients without a complete day-28 outcome, with the reason (no arm shown)."""
+    a = _analysis(source)
+    df = a.table("incomplete").copy()
+    names = _trait_names(a)
+    df["assigned_trait"] = [names.get(t, t) for t in df["assigned_trait"]]
+    df["status"] = [STATUS_LABELS.get(x, x) for x in df["status"]]
+    return df.rename(
+        columns={
+            "line": "CSV line",
+            "patient_id": "Patient",
+            "site_id": "Site",
+            "assigned_trait": "Trait",
+            "age_group": "Age group",
+            "status": "Status",
+            "status_reason": "Reason",
+        }
+    )
+
+
+def pooled_outcomes_table(source: Source) -> pd.DataFrame:
+    """Outcomes of complete patients pooled across all arms (open report)."""
+    a = _analysis(source)
+    df = a.table("pooled_outcomes")
+    names = _trait_names(a)
+    out = pd.DataFrame(
+        {
+            "Group": df["group"],
+            "Level": [names.get(v, v) for v in df["level"]],
+            "Complete": df["n_complete"],
+            "Deaths by day 28": [
+                f"{int(k)} ({_num(100 * r, '.1f')} %)" if n else "–"
+                for k, r, n in zip(df["deaths"], df["mortality"], df["n_complete"], strict=True)
+            ],
+            "OSFD median (IQR)": [
+                f"{_num(m, '.0f')} ({_num(q1, '.0f')}–{_num(q3, '.0f')})" if n else "–"
+                for m, q1, q3, n in zip(
+                    df["osfd_median"], df["osfd_q1"], df["osfd_q3"], df["n_complete"], strict=True
+                )
+            ],
+            "OSFD mean": [_num(v, ".1f") for v in df["osfd_mean"]],
+            "ISTH major bleeding": df["isth_major_bleeding"],
+            "Secondary infection": df["secondary_infection"],
+        }
+    )
+    return out
+
+
+def pooled_osfd_chart(source: Source) -> alt.Chart:
+    """Distribution of organ-support-free days, all arms pooled (-1 = death; open report)."""
+    df = _analysis(source).table("pooled_osfd")
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("osfd28:O", title="Organ-support-free days to day 28 (-1 = death)"),
+            y=alt.Y("patients:Q", title="Patients"),
+            color=alt.condition(alt.datum.osfd28 < 0, alt.value("#b2182b"), alt.value("#4d4d4d")),
+            tooltip=["osfd28", "patients"],
+        )
+        .properties(width=560, height=200, title="OSFD to day 28, all arms pooled")
+    )
+
+
+def data_problems(source: Source) -> pd.DataFrame:
+    """Every problem found in the export, with CSV line, patient and field."""
+    df = _analysis(source).table("errors")
+    return df.rename(
+        columns={
+            "line": "CSV line",
+            "row": "Data row",
+            "patient_id": "Patient",
+            "field": "Field",
+            "value": "Value",
+            "message": "Problem",
+        }
+    )
+
+
+# ----------------------------------------------------------------------------- closed report
+def decisions_table(source: Source) -> pd.DataFrame:
+    """The decision for every arm, with the rule that decided and why (primary analysis)."""
+    a = _analysis(source)
+    d = a.table("decisions")
+    labels = _labels(a)
+    states = a.table("arm_states").set_index("arm")
+    return pd.DataFrame(
+        {
+            "Arm": [labels.get(x, x) for x in d["arm"]],
+            "Decision": [DECISION_LABELS.get(x, x) for x in d["decision"]],
+            "Reason": d["reason"].fillna(""),
+            "Complete": d["n_complete"],
+            "Allocated": d["n_allocated"],
+            "Not evaluable": d["not_evaluable"].fillna(""),
+            "State next period": [states.loc[x, "state_next_period"] for x in d["arm"]],
+        }
+    )
+
+
+def forest_data(
+    source: Source, truth: pd.DataFrame | None = None, *, analysis: str = PRIMARY
+) -> pd.DataFrame:
+    """ORs (median, 95 % interval) per outcome and arm of ``analysis``, with ``true_or`` when
+    ``truth`` (columns ``arm``, ``true_or``, optionally ``outcome``) is given."""
+    a = _analysis(source)
+    q = a.quantities
+    q = q[(q["analysis"] == analysis) & (q["population"] == "all")].copy()
+    labels = _labels(a)
+    q["label"] = q["arm"].map(lambda x: labels.get(x, x))
+    q["trait_name"] = q["trait"].map(lambda t: _trait_names(a).get(t, t))
+    q["outcome_label"] = q["outcome"].map(lambda o: _outcome_label(a, o))
+    q["true_or"] = math.nan
+    if truth is not None:
+        t = truth.copy()
+        keys = ["arm", "outcome"] if "outcome" in t.columns else ["arm"]
+        q = q.drop(columns="true_or").merge(t[[*keys, "true_or"]], on=keys, how="left")
+    return q.reset_index(drop=True)
+
+
+def forest_chart(
+    source: Source, truth: pd.DataFrame | None = None, *, analysis: str = PRIMARY
+) -> alt.FacetChart:
+    """Forest plot: OR (> 1 = benefit) with its 95 % interval per trait and arm, one panel per
+    outcome; true ORs as black diamonds when ``truth`` is given (closed report)."""
+    df = forest_data(source, truth, analysis=analysis)
+    return forest_plot(df, f"Odds ratios vs usual care ({analysis} analysis)")
+
+
+def probabilities_table(source: Source, *, analysis: str = PRIMARY) -> pd.DataFrame:
+    """Posterior probabilities and ORs per arm and outcome (closed report)."""
+    df = forest_data(source, analysis=analysis)
+    ref_b = df["ref_benefit"].iloc[0] if len(df) else 1.0
+    ref_f = df["ref_futility"].iloc[0] if len(df) else 1.1
+    ref_h = df["ref_harm"].iloc[0] if len(df) else 1.0
+    return pd.DataFrame(
+        {
+            "Arm": df["label"],
+            "Outcome": df["outcome_label"],
+            f"Pr(OR > {ref_b:g})": [_num(v, ".3f") for v in df["pr_benefit"]],
+            f"Pr(OR > {ref_f:g})": [_num(v, ".3f") for v in df["pr_or_gt_ref"]],
+            f"Pr(OR < {ref_h:g})": [_num(v, ".3f") for v in df["pr_harm"]],
+            "Pr(best in trait)": [_num(v, ".3f") for v in df["pr_best"]],
+            "OR median (95 % interval)": [
+                _interval(m, lo, hi)
+                for m, lo, hi in zip(df["or_median"], df["or_low"], df["or_high"], strict=True)
+            ],
+            "Draws": df["n_draws"],
+        }
+    )
+
+
+def _rules_display(a: InterimAnalysis, df: pd.DataFrame) -> pd.DataFrame:
+    labels = _labels(a)
+    return pd.DataFrame(
+        {
+            "Arm": [labels.get(x, x) for x in df["arm"]],
+            "Rule": df["rule"],
+            "Outcome": [_outcome_label(a, o) if isinstance(o, str) else "–" for o in df["outcome"]],
+            "Quantity": df["quantity"],
+            "Value": [_num(v, ".4g") for v in df["value"]],
+            "Threshold": [
+                f"{c} {_num(t, 'g')}"
+                for c, t in zip(df["comparison"], df["threshold"], strict=True)
+            ],
+            "Minimum complete": df["min_complete"],
+            "Complete": df["n_complete"],
+            "Status": df["status"],
+        }
+    )
+
+
+def rules_table(source: Source) -> pd.DataFrame:
+    """Every decision rule for every arm: value, threshold, minimum information, status."""
+    a = _analysis(source)
+    return _rules_display(a, a.table("rules"))
+
+
+def child_harm_table(source: Source) -> pd.DataFrame:
+    """The harm rule in children on the children-only effect without borrowing (closed)."""
+    a = _analysis(source)
+    df = a.table("child_harm")
+    if df.empty:
+        return pd.DataFrame(columns=["Arm", "Rule", "Outcome", "Value", "Status"])
+    return _rules_display(a, df)
+
+
+def allocation_table(source: Source) -> pd.DataFrame:
+    """Allocation probabilities for the next period, per trait and arm (closed report)."""
+    a = _analysis(source)
+    df = a.table("allocation")
+    labels = _labels(a)
+    return pd.DataFrame(
+        {
+            "Arm": [labels.get(x, x) for x in df["arm"]],
+            "State next period": df["state"],
+            "Rule": df["phase"],
+            "Complete": df["n_complete"],
+            "Pr(best)": [_num(v, ".3f") for v in df["pr_best"]],
+            "Allocation probability": [_num(v, ".3f") for v in df["probability"]],
+        }
+    )
+
+
+def allocation_chart(source: Source) -> alt.Chart:
+    """Next-period allocation probability per arm, grouped by trait (closed report)."""
+    a = _analysis(source)
+    df = a.table("allocation").copy()
+    labels = _labels(a)
+    names = _trait_names(a)
+    df["label"] = df["arm"].map(lambda x: labels.get(x, x))
+    df["trait_name"] = df["trait"].map(lambda t: names.get(t, t))
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "probability:Q", title="Allocation probability", scale=alt.Scale(domain=[0, 1])
+            ),
+            y=alt.Y("label:N", sort=list(df["label"]), title=None, axis=alt.Axis(labelLimit=260)),
+            color=alt.Color("trait_name:N", title="Trait", legend=alt.Legend(orient="bottom")),
+            tooltip=["label", "phase", "probability"],
+        )
+        .properties(width=360, height=alt.Step(14), title="Allocation for the next period")
+    )
+
+
+def safety_table(source: Source) -> pd.DataFrame:
+    """Deaths, ISTH major bleeding and secondary infection by arm, complete patients (closed)."""
+    a = _analysis(source)
+    df = a.table("safety")
+    labels = _labels(a)
+
+    def cell(k: Any, r: Any, n: Any) -> str:
+        return f"{int(k)} ({_num(100 * r, '.1f')} %)" if n else "–"
+
+    return pd.DataFrame(
+        {
+            "Arm": [labels.get(x, x) for x in df["arm"]],
+            "Allocated": df["n_allocated"],
+            "Complete": df["n_complete"],
+            "Deaths by day 28": [
+                cell(k, r, n)
+                for k, r, n in zip(df["deaths"], df["mortality"], df["n_complete"], strict=True)
+            ],
+            "ISTH major bleeding": [
+                cell(k, r, n)
+                for k, r, n in zip(
+                    df["isth_major_bleeding"], df["bleeding_rate"], df["n_complete"], strict=True
+                )
+            ],
+            "Secondary infection": [
+                cell(k, r, n)
+                for k, r, n in zip(
+                    df["secondary_infection"], df["infection_rate"], df["n_complete"], strict=True
+                )
+            ],
+        }
+    )
+
+
+def diagnostics_table(source: Source) -> pd.DataFrame:
+    """Convergence gates of every fit: R-hat, bulk and tail ESS, divergences (closed report)."""
+    a = _analysis(source)
+    df = a.table("diagnostics")
+    return pd.DataFrame(
+        {
+            "Analysis": df["analysis"],
+            "Outcome": [_outcome_label(a, o) for o in df["outcome"]],
+            "Fit": df["fit"],
+            "Draws": df["n_draws"],
+            "Gates passed": ["yes" if bool(g) else "NO" for g in df["gates_passed"]],
+            "Divergences": [_num(v, ".0f") for v in df["divergences"]],
+            "Max R-hat": [_num(v, ".3f") for v in df["max_rhat"]],
+            "Min bulk ESS": [_num(v, ".0f") for v in df["min_ess_bulk"]],
+            "Min tail ESS": [_num(v, ".0f") for v in df["min_ess_tail"]],
+            "Failures": df["failures"].fillna(""),
+        }
+    )
+
+
+def sensitivity_table(source: Source, outcome: str | None = None) -> pd.DataFrame:
+    """OR median (95 % interval) per arm under the primary and every sensitivity analysis."""
+    a = _analysis(source)
+    outcome = outcome or _primary_outcome(a)
+    q = a.quantities
+    q = q[(q["outcome"] == outcome) & (q["population"] == "all")]
+    labels = _labels(a)
+    cells = zip(q["or_median"], q["or_low"], q["or_high"], strict=True)
+    q = q.assign(cell=[_interval(m, lo, hi) for m, lo, hi in cells])
+    order = list(dict.fromkeys(q["analysis"]))
+    wide = q.pivot(index="arm", columns="analysis", values="cell")
+    arms = list(dict.fromkeys(q["arm"]))
+    wide = wide.reindex(index=arms, columns=order).reset_index()
+    wide.columns.name = None
+    wide["arm"] = wide["arm"].map(lambda x: labels.get(x, x))
+    return wide.rename(columns={"arm": "Arm"})
+
+
+def sensitivity_decisions(source: Source) -> pd.DataFrame:
+    """The decision each analysis would give (decisions are taken on the primary only)."""
+    a = _analysis(source)
+    df = a.table("sensitivity_decisions").copy()
+    labels = _labels(a)
+    df["arm"] = df["arm"].map(lambda x: labels.get(x, x))
+    return df.rename(columns={"arm": "Arm"})
+
+
+def sensitivity_chart(source: Source, outcome: str | None = None) -> alt.Chart:
+    """ORs and 95 % intervals per arm under every analysis, for one outcome (closed report)."""
+    a = _analysis(source)
+    outcome = outcome or _primary_outcome(a)
+    q = a.quantities
+    q = q[(q["outcome"] == outcome) & (q["population"] == "all")].copy()
+    labels = _labels(a)
+    q["label"] = q["arm"].map(lambda x: labels.get(x, x))
+    order = list(dict.fromkeys(q["label"]))
+    analyses = list(dict.fromkeys(q["analysis"]))
+    y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
+    x_scale = alt.Scale(type="log", zero=False)
+    colour = alt.Color("analysis:N", sort=analyses, title="Analysis")
+    base = alt.Chart(q).encode(y=y, yOffset=alt.YOffset("analysis:N", sort=analyses))
+    return alt.layer(
+        alt.Chart(q)
+        .mark_rule(strokeDash=[4, 3], color="#555555")
+        .encode(x=alt.X(datum=1, scale=x_scale, axis=alt.Axis(values=OR_TICKS, format="~g"))),
+        base.mark_rule().encode(
+            x=alt.X("or_low:Q", scale=x_scale, title="Odds ratio (> 1 = benefit)"),
+            x2="or_high:Q",
+            color=colour,
+        ),
+        base.mark_point(filled=True, size=20).encode(
+            x=alt.X("or_median:Q", scale=x_scale), color=colour
+        ),
+    ).properties(
+        width=420,
+        height=alt.Step(6),  # per analysis within an arm (yOffset)
+        title=f"Sensitivity analyses: {_outcome_label(a, outcome)}",
+    )
+
+
+def accrual_by_arm(source: Source) -> pd.DataFrame:
+    """Patients per arm and outcome status (closed report: allocation by arm)."""
+    a = _analysis(source)
+    df = a.table("accrual_arm").copy()
+    labels = _labels(a)
+    df["arm"] = df["arm"].map(lambda x: labels.get(x, x))
+    df = df.drop(columns="assigned_trait")
+    return _status_table(df, {"arm": "Arm"})
+
+
+# ----------------------------------------------------------------------------- HTML
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+       color: #222; max-width: 1100px; margin: 2em auto; padding: 0 1.5em; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
+p.lead { color: #555; margin-top: 0; }
+.banner { padding: 0.6em 1em; border-radius: 4px; margin: 1em 0; font-weight: 600; }
+.banner.closed { background: #fde0dd; border: 1px solid #d73027; color: #7f0000; }
+.banner.open { background: #e0f3f8; border: 1px solid #4575b4; color: #08306b; }
+.banner.warn { background: #fff7bc; border: 1px solid #d9a400; color: #5a4500; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
+th, td { border-bottom: 1px solid #e3e3e3; padding: 0.3em 0.7em; text-align: left;
+         vertical-align: top; }
+th { background: #f3f3f3; font-weight: 600; }
+tr:nth-child(even) td { background: #fafafa; }
+table.meta td:first-child { font-weight: 600; white-space: nowrap; }
+table.meta td { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.95em;
+                word-break: break-all; }
+figure { margin: 1em 0; overflow-x: auto; }
+figcaption { color: #555; font-size: 0.9em; }
+nav ol { columns: 2; font-size: 0.92em; }
+.empty { color: #777; font-style: italic; }
+footer { margin-top: 3em; color: #777; font-size: 0.85em; }
+"""
+
+
+def chart_svg(chart: alt.TopLevelMixin) -> str:
+    """An Altair chart as an SVG string (vl-convert, no network access)."""
+    return vlc.vegalite_to_svg(chart.to_dict(), vl_version=VL_VERSION, allowed_base_urls=[])
+
+
+def _table_html(df: pd.DataFrame, cls: str = "palette-table") -> str:
+    if df.empty:
+        return '<p class="empty">None.</p>'
+    return df.to_html(index=False, border=0, classes=cls, na_rep="–", escape=True)
+
+
+Section = tuple[str, str, str, list[Any]]  # id, title, text, parts (DataFrame or chart)
+
+
+def _render(title: str, kind: str, a: InterimAnalysis, banner: str, sections: list[Section]) -> str:
+    m = a.manifest
+    e = m.get("export", {})
+    head = header(a)
+    toc = "".join(f'<li><a href="#{sid}">{html.escape(t)}</a></li>' for sid, t, _, _ in sections)
+    body = []
+    for sid, t, text, parts in sections:
+        body.append(f'<section id="{sid}"><h2>{html.escape(t)}</h2>')
+        if text:
+            body.append(f"<p>{html.escape(text)}</p>")
+        for part in parts:
+            if isinstance(part, pd.DataFrame):
+                body.append(_table_html(part))
+            elif isinstance(part, str):
+                body.append(part)
+            else:
+                body.append(f"<figure>{chart_svg(part)}</figure>")
+        body.append("</section>")
+    page_title = f"{m.get('trial', '')} {title}, export {e.get('export_id', '')}"
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(page_title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"<header><h1>PALETTE interim analysis: {html.escape(title)}</h1>\n"
+        f'<p class="lead">Trial {html.escape(str(m.get("trial", "")))}, export '
+        f"{html.escape(str(e.get('export_id', '')))}, data cut "
+        f"{html.escape(str(e.get('data_cut', '')))}</p>\n"
+        f'<div class="banner {kind}">{html.escape(banner)}</div>\n'
+        + ("" if m.get("gates_passed", True) else _gates_warning())
+        + _table_html(head, "meta")
+        + f"</header>\n<nav><ol>{toc}</ol></nav>\n"
+        + "\n".join(body)
+        + "\n<footer>Generated by palette_core from the stored analysis "
+        "(palette analyse); every number here is in the analysis folder's CSV files.</footer>\n"
+        "</body>\n</html>\n"
+    )
+
+
+def _gates_warning() -> str:
+    return (
+        '<div class="banner warn">Some fits did not pass the convergence gates (R-hat &lt; 1.01, '
+        "bulk and tail ESS &gt; 400, no divergence): see Model diagnostics. Results of such fits "
+        "must not be used for decisions.</div>\n"
+    )
+
+
+def open_report_sections(source: Source) -> list[Section]:
+    """The sections of the open report (no arm-level outcome)."""
+    a = _analysis(source)
+    return [
+        ("summary", "Export summary", "Every row of the export is accounted for.",
+         [export_summary(a)]),
+        ("accrual-site", "Accrual by site", "Patients by site and day-28 outcome status.",
+         [accrual_by_site(a)]),
+        ("accrual-trait", "Accrual by trait", "Patients by assigned trait, all arms together.",
+         [accrual_by_trait(a), accrual_chart(a)]),
+        ("accrual-age", "Accrual by age group", "", [accrual_by_age_group(a)]),
+        ("completeness", "Completeness of the day-28 outcome",
+         "Interim analyses use complete day-28 outcomes only; pending and missing outcomes are "
+         "reported here.", [completeness(a), incomplete_patients(a)]),
+        ("pooled", "Outcomes pooled across arms",
+         "Complete patients of all arms together; no comparison between arms is shown in the "
+         "open report.", [pooled_outcomes_table(a), pooled_osfd_chart(a)]),
+        ("problems", "Data problems",
+         "Rows that break the export contract: they are kept, counted and excluded from the "
+         "analysis.", [data_problems(a)]),
+    ]  # fmt: skip
+
+
+def closed_report_sections(source: Source, truth: pd.DataFrame | None = None) -> list[Section]:
+    """The sections of the closed report (DMC only)."""
+    a = _analysis(source)
+    primary = _primary_outcome(a)
+    sections: list[Section] = [
+        ("summary", "Export summary", "", [export_summary(a), accrual_by_arm(a)]),
+        ("decisions", "Decisions (primary analysis)",
+         "Decision rules of proposed/decisions.yaml applied to the primary analysis.",
+         [decisions_table(a)]),
+        ("forest", "Odds ratios by trait and arm",
+         "Posterior median and 95 % equal-tailed interval of the odds ratio vs usual care of the "
+         "same trait; OR > 1 means benefit for every outcome.", [forest_chart(a, truth)]),
+        ("probabilities", "Posterior probabilities", "", [probabilities_table(a)]),
+        ("rules", "Every rule for every arm", "", [rules_table(a)]),
+        ("child-harm", "Harm check in children (no borrowing)",
+         f"The harm rule applied to the children-only effect of the {CHILD_HARM_ANALYSIS} fit "
+         "with children's complete outcomes; it informs the DMC and does not change the "
+         "decisions.", [child_harm_table(a)]),
+        ("allocation", "Allocation for the next period",
+         "Response-adaptive allocation (proposed/allocation.yaml) on the primary outcome, with "
+         "the arms closed by this look's decisions.", [allocation_table(a), allocation_chart(a)]),
+        ("safety", "Safety by arm", "Among patients with a complete day-28 outcome.",
+         [safety_table(a)]),
+        ("diagnostics", "Model diagnostics", "", [diagnostics_table(a)]),
+        ("sensitivity", "Sensitivity analyses",
+         "Odds ratio median (95 % interval) under each analysis, and the decision each would "
+         "give; decisions are taken on the primary analysis only.",
+         [sensitivity_table(a, primary), sensitivity_chart(a, primary),
+          *[sensitivity_table(a, o) for o in a.manifest["outcomes"] if o != primary],
+          sensitivity_decisions(a)]),
+    ]  # fmt: skip
+    return sections
+
+
+def open_report_html(source: Source) -> str:
+    a = _analysis(source)
+    banner = "OPEN REPORT: accrual, completeness and pooled data; no results by arm."
+    return _render("open report", "open", a, banner, open_report_sections(a))
+
+
+def closed_report_html(source: Source, truth: pd.DataFrame | None = None) -> str:
+    a = _analysis(source)
+    banner = "CLOSED REPORT: for the Data Monitoring Committee only; contains results by arm."
+    return _render("closed report", "closed", a, banner, closed_report_sections(a, truth))
+
+
+def write_reports(
+    analysis_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    truth: pd.DataFrame | None = None,
+) -> tuple[Path, Path]:
+    """Write ``open_report.html`` and ``closed_report.html`` for a stored analysis.
+
+    ``out_dir`` defaults to ``analysis_dir``. ``truth`` (``arm``, ``true_or``) adds the true
+    ORs of a synthetic export to the forest plot. Returns the two paths.
+    """
+    a = load_analysis(analysis_dir)
+    out = Path(analysis_dir if out_dir is None else out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = (out / OPEN_REPORT, out / CLOSED_REPORT)
+    writers: tuple[Callable[[], str], ...] = (
+        lambda: open_report_html(a),
+        lambda: closed_report_html(a, truth),
+    )
+    for path, make in zip(paths, writers, strict=True):
+        path.write_bytes(make().encode("utf-8"))
+    return paths
+
+
+__all__ = [
+    "CLOSED_REPORT",
+    "OPEN_REPORT",
+    "accrual_by_age_group",
+    "accrual_by_arm",
+    "accrual_by_site",
+    "accrual_by_trait",
+    "accrual_chart",
+    "allocation_chart",
+    "allocation_table",
+    "chart_svg",
+    "child_harm_table",
+    "closed_report_html",
+    "closed_report_sections",
+    "completeness",
+    "data_problems",
+    "decisions_table",
+    "diagnostics_table",
+    "export_summary",
+    "forest_chart",
+    "forest_data",
+    "header",
+    "incomplete_patients",
+    "load_analysis",
+    "open_report_html",
+    "open_report_sections",
+    "pooled_osfd_chart",
+    "pooled_outcomes_table",
+    "probabilities_table",
+    "rules_table",
+    "safety_table",
+    "sensitivity_chart",
+    "sensitivity_decisions",
+    "sensitivity_table",
+    "write_reports",
+]

@@ -1,0 +1,98 @@
+"""Provenance of every result: design hash, seed, package versions and git revision.
+
+A result file (a table of operating characteristics, stored posterior draws, a report) carries
+a manifest so that anyone can tell which design, code and environment produced it, and rerun
+it. MCMC output is bit-identical only on the same CPU and JAX build, so the manifest also
+records the platform.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from palette_core.design.loader import REPO_ROOT, Design
+
+#: packages whose versions decide the numbers in this book
+KEY_PACKAGES = (
+    "palette-core",
+    "jax",
+    "jaxlib",
+    "numpyro",
+    "numpy",
+    "pandas",
+    "pydantic",
+    "pyyaml",
+    "altair",
+    "vl-convert-python",
+    "arviz",
+    "jupyter-book",
+    "myst-nb",
+    "nbval",
+)
+
+
+def package_versions(packages: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
+    """Installed version of each package, or ``"not installed"``."""
+    out = {}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_revision(root: Path = REPO_ROOT) -> str:
+    """The commit checked out, with ``+dirty`` if tracked files changed; ``"unknown"`` outside git.
+
+    Stored results (``data/derived``) are outputs, not inputs: rewriting them does not make the
+    revision dirty, so a rebuild that writes several results records the same clean revision.
+    """
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!data/derived"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + ("+dirty" if dirty else "")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def reference_hash(root: Path = REPO_ROOT / "data" / "reference") -> str:
+    """SHA-256 over the published constants in data/reference (SOFA cut-offs, Seymour centroids)."""
+    h = hashlib.sha256()
+    for p in sorted(x for x in Path(root).rglob("*") if x.is_file()):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def build_manifest(design: Design, seed: int | None = None, **extra: Any) -> dict[str, Any]:
+    """The manifest of a result computed from ``design`` with ``seed``."""
+    return {
+        "trial": design.trial.registry_id,
+        "design_hash": design.design_hash,
+        "registry_sha256": file_sha256(design.registry_path),
+        "reference_sha256": reference_hash(),
+        "seed": seed,
+        "git_revision": git_revision(),
+        "python": sys.version.split()[0],
+        "platform": f"{platform.system()} {platform.machine()}",
+        "packages": package_versions(),
+        **extra,
+    }

@@ -1,0 +1,806 @@
+"""The arm lifecycle: which arms of each trait are planned, open or closed, since when and why.
+
+The rules live in ``data/design/proposed/lifecycle.yaml`` (states, allowed transitions, the
+trait rule, how arms are added); this module applies them. A :class:`PlatformState` is
+immutable: every function returns a new state, and every move is kept, dated and reasoned, in
+the arm's history and in the platform's log, so the state can be stored (:func:`to_json`),
+audited and rebuilt (:func:`from_json` replays the log and refuses a state that legal moves
+cannot reach).
+
+* :func:`initial_state` - every arm of ``arms.yaml`` in its ``availability.initial_state`` on
+  the study start date of ``trial.yaml``.
+* :func:`transition` (and :func:`open_arm`, :func:`close_arm`) - one requested move of an
+  experimental arm; usual care never moves by itself.
+* The trait rule - when a trait's last open or planned experimental arm closes, its usual care
+  closes with it on the same date ("no open or planned experimental arm"); the trait is closed.
+* :func:`add_arm` - a new experimental arm joins a trait by amendment, ``planned``, with an
+  opening date or condition. Added to a closed trait it reopens the trait (proposed, see
+  ``adding_arms.closed_trait``).
+* :func:`trait_status`, :func:`open_arms`, :func:`states_mapping` - what the allocation code
+  reads; :func:`lifecycle_table` and :func:`transition_table` - what the book shows.
+
+Errors: a refused move raises :class:`~palette_core.errors.IllegalTransitionError` (arm, from,
+to, date); a new arm that does not fit the design raises a
+:class:`~palette_core.errors.DesignError` subclass; a bad stored state raises
+:class:`~palette_core.errors.LifecycleStateError`.
+
+Examples
+--------
+>>> import datetime as dt
+>>> from palette_core.design.loader import load_design
+>>> design = load_design()
+>>> state = initial_state(design)
+>>> state.arm("hfib_octaplas").state
+'planned'
+>>> state = open_arm(state, "hfib_octaplas", dt.date(2026, 9, 1), "supply circuit in place")
+>>> open_arms(state, "hypofibrinolysis")
+('hfib_usual_care', 'hfib_sivelestat', 'hfib_octaplas', 'hfib_plasminogen')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import pandas as pd
+
+from palette_core.design import schema as s
+from palette_core.design.loader import Design, _parse, _Validator
+from palette_core.errors import (
+    ConflictingArgumentsError,
+    DesignError,
+    DesignSchemaError,
+    DuplicateIdError,
+    IllegalTransitionError,
+    LifecycleStateError,
+    OutOfRangeError,
+    UnknownReferenceError,
+)
+
+#: version tag of the JSON written by :func:`to_json`
+FORMAT = "palette-lifecycle/1"
+#: the two states every lifecycle has (``arms.yaml`` starts arms in them); all others are closed
+OPEN, PLANNED = "open", "planned"
+#: what errors about a new arm name as their "file"
+ADD_ARM = "add_arm (amendment)"
+#: how a move came about: the design's initial state, a request, the trait rule, an amendment
+By = Literal["design", "request", "trait_rule", "amendment"]
+REQUIREMENT_LABELS = {"dmc_decision": "DMC decision", "amendment": "amendment", "date": "date"}
+
+
+# ----------------------------------------------------------------------------- the state
+@dataclass(frozen=True)
+class Transition:
+    """One dated move of one arm. ``from_state`` is ``None`` for the arm's first entry."""
+
+    arm: str
+    from_state: str | None
+    to_state: str
+    on: dt.date
+    reason: str
+    by: By
+
+
+@dataclass(frozen=True)
+class ArmStatus:
+    """One arm: its specification, current state, since when, why, and its whole history."""
+
+    arm: s.Arm
+    state: str
+    since: dt.date
+    reason: str
+    history: tuple[Transition, ...]
+    added: bool = False  # joined by amendment (not in arms.yaml)
+    opens_on: dt.date | None = None  # the opening date an amendment set, if any
+
+    @property
+    def id(self) -> str:
+        return self.arm.id
+
+    @property
+    def trait(self) -> str:
+        return self.arm.trait
+
+    @property
+    def role(self) -> str:
+        return self.arm.role
+
+
+@dataclass(frozen=True)
+class TraitStatus:
+    """Whether a trait is open, since when and why; ``recruiting``: an experimental arm is open."""
+
+    trait: str
+    status: Literal["open", "closed"]
+    since: dt.date
+    reason: str
+    recruiting: bool
+
+
+@dataclass(frozen=True)
+class PlatformState:
+    """Every arm of the platform with its state, in design order (added arms last), and the log.
+
+    Build it with :func:`initial_state` or :func:`from_json`; change it only through the
+    functions of this module, which return a new state. ``design`` is the design it was built
+    from (not compared: ``design_hash`` is).
+    """
+
+    design_hash: str
+    study_start: dt.date
+    arms: tuple[ArmStatus, ...]
+    log: tuple[Transition, ...]
+    design: Design = field(repr=False, compare=False)
+
+    @property
+    def arm_ids(self) -> tuple[str, ...]:
+        return tuple(a.id for a in self.arms)
+
+    def arm(self, arm_id: str) -> ArmStatus:
+        for a in self.arms:
+            if a.id == arm_id:
+                return a
+        raise KeyError(f"unknown arm {arm_id!r}")
+
+    def arms_of(self, trait_id: str) -> tuple[ArmStatus, ...]:
+        """The arms of a trait, usual care first, then design order, then arms added later."""
+        self.design.trait(trait_id)
+        arms = [a for a in self.arms if a.trait == trait_id]
+        return tuple(sorted(arms, key=lambda a: a.role != "control"))
+
+    def control_of(self, trait_id: str) -> ArmStatus:
+        return next(a for a in self.arms_of(trait_id) if a.role == "control")
+
+
+def initial_state(design: Design) -> PlatformState:
+    """Every arm of ``arms.yaml`` in its ``availability.initial_state`` on ``trial.study_start``."""
+    on = design.trial.study_start
+    arms, log = [], []
+    for a in design.arms:
+        reason = "initial state (arms.yaml)"
+        if a.availability.opens_when:
+            reason += f"; opens when: {a.availability.opens_when}"
+        t = Transition(a.id, None, a.availability.initial_state, on, reason, "design")
+        arms.append(ArmStatus(a, t.to_state, on, reason, (t,)))
+        log.append(t)
+    return PlatformState(design.design_hash, on, tuple(arms), tuple(log), design)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _design(state: PlatformState, design: Design | None) -> Design:
+    if design is None:
+        return state.design
+    if design.design_hash != state.design_hash:
+        raise LifecycleStateError(
+            "design_hash",
+            f"the state was built under design {state.design_hash[:12]}, not the given "
+            f"{design.design_hash[:12]}; rebuild it with from_json(to_json(state), design, "
+            "check_hash=False)",
+        )
+    return design
+
+
+def _check_date(on: object) -> dt.date:
+    if isinstance(on, dt.datetime) or not isinstance(on, dt.date):
+        raise TypeError(f"a lifecycle date must be a datetime.date, got {type(on).__name__}")
+    return on
+
+
+def _check_reason(arm: str, frm: str | None, to: str, on: dt.date, reason: object) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise IllegalTransitionError(arm, frm, to, on, "every move needs a reason (non-empty text)")
+    return reason
+
+
+def _check_order(
+    state: PlatformState, trait: str, arm: str, frm: str | None, to: str, on: dt.date
+) -> None:
+    """Dates never go backwards: not before the arm's last move, nor before any in its trait."""
+    arms = state.arms_of(trait)
+    own = [a for a in arms if a.id == arm]
+    for a, where in [(x, "the arm's last transition") for x in own] + [
+        (x, f"the last transition in trait {trait!r}, arm {x.id!r}:") for x in arms
+    ]:
+        last = a.history[-1]
+        if on < last.on:
+            move = f"{last.from_state or 'start'} -> {last.to_state} on {last.on}"
+            raise IllegalTransitionError(arm, frm, to, on, f"date before {where} {move}")
+
+
+def _apply(
+    state: PlatformState, arm_id: str, to: str, on: dt.date, reason: str, by: By
+) -> PlatformState:
+    """The move itself, unchecked."""
+    arms = list(state.arms)
+    i = state.arm_ids.index(arm_id)
+    a = arms[i]
+    t = Transition(arm_id, a.state, to, on, reason, by)
+    arms[i] = replace(a, state=to, since=on, reason=reason, history=a.history + (t,))
+    return replace(state, arms=tuple(arms), log=state.log + (t,))
+
+
+def _live(a: ArmStatus) -> bool:
+    return a.role == "experimental" and a.state in (OPEN, PLANNED)
+
+
+def _trait_rule(state: PlatformState, trait: str, on: dt.date, design: Design) -> PlatformState:
+    rule = design.lifecycle.trait_rule
+    control = state.control_of(trait)
+    if control.state == OPEN and not any(_live(a) for a in state.arms_of(trait)):
+        return _apply(state, control.id, rule.control_closed_state, on, rule.reason, "trait_rule")
+    return state
+
+
+def _rule(design: Design, frm: str, to: str, by: str) -> s.LifecycleTransition | None:
+    return next(
+        (t for t in design.lifecycle.transitions if (t.from_, t.to, t.by) == (frm, to, by)),
+        None,
+    )
+
+
+# ----------------------------------------------------------------------------- moves
+def transition(
+    state: PlatformState,
+    arm_id: str,
+    to_state: str,
+    on: dt.date,
+    reason: str,
+    design: Design | None = None,
+) -> PlatformState:
+    """Move one experimental arm to ``to_state`` on ``on``; a new state, the old one unchanged.
+
+    The move must be a ``by: request`` transition of ``proposed/lifecycle.yaml``; ``on`` must
+    not precede the arm's last move nor any move in its trait, nor the opening date an
+    amendment set. If the arm was its trait's last open or planned experimental arm, usual care
+    closes with it on the same date (the trait rule).
+
+    Parameters
+    ----------
+    state
+        The platform state.
+    arm_id
+        An experimental arm of the platform (of ``arms.yaml`` or added by amendment).
+    to_state
+        A state of ``proposed/lifecycle.yaml``.
+    on
+        The date the move takes effect (``datetime.date``).
+    reason
+        Why, in words (a DMC recommendation, the amendment's reference).
+    design
+        The design the state was built from (default: the state's own); a different design
+        raises :class:`LifecycleStateError`.
+
+    Raises
+    ------
+    IllegalTransitionError
+        Unknown arm or state, a move the lifecycle does not allow, a move of usual care, a
+        date that goes backwards, an empty reason.
+    """
+    d = _design(state, design)
+    on = _check_date(on)
+    try:
+        a = state.arm(arm_id)
+    except KeyError:
+        raise IllegalTransitionError(
+            arm_id, None, to_state, on, f"unknown arm; known: {', '.join(state.arm_ids)}"
+        ) from None
+    states = [st.id for st in d.lifecycle.states]
+    if to_state not in states:
+        raise IllegalTransitionError(
+            arm_id,
+            a.state,
+            to_state,
+            on,
+            f"unknown state; proposed/lifecycle.yaml declares {states}",
+        )
+    if a.role == "control":
+        raise IllegalTransitionError(
+            arm_id,
+            a.state,
+            to_state,
+            on,
+            "usual care does not move by itself: it closes and reopens with its trait (trait rule)",
+        )
+    if _rule(d, a.state, to_state, "request") is None:
+        allowed = [
+            t.to for t in d.lifecycle.transitions if t.from_ == a.state and t.by == "request"
+        ]
+        why = (
+            f"{a.state!r} is terminal"
+            if not allowed
+            else f"from {a.state!r} an arm may move only to {allowed}"
+        )
+        raise IllegalTransitionError(
+            arm_id,
+            a.state,
+            to_state,
+            on,
+            f"not an allowed transition (proposed/lifecycle.yaml): {why}",
+        )
+    _check_reason(arm_id, a.state, to_state, on, reason)
+    _check_order(state, a.trait, arm_id, a.state, to_state, on)
+    if to_state == OPEN and a.opens_on is not None and on < a.opens_on:
+        raise IllegalTransitionError(
+            arm_id,
+            a.state,
+            to_state,
+            on,
+            f"the amendment that added the arm opens it on {a.opens_on}",
+        )
+    new = _apply(state, arm_id, to_state, on, reason, "request")
+    return _trait_rule(new, a.trait, on, d)
+
+
+def open_arm(
+    state: PlatformState, arm_id: str, on: dt.date, reason: str, design: Design | None = None
+) -> PlatformState:
+    """Open a planned arm on ``on`` (see :func:`transition`)."""
+    return transition(state, arm_id, OPEN, on, reason, design)
+
+
+def close_arm(
+    state: PlatformState,
+    arm_id: str,
+    closed_state: str,
+    on: dt.date,
+    reason: str,
+    design: Design | None = None,
+) -> PlatformState:
+    """Close an arm into ``closed_state`` (graduated, futility, harm, cap_reached, withdrawn)."""
+    if closed_state in (OPEN, PLANNED):
+        frm = state.arm(arm_id).state if arm_id in state.arm_ids else None
+        raise IllegalTransitionError(arm_id, frm, closed_state, on, "not a closed state")
+    return transition(state, arm_id, closed_state, on, reason, design)
+
+
+def add_arm(
+    state: PlatformState,
+    arm: s.Arm | Mapping[str, Any],
+    on: dt.date,
+    reason: str,
+    design: Design | None = None,
+    *,
+    opens_on: dt.date | None = None,
+) -> PlatformState:
+    """A new experimental arm joins an existing trait by amendment, on ``on``.
+
+    Parameters
+    ----------
+    arm
+        The arm, described exactly as an entry of ``arms.yaml`` (a mapping, or a
+        :class:`palette_core.design.schema.Arm`): ``id``, ``trait``, ``role: experimental``,
+        ``name``, ``registry`` (label, intervention, text of the amendment),
+        ``availability: {initial_state: planned, opens_when: ...}``, ``components`` (substances
+        of ``substances.yaml``, doses in units of ``units.yaml``), optional ``age_groups``.
+    on
+        The date the amendment takes effect.
+    reason
+        The amendment's reference and purpose.
+    opens_on
+        The opening date the amendment sets (on or after ``on``); then
+        ``availability.opens_when`` may be left out. The arm still opens by :func:`open_arm`,
+        which refuses an earlier date; :func:`due_to_open` lists arms whose date has come.
+
+    Returns
+    -------
+    PlatformState
+        With the arm ``planned`` (``adding_arms.initial_state``). Added to a closed trait, the
+        trait reopens: usual care moves back to ``open`` on the same date (``adding_arms.
+        closed_trait: reopen``; with ``refuse`` the amendment is refused).
+
+    Raises
+    ------
+    DesignError
+        The arm does not fit the design (unknown trait, substance, unit or age group; an id
+        already used; not experimental; not planned; no opening date or condition); the
+        error's file is ``"add_arm (amendment)"``.
+    IllegalTransitionError
+        A date that goes backwards, a closed trait that may not reopen, or a trait that would
+        have more open or planned experimental arms than the registry allows.
+    """
+    d = _design(state, design)
+    on = _check_date(on)
+    spec = _arm_spec(arm)
+    to = d.lifecycle.adding_arms.initial_state
+    _validate_new_arm(state, spec, d, opens_on, on)
+    _check_reason(spec.id, None, to, on, reason)
+    _check_order(state, spec.trait, spec.id, None, to, on)
+    control = state.control_of(spec.trait)
+    closed = control.state == d.lifecycle.trait_rule.control_closed_state
+    if closed and d.lifecycle.adding_arms.closed_trait == "refuse":
+        raise IllegalTransitionError(
+            spec.id,
+            None,
+            to,
+            on,
+            f"trait {spec.trait!r} is closed and proposed/lifecycle.yaml adding_arms.closed_trait "
+            "is 'refuse'",
+        )
+    live = sum(_live(a) for a in state.arms_of(spec.trait))
+    most = d.trial.arms_per_trait.experimental_max
+    if live + 1 > most:
+        raise IllegalTransitionError(
+            spec.id,
+            None,
+            to,
+            on,
+            f"trait {spec.trait!r} already has {live} open or planned experimental arms; the "
+            f"registry allows at most {most} at once (trial.yaml arms_per_trait)",
+        )
+    t = Transition(spec.id, None, to, on, reason, "amendment")
+    status = ArmStatus(spec, to, on, reason, (t,), added=True, opens_on=opens_on)
+    new = replace(state, arms=state.arms + (status,), log=state.log + (t,))
+    if closed:
+        new = _apply(
+            new,
+            control.id,
+            OPEN,
+            on,
+            f"trait reopened: arm {spec.id!r} added by amendment",
+            "trait_rule",
+        )
+    return new
+
+
+def _arm_spec(arm: s.Arm | Mapping[str, Any]) -> s.Arm:
+    if isinstance(arm, s.Arm):
+        return arm
+    if isinstance(arm, Mapping):
+        return _parse(s.ArmsFile, {"arms": [dict(arm)]}, ADD_ARM).arms[0]
+    raise TypeError(
+        f"an arm is a palette_core.design.schema.Arm or a mapping, got {type(arm).__name__}"
+    )
+
+
+def _validate_new_arm(
+    state: PlatformState, a: s.Arm, d: Design, opens_on: object, on: dt.date
+) -> None:
+    """The checks arms.yaml entries get, for one arm that joins by amendment."""
+    f = ADD_ARM
+    if a.trait not in d.trait_ids:
+        raise UnknownReferenceError(
+            f, a.id, "trait", f"trait {a.trait!r} is not in traits.yaml ({', '.join(d.trait_ids)})"
+        )
+    if a.id in state.arm_ids:
+        raise DuplicateIdError(f, a.id, "id", f"arm id {a.id!r} is already in the platform")
+    if a.role != "experimental":
+        raise ConflictingArgumentsError(
+            f, a.id, "role", "only experimental arms join a trait; its usual care is already there"
+        )
+    start = d.lifecycle.adding_arms.initial_state
+    if a.availability.initial_state != start:
+        raise ConflictingArgumentsError(
+            f,
+            a.id,
+            "availability.initial_state",
+            f"an arm added by amendment starts {start!r} (proposed/lifecycle.yaml adding_arms)",
+        )
+    if opens_on is not None:
+        if isinstance(opens_on, dt.datetime) or not isinstance(opens_on, dt.date):
+            raise DesignSchemaError(f, a.id, "opens_on", "must be a datetime.date")
+        if opens_on < on:
+            raise OutOfRangeError(
+                f, a.id, "opens_on", f"{opens_on} is before the amendment's date {on}"
+            )
+    elif not a.availability.opens_when:
+        raise DesignSchemaError(
+            f,
+            a.id,
+            "availability.opens_when",
+            "a planned arm must say when it opens: opens_when, or an opens_on date",
+        )
+    if not a.components:
+        raise DesignSchemaError(
+            f, a.id, "components", "an experimental arm needs at least one component"
+        )
+    check = _Validator(d)
+    trait = d.trait(a.trait)
+    for ag in a.age_groups or ():
+        check.age_group(ag, f, a.id, "age_groups")
+        if ag not in trait.age_groups:
+            raise ConflictingArgumentsError(
+                f,
+                a.id,
+                "age_groups",
+                f"arm open to {ag!r} but trait {trait.id!r} admits only {list(trait.age_groups)}",
+            )
+    for i, c in enumerate(a.components):
+        fld = f"components[{i}]"
+        if c.substance not in d.substances:
+            raise UnknownReferenceError(
+                f, a.id, f"{fld}.substance", f"substance {c.substance!r} is not in substances.yaml"
+            )
+        if (c.procedure is None) == (c.adult is None):
+            raise ConflictingArgumentsError(
+                f, a.id, fld, "give either a procedure or an adult dose, not both or neither"
+            )
+        doses = [(f"{fld}.adult[{j}]", x) for j, x in enumerate(c.adult or ())]
+        if isinstance(c.child, tuple):
+            doses += [(f"{fld}.child[{j}]", x) for j, x in enumerate(c.child)]
+        for where, dose in doses:
+            try:
+                check.dose(dose, a.id, where)
+            except DesignError as exc:  # the same checks as arms.yaml, named for the amendment
+                raise type(exc)(f, exc.entry, exc.field, exc.message) from None
+
+
+# ----------------------------------------------------------------------------- queries
+def trait_status(state: PlatformState, trait_id: str) -> TraitStatus:
+    """Open or closed, since when, with the reason (``KeyError`` for an unknown trait)."""
+    d = state.design
+    control = state.control_of(trait_id)
+    if control.state == d.lifecycle.trait_rule.control_closed_state:
+        return TraitStatus(trait_id, "closed", control.since, control.reason, False)
+    exp = [a for a in state.arms_of(trait_id) if a.role == "experimental"]
+    opened = [a.id for a in exp if a.state == OPEN]
+    planned = [a.id for a in exp if a.state == PLANNED]
+    parts = [
+        f"{label}: {', '.join(ids)}"
+        for label, ids in (("open", opened), ("planned", planned))
+        if ids
+    ]
+    reason = "; ".join(parts) + ("" if opened else " (recruits nobody until an arm opens)")
+    return TraitStatus(trait_id, "open", control.since, reason, bool(opened))
+
+
+def open_arms(state: PlatformState, trait_id: str) -> tuple[str, ...]:
+    """The arms a patient of this trait may be randomised to: usual care first, design order.
+
+    Empty when no experimental arm is open (a closed trait, or one whose arms are all
+    planned): usual care alone is no comparison, so nobody is randomised in that trait.
+    """
+    arms = state.arms_of(trait_id)
+    if not any(a.role == "experimental" and a.state == OPEN for a in arms):
+        return ()
+    return tuple(a.id for a in arms if a.state == OPEN)
+
+
+def states_mapping(state: PlatformState) -> dict[str, str]:
+    """``{arm_id: state}`` for every arm of the platform, added arms included."""
+    return {a.id: a.state for a in state.arms}
+
+
+def due_to_open(state: PlatformState, on: dt.date) -> tuple[str, ...]:
+    """Planned arms whose amendment set an opening date on or before ``on``."""
+    on = _check_date(on)
+    return tuple(
+        a.id
+        for a in state.arms
+        if a.state == PLANNED and a.opens_on is not None and a.opens_on <= on
+    )
+
+
+# ----------------------------------------------------------------------------- tables
+def lifecycle_table(state: PlatformState) -> pd.DataFrame:
+    """One row per arm: arm, trait, state, since, reason (design order, added arms last)."""
+    rows = [(a.id, a.trait, a.state, a.since, a.reason) for a in state.arms]
+    return pd.DataFrame(rows, columns=["arm", "trait", "state", "since", "reason"])
+
+
+def transition_table(design: Design) -> pd.DataFrame:
+    """The allowed transitions of ``proposed/lifecycle.yaml``: from, to, by, requires, rationale."""
+    rows = [
+        (
+            t.from_,
+            t.to,
+            "trait rule" if t.by == "trait_rule" else "request",
+            " + ".join(REQUIREMENT_LABELS[r] for r in t.requires),
+            " ".join(t.rationale.split()),
+        )
+        for t in design.lifecycle.transitions
+    ]
+    return pd.DataFrame(rows, columns=["from", "to", "by", "requires", "rationale"])
+
+
+# ----------------------------------------------------------------------------- JSON
+def _iso(d: dt.date | None) -> str | None:
+    return None if d is None else d.isoformat()
+
+
+def to_json(state: PlatformState) -> str:
+    """The state as JSON text: design hash, arms added by amendment, the log, and a summary.
+
+    Deterministic (sorted keys), so two equal states give the same text and a stored state
+    can be hashed or diffed. :func:`from_json` reads it back.
+    """
+    doc = {
+        "format": FORMAT,
+        "design_hash": state.design_hash,
+        "study_start": _iso(state.study_start),
+        "added_arms": [
+            {"arm": a.arm.model_dump(mode="json", by_alias=True), "opens_on": _iso(a.opens_on)}
+            for a in state.arms
+            if a.added
+        ],
+        "log": [
+            {
+                "arm": t.arm,
+                "from": t.from_state,
+                "to": t.to_state,
+                "on": _iso(t.on),
+                "reason": t.reason,
+                "by": t.by,
+            }
+            for t in state.log
+        ],
+        "arms": [
+            {
+                "arm": a.id,
+                "trait": a.trait,
+                "state": a.state,
+                "since": _iso(a.since),
+                "reason": a.reason,
+            }
+            for a in state.arms
+        ],
+    }
+    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def _fields(obj: Any, keys: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise LifecycleStateError(where, f"expected an object, got {type(obj).__name__}")
+    if set(obj) != keys:
+        missing, unknown = sorted(keys - set(obj)), sorted(set(obj) - keys)
+        raise LifecycleStateError(where, f"missing keys {missing}, unknown keys {unknown}")
+    return obj
+
+
+def _date(value: Any, where: str, optional: bool = False) -> dt.date | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise LifecycleStateError(where, f"expected an ISO date (YYYY-MM-DD), got {value!r}")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise LifecycleStateError(where, f"not an ISO date: {value!r}") from None
+
+
+def _text(value: Any, where: str, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise LifecycleStateError(where, f"expected text, got {value!r}")
+    return value
+
+
+def from_json(text: str, design: Design, *, check_hash: bool = True) -> PlatformState:
+    """Read a state written by :func:`to_json`, and check it by replaying its log.
+
+    The log is replayed from :func:`initial_state` of ``design`` through :func:`transition` and
+    :func:`add_arm`; the state returned is the replayed one, and it must equal what the text
+    records (the log entry by entry, including the trait rule's moves, and the summary).
+
+    Parameters
+    ----------
+    check_hash
+        Refuse a state written under another design (default). ``False`` replays it under
+        ``design``: the way to carry a state across an amendment of the design files.
+
+    Raises
+    ------
+    LifecycleStateError
+        Not JSON, wrong format, a missing or unknown key, a bad date, another design, an added
+        arm that does not validate, or a log that legal moves cannot produce; it names the part
+        at fault (``"log[12]"``).
+    """
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise LifecycleStateError("text", f"not JSON: {exc}") from None
+    doc = _fields(
+        doc, {"format", "design_hash", "study_start", "added_arms", "log", "arms"}, "top level"
+    )
+    if doc["format"] != FORMAT:
+        raise LifecycleStateError("format", f"expected {FORMAT!r}, got {doc['format']!r}")
+    if check_hash and doc["design_hash"] != design.design_hash:
+        raise LifecycleStateError(
+            "design_hash",
+            f"written under design {str(doc['design_hash'])[:12]}, not the given "
+            f"{design.design_hash[:12]} (from_json(..., check_hash=False) replays it under the "
+            "given design)",
+        )
+    if _date(doc["study_start"], "study_start") != design.trial.study_start:
+        raise LifecycleStateError(
+            "study_start", f"{doc['study_start']} is not trial.yaml's {design.trial.study_start}"
+        )
+    for key in ("added_arms", "log", "arms"):
+        if not isinstance(doc[key], list):
+            raise LifecycleStateError(key, "expected a list")
+    added: dict[str, tuple[s.Arm, dt.date | None]] = {}
+    for i, raw in enumerate(doc["added_arms"]):
+        where = f"added_arms[{i}]"
+        raw = _fields(raw, {"arm", "opens_on"}, where)
+        if not isinstance(raw["arm"], dict):
+            raise LifecycleStateError(f"{where}.arm", "expected an object")
+        try:
+            spec = _parse(s.ArmsFile, {"arms": [raw["arm"]]}, where).arms[0]
+        except DesignError as exc:
+            raise LifecycleStateError(f"{where}.arm", str(exc)) from None
+        if spec.id in added:
+            raise LifecycleStateError(f"{where}.arm", f"arm {spec.id!r} is added twice")
+        added[spec.id] = (spec, _date(raw["opens_on"], f"{where}.opens_on", optional=True))
+    log: list[Transition] = []
+    for i, raw in enumerate(doc["log"]):
+        where = f"log[{i}]"
+        raw = _fields(raw, {"arm", "from", "to", "on", "reason", "by"}, where)
+        by = raw["by"]
+        if by not in ("design", "request", "trait_rule", "amendment"):
+            raise LifecycleStateError(f"{where}.by", f"unknown origin {by!r}")
+        log.append(
+            Transition(
+                _text(raw["arm"], f"{where}.arm"),  # type: ignore[arg-type]
+                _text(raw["from"], f"{where}.from", optional=True),
+                _text(raw["to"], f"{where}.to"),  # type: ignore[arg-type]
+                _date(raw["on"], f"{where}.on"),  # type: ignore[arg-type]
+                _text(raw["reason"], f"{where}.reason"),  # type: ignore[arg-type]
+                by,
+            )
+        )
+    state = initial_state(design)
+    n0 = len(state.log)
+    if tuple(log[:n0]) != state.log:
+        i = next((k for k in range(n0) if k >= len(log) or log[k] != state.log[k]), n0)
+        raise LifecycleStateError(f"log[{i}]", "does not match the initial state of arms.yaml")
+    used: list[str] = []
+    for i, t in enumerate(log[n0:], start=n0):
+        try:
+            if t.by == "request":
+                state = transition(state, t.arm, t.to_state, t.on, t.reason, design)
+            elif t.by == "amendment":
+                if t.arm not in added:
+                    raise LifecycleStateError(f"log[{i}]", f"arm {t.arm!r} is not in added_arms")
+                spec, opens_on = added[t.arm]
+                state = add_arm(state, spec, t.on, t.reason, design, opens_on=opens_on)
+                used.append(t.arm)
+            elif t.by == "design":
+                raise LifecycleStateError(f"log[{i}]", "an initial entry after the initial state")
+        except (IllegalTransitionError, DesignError) as exc:
+            raise LifecycleStateError(f"log[{i}]", f"not a legal move: {exc}") from None
+        # trait-rule entries are not replayed: the replay makes them, and they are compared below
+    if used != list(added):
+        raise LifecycleStateError(
+            "added_arms", f"lists {list(added)} but the log adds {used} (in this order)"
+        )
+    if state.log != tuple(log):
+        i = next(
+            (k for k in range(min(len(log), len(state.log))) if log[k] != state.log[k]),
+            min(len(log), len(state.log)),
+        )
+        want = state.log[i] if i < len(state.log) else "nothing"
+        raise LifecycleStateError(f"log[{i}]", f"the replay gives {want}")
+    summary = json.loads(to_json(state))["arms"]
+    if doc["arms"] != summary:
+        i = next(
+            (k for k in range(min(len(summary), len(doc["arms"]))) if doc["arms"][k] != summary[k]),
+            min(len(summary), len(doc["arms"])),
+        )
+        want = summary[i] if i < len(summary) else "nothing"
+        raise LifecycleStateError(f"arms[{i}]", f"does not match the replayed log: {want}")
+    return state
+
+
+__all__ = [
+    "FORMAT",
+    "ArmStatus",
+    "PlatformState",
+    "TraitStatus",
+    "Transition",
+    "add_arm",
+    "close_arm",
+    "due_to_open",
+    "from_json",
+    "initial_state",
+    "lifecycle_table",
+    "open_arm",
+    "open_arms",
+    "states_mapping",
+    "to_json",
+    "trait_status",
+    "transition",
+    "transition_table",
+]

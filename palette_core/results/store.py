@@ -1,0 +1,372 @@
+"""Stored heavy results in ``data/derived``: prior predictive, an example fit, and SBC.
+
+``palette results rebuild`` (:func:`rebuild`) recomputes them; chapters read them with
+:func:`load_result`, which refuses (:class:`~palette_core.errors.StaleResultError`) a result
+whose manifest names another design hash than the current design's, so a chapter never shows
+numbers of an old design silently. The tests run the same code at ``size="small"``.
+
+Each result is a folder with ``manifest.json`` (:func:`palette_core.provenance.build_manifest`
+plus the sizes, chains, draws and runtime) and CSV tables:
+
+``prior_predictive/``
+    ``prior_predictive.csv``: :func:`palette_core.analysis.checking.prior_predictive` for every outcome
+    of the model (binary and ordinal).
+``example_fit/``
+    Both outcomes fitted, with every arm at the design's cap, to data simulated by
+    :func:`palette_core.analysis.checking.simulate_cells` with the known odds ratios of
+    ``data/scenarios/example_fit.yaml``: ``truth.csv`` (true ORs), ``quantities.csv``
+    (:func:`palette_core.analysis.quantities.summarise`: the primary analysis, the no-borrowing analysis
+    and its children-only effects, ``population="child"``), ``decisions.csv``
+    (:func:`palette_core.analysis.decisions.decide`), ``diagnostics.csv`` (gates per outcome).
+``sbc/``
+    ``ranks.csv`` and ``uniformity.csv`` of :func:`palette_core.analysis.checking.sbc` (binary model).
+
+The example scenario is *illustrative* (invented effects and usual-care rates, not design
+parameters); it is stored with the result.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from palette_core.analysis import checking
+from palette_core.analysis.decisions import decide
+from palette_core.analysis.fit import Fitter
+from palette_core.analysis.models import model_spec
+from palette_core.analysis.quantities import summarise
+from palette_core.analysis.sensitivity import PRIMARY, fit_outcome
+from palette_core.design.loader import REPO_ROOT, Design, load_design
+from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
+from palette_core.provenance import build_manifest
+from palette_core.yamlio import read_yaml
+
+DEFAULT_ROOT = REPO_ROOT / "data" / "derived"
+RESULTS = ("prior_predictive", "example_fit", "sbc")
+Size = Literal["full", "small"]
+
+#: Run sizes. "full" fits in about 3 minutes on 2 CPU cores; "small" is for the tests.
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {
+        "prior_draws": 4000,
+        "example": {"num_warmup": 1000, "num_samples": 1000, "num_chains": 4},
+        "sbc": {"num_warmup": 300, "num_samples": 250, "num_chains": 2},
+        "sbc_sims": 100,
+        "sbc_patients_per_cell": 40,
+    },
+    "small": {
+        "prior_draws": 200,
+        "example": {"num_warmup": 100, "num_samples": 100, "num_chains": 2},
+        "sbc": {"num_warmup": 50, "num_samples": 50, "num_chains": 2},
+        "sbc_sims": 3,
+        "sbc_patients_per_cell": 20,
+    },
+}
+
+#: The illustrative truth of the example fit (``data/scenarios/example_fit.yaml``).
+EXAMPLE_SCENARIO_FILE = REPO_ROOT / "data" / "scenarios" / "example_fit.yaml"
+
+
+def load_example_scenario(path: Path | str | None = None) -> dict[str, Any]:
+    """The example fit's scenario: true ORs per arm, usual-care mortality, eras, NUTS target.
+
+    Raises :class:`~palette_core.errors.ModelDataError` naming the file and key when a key is
+    missing or a value is not usable.
+    """
+    path = Path(EXAMPLE_SCENARIO_FILE if path is None else path)
+    sc = read_yaml(path, path.name)
+    where = f"{path.name}"
+    for key in ("true_or", "mortality", "n_eras", "target_accept_prob"):
+        if key not in sc:
+            raise ModelDataError(f"{where}: missing key", key)
+    for arm, v in sc["true_or"].items():
+        if not (isinstance(v, int | float) and v > 0):
+            raise ModelDataError(f"{where}: true OR of {arm!r} must be > 0, not {v!r}", "true_or")
+    for ag, m in sc["mortality"].items():
+        if not (isinstance(m, int | float) and 0 < m < 1):
+            raise ModelDataError(f"{where}: mortality of {ag!r} must lie in (0, 1)", "mortality")
+    return sc
+
+
+def _baseline(spec: Any, design: Design, mortality: dict[str, float]) -> dict[str, Any]:
+    """Usual-care distribution per age group: the event rate (binary); for the ordinal outcome
+    death with that probability and survivors' values weighted linearly towards the top."""
+    if spec.outcome_type == "binary":
+        return dict(mortality)
+    death = design.outcome(spec.outcome).death_value
+    cats = np.asarray(spec.categories, dtype=float)
+    out = {}
+    for ag, m in mortality.items():
+        w = np.where(cats == death, 0.0, cats - cats.min() + 1.0)
+        p = (1.0 - m) * w / w.sum()
+        p[cats == death] = m
+        out[ag] = p
+    return out
+
+
+def _write(folder: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        df.to_csv(folder / f"{name}.csv", index=False)
+    manifest = {**manifest, "tables": sorted(f"{n}.csv" for n in tables)}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def _model_outcomes(design: Design) -> list[str]:
+    """The outcomes the decisions use (primary and mortality), in design order."""
+    dec = design.decisions
+    used = {dec.graduation.outcome, dec.futility.outcome, *dec.harm.outcomes}
+    return [o.id for o in design.outcomes.outcomes if o.id in used]
+
+
+def rebuild_prior_predictive(design: Design, out: Path, size: Size, seed: int) -> None:
+    t0 = time.perf_counter()
+    n = SIZES[size]["prior_draws"]
+    table = pd.concat(
+        [checking.prior_predictive(design, o, n, seed) for o in _model_outcomes(design)],
+        ignore_index=True,
+    )
+    extra = {"result": "prior_predictive", "size": size, "n_draws": n}
+    runtime = {"runtime_s": round(time.perf_counter() - t0, 2)}
+    _write(out, {"prior_predictive": table}, build_manifest(design, seed, **extra, **runtime))
+
+
+def rebuild_example_fit(design: Design, out: Path, size: Size, seed: int) -> None:
+    """The primary fit of both outcomes and the no-borrowing fit (children-only effects)."""
+    t0 = time.perf_counter()
+    cfg = SIZES[size]
+    sc = load_example_scenario()
+    run = {**cfg["example"], "target_accept_prob": float(sc["target_accept_prob"])}
+    log_or = {a: float(np.log(v)) for a, v in sc["true_or"].items()}
+    n = design.decisions.cap_per_experimental_arm.value  # a look at the cap
+    fits: dict[str, dict[str, Any]] = {PRIMARY: {}, "no_borrowing": {}}
+    diags = []
+    arms: tuple[str, ...] = ()
+    for i, oid in enumerate(_model_outcomes(design)):
+        spec = model_spec(design, oid, sc["n_eras"])
+        arms = spec.arms
+        cells = checking.simulate_cells(
+            design,
+            spec,
+            log_or,
+            n,
+            seed + i,
+            baseline=_baseline(spec, design, sc["mortality"]),
+        )
+        for analysis in fits:
+            f = fit_outcome(
+                design, cells, oid, sc["n_eras"], analysis=analysis, run=run, seed=seed + i
+            )
+            fits[analysis][oid] = f
+            res = f.results[0]
+            diags.append(
+                {
+                    "analysis": analysis,
+                    "outcome": oid,
+                    "gates_passed": res.gates_passed,
+                    "failures": "; ".join(res.failures),
+                    **res.diagnostics,
+                }
+            )
+    truth = pd.DataFrame(
+        {
+            "arm": list(arms),
+            "trait": [design.arm(a).trait for a in arms],
+            "true_or": [float(sc["true_or"].get(a, 1.0)) for a in arms],
+        }
+    )
+    nob = fits["no_borrowing"]
+    quantities = pd.concat(
+        [
+            summarise({o: f.draws for o, f in fits[PRIMARY].items()}, list(arms), design),
+            summarise(
+                {o: f.draws for o, f in nob.items()}, list(arms), design, analysis="no_borrowing"
+            ),
+            summarise(
+                {o: f.child_draws for o, f in nob.items()},
+                list(arms),
+                design,
+                population="child",
+                analysis="no_borrowing",
+            ),
+        ],
+        ignore_index=True,
+    )
+    decisions = decide(quantities, {a: {"n_complete": n, "n_allocated": n} for a in arms}, design)
+    extra = {
+        "result": "example_fit",
+        "size": size,
+        "scenario": sc,
+        "n_per_arm": n,
+        "chains": cfg["example"]["num_chains"],
+        "warmup": cfg["example"]["num_warmup"],
+        "draws": cfg["example"]["num_samples"],
+        "target_accept_prob": run["target_accept_prob"],
+        "runtime_s": round(time.perf_counter() - t0, 2),
+    }
+    tables = {
+        "truth": truth,
+        "quantities": quantities,
+        "decisions": decisions,
+        "diagnostics": pd.DataFrame(diags),
+    }
+    _write(out, tables, build_manifest(design, seed, **extra))
+
+
+def rebuild_sbc(design: Design, out: Path, size: Size, seed: int) -> None:
+    t0 = time.perf_counter()
+    cfg = SIZES[size]
+    spec = model_spec(design, "mortality28", 1)
+    fitter = Fitter(spec, **cfg["sbc"])
+    res = checking.sbc(
+        design,
+        spec,
+        cfg["sbc_sims"],
+        fitter,
+        seed,
+        patients_per_cell=cfg["sbc_patients_per_cell"],
+    )
+    extra = {
+        "result": "sbc",
+        "size": size,
+        "outcome": spec.outcome,
+        "n_sims": cfg["sbc_sims"],
+        "patients_per_cell": cfg["sbc_patients_per_cell"],
+        "chains": cfg["sbc"]["num_chains"],
+        "warmup": cfg["sbc"]["num_warmup"],
+        "draws": cfg["sbc"]["num_samples"],
+        "compilations": fitter.n_traces,
+        "runtime_s": round(time.perf_counter() - t0, 2),
+    }
+    tables = {"ranks": res.ranks, "uniformity": res.uniformity}
+    _write(out, tables, build_manifest(design, seed, **extra))
+
+
+#: The worked interim analysis of the synthetic export (chapter "Worked interim analysis").
+WORKED_INTERIM = "worked_interim"
+SYNTHETIC_EXPORT = REPO_ROOT / "data" / "exports" / "synthetic_interim"
+
+
+def rebuild_worked_interim(
+    design: Design, out: Path, size: Size, seed: int, progress: Any = None
+) -> None:
+    """``palette analyse`` of the shipped synthetic export, with its reports, into ``out``.
+
+    The full size runs every sensitivity analysis (about 10 minutes on 2 cores); the small
+    size runs the primary analysis only.
+    """
+    from palette_core.exports.synthetic import true_odds_ratios
+    from palette_core.interim.analyse import analyse
+    from palette_core.interim.report import write_reports
+
+    analyse(
+        SYNTHETIC_EXPORT,
+        design,
+        seed=seed,
+        size=size,
+        out_dir=out,
+        progress=progress,
+        analyses=None if size == "full" else (),
+    )
+    write_reports(out, truth=true_odds_ratios(design))
+
+
+_BUILDERS = {
+    "prior_predictive": rebuild_prior_predictive,
+    "example_fit": rebuild_example_fit,
+    "sbc": rebuild_sbc,
+}
+
+
+def rebuild(
+    design: Design | None = None,
+    out_dir: Path | str | None = None,
+    size: Size = "full",
+    seed: int = 20260505,
+    *,
+    interim: bool = True,
+    progress: Any = None,
+) -> dict[str, Path]:
+    """Recompute every stored result into ``out_dir/<name>/``; return the folders.
+
+    ``interim=False`` leaves out the worked interim analysis (:data:`WORKED_INTERIM`), the
+    longest of them; ``progress`` is passed to :func:`palette_core.interim.analyse.analyse`.
+    """
+    if size not in SIZES:
+        raise ModelDataError(f"size must be one of {', '.join(SIZES)}, not {size!r}", "size")
+    design = load_design() if design is None else design
+    root = Path(DEFAULT_ROOT if out_dir is None else out_dir)
+    folders = {}
+    for name in RESULTS:
+        folders[name] = root / name
+        _BUILDERS[name](design, folders[name], size, seed)
+    if interim:
+        folders[WORKED_INTERIM] = root / WORKED_INTERIM
+        rebuild_worked_interim(design, folders[WORKED_INTERIM], size, seed, progress)
+    return folders
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A stored result: its tables by name, its manifest, and whether it is stale."""
+
+    name: str
+    tables: dict[str, pd.DataFrame]
+    manifest: dict[str, Any]
+    stale: bool
+
+
+def load_result(
+    name: str,
+    root: Path | str | None = None,
+    *,
+    design: Design | None = None,
+    allow_stale: bool = False,
+) -> StoredResult:
+    """Read the stored result ``name`` and check its design hash against ``design``.
+
+    Raises :class:`~palette_core.errors.StaleResultError` when the manifest's design hash
+    differs from the current design's (unless ``allow_stale``: then ``stale`` is True), and
+    :class:`~palette_core.errors.StoredResultError` when the result is missing or unreadable.
+    """
+    folder = Path(DEFAULT_ROOT if root is None else root) / name
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise StoredResultError(f"{path}: no stored result {name!r}: run `palette results rebuild`")
+    try:
+        manifest = json.loads(path.read_text())
+        table_names = manifest["tables"]
+        stored = manifest["design_hash"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise StoredResultError(f"{path}: unreadable manifest ({exc})") from None
+    design = load_design() if design is None else design
+    stale = stored != design.design_hash
+    if stale and not allow_stale:
+        raise StaleResultError(name, str(stored), design.design_hash)
+    tables = {}
+    for t in table_names:
+        if not (folder / t).is_file():
+            raise StoredResultError(f"{folder / t}: table listed in the manifest is missing")
+        tables[t.removesuffix(".csv")] = pd.read_csv(folder / t)
+    return StoredResult(name, tables, manifest, stale)
+
+
+__all__ = [
+    "DEFAULT_ROOT",
+    "EXAMPLE_SCENARIO_FILE",
+    "SYNTHETIC_EXPORT",
+    "WORKED_INTERIM",
+    "rebuild_worked_interim",
+    "load_example_scenario",
+    "RESULTS",
+    "SIZES",
+    "StoredResult",
+    "load_result",
+    "rebuild",
+]

@@ -1,0 +1,106 @@
+"""Model checking: prior predictive, recovery of known effects, simulation-based calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from palette_core.analysis import checking as c
+from palette_core.analysis import models as m
+from palette_core.analysis.fit import Fitter
+from palette_core.analysis.quantities import summarise
+from palette_core.errors import ModelDataError
+
+TRUE_OR = {"hinf_baricitinib": 2.0, "hypo_gcsf": 1.5, "cort_hydrocortisone": 0.6}
+
+
+@pytest.fixture(scope="module")
+def spec(design):
+    return m.model_spec(design, "mortality28", 1)
+
+
+@pytest.fixture(scope="module")
+def fitter(spec):
+    return Fitter(spec, num_warmup=300, num_samples=300, num_chains=2)
+
+
+def test_prior_predictive_mortality_is_plausible_by_age_group(design):
+    pp = c.prior_predictive(design, "mortality28", 400, 1)
+    assert list(pp.columns) == list(c.PRIOR_PREDICTIVE_COLUMNS)
+    pooled = pp[pp["trait"] == "all"]
+    assert set(pooled["age_group"]) == set(design.age_group_ids)
+    assert (pooled["quantity"] == "pr_event").all()
+    assert ((pooled["mean"] > 0.05) & (pooled["mean"] < 0.95)).all()
+    assert ((pp["q025"] >= 0) & (pp["q975"] <= 1) & (pp["q025"] < pp["q975"])).all()
+
+
+def test_prior_predictive_osfd_reports_death_and_mean(design):
+    pp = c.prior_predictive(design, "osfd28", 300, 2)
+    pooled = pp[pp["trait"] == "all"].set_index(["age_group", "quantity"])
+    assert set(pooled.index.get_level_values("quantity")) == {"pr_death", "mean", "median"}
+    assert ((pp.loc[pp.quantity == "mean", "mean"]).between(-1, 28)).all()
+    assert (pp.loc[pp.quantity == "pr_death", "mean"].between(0.0, 1.0)).all()
+
+
+def test_simulated_cells_are_valid_model_data_with_the_requested_sizes(design, spec):
+    cells = c.simulate_cells(design, spec, {}, 100, 3, baseline={"adult": 0.3, "child": 0.1})
+    data = m.model_data(design, cells, spec)
+    assert data.counts.sum() == cells["patients"].sum()
+    assert (cells.groupby(["trait", "arm"])["patients"].sum() == 100).all()
+    o = m.model_spec(design, "osfd28", 1)
+    p = np.full(o.n_categories, 1 / o.n_categories)
+    cells_o = c.simulate_cells(design, o, {}, 60, 3, baseline={"adult": p, "child": p})
+    assert m.model_data(design, cells_o, o).counts.sum() == cells_o["count"].sum()
+
+
+def test_simulation_moves_events_in_the_benefit_direction(design, spec):
+    base = {"adult": 0.4, "child": 0.4}
+    cells = c.simulate_cells(design, spec, {"hypo_gcsf": np.log(3.0)}, 20000, 4, baseline=base)
+    rate = cells.groupby("arm")[["events", "patients"]].sum()
+    r = rate["events"] / rate["patients"]
+    assert r["hypo_gcsf"] < r["hypo_usual_care"] - 0.1  # OR > 1 = fewer deaths
+
+
+def test_simulation_rejects_unknown_arm_and_bad_baseline(design, spec):
+    with pytest.raises(ModelDataError, match="not an experimental arm"):
+        c.simulate_cells(design, spec, {"nope": 0.1}, 10, 0, baseline={"adult": 0.3, "child": 0.1})
+    with pytest.raises(ModelDataError, match="child"):
+        c.simulate_cells(design, spec, {}, 10, 0, baseline={"adult": 0.3})
+
+
+def test_known_odds_ratios_are_recovered_within_their_intervals(design, spec, fitter):
+    log_or = {a: float(np.log(v)) for a, v in TRUE_OR.items()}
+    cells = c.simulate_cells(design, spec, log_or, 600, 11, baseline={"adult": 0.3, "child": 0.15})
+    res = fitter.fit(m.model_data(design, cells, spec), seed=5)
+    draws = res.idata.posterior["log_or"].values.reshape(-1, len(spec.arms))
+    q = summarise({"mortality28": draws}, list(spec.arms), design)
+    truth = np.array([TRUE_OR.get(a, 1.0) for a in q["arm"]])
+    covered = (q["or_low"].to_numpy() < truth) & (truth < q["or_high"].to_numpy())
+    assert covered.mean() >= 0.8
+    bari = q.set_index("arm").loc["hinf_baricitinib"]
+    assert bari["pr_benefit"] > 0.95
+
+
+def test_sbc_small_run_returns_ranks_in_range(design, spec, fitter):
+    res = c.sbc(design, spec, 3, fitter, 7, patients_per_cell=20)
+    r = res.ranks
+    assert list(r.columns) == list(c.SBC_RANK_COLUMNS)
+    assert len(r) == 3 * len(c.default_sbc_parameters(spec))
+    assert ((r["rank"] >= 0) & (r["rank"] < r["n_ranks"])).all()
+    assert set(res.uniformity["parameter"]) == set(r["parameter"])
+    assert fitter.n_traces == 1  # one compiled fitter serves every simulation
+
+
+def test_sbc_uniformity_detects_piled_up_ranks():
+    import pandas as pd
+
+    flat = pd.DataFrame({"parameter": "x", "rank": np.arange(100) % 100, "n_ranks": 100})
+    piled = pd.DataFrame({"parameter": "x", "rank": np.zeros(100, int), "n_ranks": 100})
+    assert c.sbc_uniformity(flat)["p_value"].iloc[0] > 0.5
+    assert c.sbc_uniformity(piled)["p_value"].iloc[0] < 1e-6
+
+
+def test_sbc_refuses_a_fitter_of_another_spec(design, fitter):
+    other = m.model_spec(design, "mortality28", 1, borrowing="none")
+    with pytest.raises(ModelDataError, match="another model spec"):
+        c.sbc(design, other, 1, fitter, 0)

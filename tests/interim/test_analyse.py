@@ -1,0 +1,293 @@
+"""``palette analyse``: an interim look on a data export, end to end, and its pieces.
+
+One small analysis of the hand-made export ``tests/data/exports/tiny_interim`` (91 rows: 2
+invalid, 3 pending, 2 missing, 1 withdrawn from all data use; the anakinra arm of
+hyperinflammation kills 16 of 22 adults against 2 of 22 on usual care) serves most tests. The
+sensitivity analyses are left out to keep the file fast (each one compiles two samplers); the
+harm check in children is tested on draws built here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from support import TEST_DATA
+
+from palette_core.analysis.decisions import decide
+from palette_core.analysis.quantities import summarise
+from palette_core.cli import main
+from palette_core.errors import ExportFileError, ModelDataError, StoredResultError
+from palette_core.exports.contract import read_export
+from palette_core.exports.derive import derive_outcomes, information
+from palette_core.interim.analyse import (
+    TABLES,
+    analyse,
+    arm_states_after,
+    arm_states_before,
+    child_harm_check,
+    load_analysis,
+    next_allocation,
+    status_counts,
+)
+from palette_core.randomisation import allocation
+
+TINY = TEST_DATA / "exports" / "tiny_interim"
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One small analysis of the tiny export, with the progress calls it made."""
+    out = tmp_path_factory.mktemp("interim") / "analysis"
+    calls: list[tuple[str, int, int]] = []
+    result = analyse(
+        TINY,
+        size="small",
+        seed=SEED,
+        out_dir=out,
+        progress=lambda step, i, n: calls.append((step, i, n)),
+        analyses=(),
+    )
+    return result, out, calls
+
+
+@pytest.fixture(scope="module")
+def derived(design):
+    return derive_outcomes(read_export(TINY, design), design)
+
+
+def test_progress_is_reported_for_every_step_in_order(run):
+    _, _, calls = run
+    n = calls[0][2]
+    assert [i for _, i, _ in calls[:-1]] == list(range(1, n + 1))
+    assert {c[2] for c in calls} == {n}
+    assert calls[-1] == ("done", n, n)
+    assert any("fit the primary analysis" in step for step, _, _ in calls)
+
+
+def test_every_table_is_written_and_listed_in_the_manifest(run, design):
+    _, out, _ = run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["design_hash"] == design.design_hash
+    assert manifest["seed"] == SEED
+    assert manifest["export"]["export_id"] == "tiny-interim-001"
+    assert manifest["export"]["data_cut"] == "2027-03-01"
+    assert set(manifest["export"]["files_sha256"]) == {"export.yaml", "patients.csv"}
+    listed = set(manifest["tables"])
+    assert {f"{t}.csv" for t in TABLES} <= listed
+    assert {"cells_osfd28.csv", "cells_mortality28.csv"} <= listed
+    for name in listed:
+        assert (out / name).is_file(), name
+    assert (out / "allocation_state.json").is_file()
+    # no absolute path of this machine in any output
+    for path in out.rglob("*.csv"):
+        assert str(TINY) not in path.read_text() and str(out) not in path.read_text()
+    assert str(TINY.parent) not in (out / "manifest.json").read_text()
+
+
+def test_counts_in_equal_counts_reported(run):
+    result, _, _ = run
+    c = result.manifest["counts"]
+    assert (c["rows"], c["valid"], c["invalid"]) == (91, 89, 2)
+    assert (c["complete"], c["pending"], c["missing"], c["withdrawn_all_data"]) == (83, 3, 2, 1)
+    assert result.tables["completeness"]["n"].sum() == 91
+    for name in ("accrual_site", "accrual_trait", "accrual_age_group", "accrual_arm"):
+        assert result.tables[name]["rows"].sum() == 91, name
+    assert len(result.tables["errors"]) == 2
+    assert set(result.tables["errors"]["field"]) == {"weight_kg", "last_known_alive_date"}
+    assert len(result.tables["incomplete"]) == 91 - 83
+    pooled = result.tables["pooled_outcomes"]
+    assert pooled.loc[pooled["group"] == "all patients", "n_complete"].item() == 83
+
+
+def test_stored_quantities_and_decisions_equal_those_computed_directly(run, design, derived):
+    _, out, _ = run
+    stored = load_analysis(out)
+    arms = list(stored.arms)
+    states = arm_states_before(design, derived)
+    open_arms = [a for a in arms if states[a] == "open"]
+    direct_q = summarise(stored.draws, arms, design, open_arms=open_arms)
+    q = stored.quantities
+    primary = q[(q["analysis"] == "primary") & (q["population"] == "all")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(primary, direct_q, check_dtype=False)
+    direct = decide(direct_q, information(derived, design), design)
+    cols = ["arm", "decision", "code", "reason", "n_complete", "n_allocated"]
+    pd.testing.assert_frame_equal(stored.decisions[cols], direct[cols], check_dtype=False)
+    # the harmful arm is stopped; the others continue
+    by_arm = dict(zip(direct["arm"], direct["decision"], strict=True))
+    assert by_arm["hinf_anakinra"] == "harm"
+    assert by_arm["hinf_tocilizumab"] == "continue"
+
+
+def test_allocation_follows_from_the_stored_draws_and_the_decisions(run, design, derived):
+    result, out, _ = run
+    stored = load_analysis(out)
+    after = arm_states_after(design, arm_states_before(design, derived), stored.decisions)
+    assert after["hinf_anakinra"] == "harm"
+    assert after["hfib_octaplas"] == "planned"  # planned and no patient: stays planned
+    table = stored.tables["allocation"]
+    trait = "hyperinflammation"
+    exp = [a.id for a in design.experimental_arms(trait)]
+    cols = [stored.arms.index(a) for a in exp]
+    n_complete = dict(zip(table["arm"], table["n_complete"].astype(int), strict=True))
+    direct = allocation.trait_allocation(
+        design,
+        trait,
+        after,
+        stored.draws["osfd28"][:, cols],
+        {a.id: n_complete[a.id] for a in design.arms_of(trait)},
+    )
+    rows = table[table["trait"] == trait]
+    assert dict(zip(rows["arm"], rows["probability"], strict=True)) == pytest.approx(
+        direct.probabilities, abs=1e-12
+    )
+    assert direct.probabilities["hinf_anakinra"] == 0.0
+    record = allocation.validate_allocation_state(design, stored.allocation_state)
+    assert record["traits"][trait] == pytest.approx(direct.probabilities, abs=1e-12)
+    assert record["effective_from"] == "2027-03-01"
+    assert result.allocation_state == record
+
+
+def test_same_export_and_seed_give_identical_files(run, tmp_path):
+    _, out, _ = run
+    again = tmp_path / "again"
+    analyse(TINY, size="small", seed=SEED, out_dir=again, analyses=())
+    first = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    second = sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert first == second
+    for rel in first:
+        assert (out / rel).read_bytes() == (again / rel).read_bytes(), rel
+
+
+def test_a_missing_export_raises_a_typed_error(tmp_path, design):
+    with pytest.raises(ExportFileError, match="not found"):
+        analyse(tmp_path / "nowhere", design, size="small", analyses=())
+
+
+def test_unknown_size_or_analysis_is_refused(design):
+    with pytest.raises(ModelDataError, match="size"):
+        analyse(TINY, design, size="huge")  # type: ignore[arg-type]
+    with pytest.raises(ModelDataError, match="unknown analysis"):
+        analyse(TINY, design, size="small", analyses=("no_such_analysis",))
+
+
+def test_load_analysis_names_a_missing_folder(tmp_path):
+    with pytest.raises(StoredResultError, match="palette analyse"):
+        load_analysis(tmp_path)
+
+
+# ----------------------------------------------------------------------------- pieces
+def test_status_counts_keep_invalid_rows_with_unknown_groups():
+    derived = pd.DataFrame(
+        {
+            "site_id": ["A", "A", None, "B"],
+            "status": ["complete", "pending", "invalid", "withdrawn_all_data"],
+        }
+    )
+    table = status_counts(derived, ["site_id"])
+    assert table["rows"].sum() == 4
+    row = table.set_index("site_id").loc["(not given)"]
+    assert (row["invalid"], row["allocated"]) == (1, 0)
+    assert table.set_index("site_id").loc["A", "allocated"] == 2
+
+
+def test_trait_closes_when_its_last_open_arm_is_stopped(design):
+    trait = "mals"
+    before = {a.id: a.availability.initial_state for a in design.arms}
+    decisions = pd.DataFrame(
+        {"arm": ["mals_mtx100", "mals_anakinra"], "decision": ["futility", "graduation"]}
+    )
+    after = arm_states_after(design, before, decisions)
+    assert after["mals_mtx100"] == "futility" and after["mals_anakinra"] == "graduated"
+    assert after["mals_usual_care"] == design.lifecycle.trait_rule.control_closed_state
+    arms = [a.id for a in design.experimental_arms()]
+    draws = np.zeros((10, len(arms)))
+    table = next_allocation(design, after, draws, arms, dict.fromkeys(before, 50))
+    mals = table[table["trait"] == trait]
+    assert (mals["probability"] == 0).all() and (mals["phase"] == "closed").all()
+    other = table[table["trait"] == "hyperinflammation"]
+    assert other["probability"].sum() == pytest.approx(1.0)
+
+
+def _child_quantities(design, harm_arm: str, n_draws: int = 400) -> pd.DataFrame:
+    arms = [a.id for a in design.experimental_arms() if "child" in design.arm_age_groups(a)]
+    rng = np.random.default_rng(0)
+    draws = rng.normal(0.0, 0.3, size=(n_draws, len(arms)))
+    draws[:, arms.index(harm_arm)] -= 2.0  # clearly harmful (benefit-oriented log OR < 0)
+    return summarise(
+        {"osfd28": draws, "mortality28": draws},
+        arms,
+        design,
+        population="child",
+        analysis="no_borrowing",
+    )
+
+
+@pytest.mark.parametrize(("n_children", "status"), [(25, "fires"), (5, "not evaluable")])
+def test_harm_check_in_children_needs_the_minimum_of_complete_children(design, n_children, status):
+    q = _child_quantities(design, "hinf_anakinra")
+    derived = pd.DataFrame(
+        {
+            "arm": ["hinf_anakinra"] * n_children + ["hinf_anakinra"] * 30,
+            "age_group": ["child"] * n_children + ["adult"] * 30,
+            "status": ["complete"] * (n_children + 30),
+        }
+    )
+    table = child_harm_check(q, derived, design)
+    rows = table[table["arm"] == "hinf_anakinra"]
+    assert set(rows["rule"]) == {"harm"}
+    assert set(rows["status"]) == {status}
+    assert set(rows["n_complete"]) == {n_children}  # adults do not count
+    assert not (table[table["arm"] == "hinf_tocilizumab"]["status"] == "fires").any()
+
+
+def test_harm_check_in_children_is_empty_without_the_no_borrowing_fit(design):
+    q = _child_quantities(design, "hinf_anakinra").assign(analysis="primary")
+    assert child_harm_check(q, pd.DataFrame(columns=["arm", "age_group", "status"]), design).empty
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_analyse_writes_results_and_reports(run, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(
+        ["analyse", str(TINY), "--out", str(out), "--size", "small", "--seed", str(SEED)]
+        + ["--sensitivity", "none"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"open report: {out / 'open_report.html'}" in captured.out
+    assert f"closed report: {out / 'closed_report.html'}" in captured.out
+    assert "1/" in captured.err and " s] " in captured.err  # progress with elapsed time
+    assert "2 of 91 rows of the export are invalid" in captured.err
+    assert (out / "open_report.html").is_file() and (out / "closed_report.html").is_file()
+    _, first, _ = run
+    assert (out / "decisions.csv").read_bytes() == (first / "decisions.csv").read_bytes()
+
+
+def test_cli_analyse_quiet_prints_no_progress(tmp_path, capsys):
+    code = main(
+        ["analyse", str(TINY), "--out", str(tmp_path / "q"), "--size", "small", "--quiet"]
+        + ["--seed", str(SEED), "--sensitivity", "none"]
+    )
+    err = capsys.readouterr().err
+    assert code == 0
+    assert " s] " not in err
+
+
+def test_cli_analyse_bad_export_exits_2_with_one_typed_line(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "export.yaml").write_text((TINY / "export.yaml").read_text())
+    (bad / "patients.csv").write_text("patient_id,colour\nP1,blue\n")
+    code = main(["analyse", str(bad), "--out", str(tmp_path / "o"), "--size", "small", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("palette: ExportFileError: ")
+    assert "patients.csv" in lines[0]
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,87 @@
+"""Stored results: rebuild at the small size, manifests, stale-result detection, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from palette_core.cli import main
+from palette_core.errors import StaleResultError, StoredResultError
+from palette_core.results import store as results
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """One small rebuild through the CLI (``palette results rebuild --small``) serves every test."""
+    out = tmp_path_factory.mktemp("derived")
+    # the worked interim analysis is tested at the small size in tests/test_interim.py
+    code = main(
+        ["results", "rebuild", "--small", "--without-interim", "--out", str(out), "--seed", "3"]
+    )
+    return out, code
+
+
+def test_small_rebuild_writes_three_results_with_the_design_hash(small, design):
+    out, code = small
+    assert code == 0
+    for name in results.RESULTS:
+        manifest = json.loads((out / name / "manifest.json").read_text())
+        assert manifest["design_hash"] == design.design_hash
+        assert manifest["seed"] == 3 and manifest["size"] == "small"
+        assert manifest["runtime_s"] >= 0
+        for table in manifest["tables"]:
+            assert (out / name / table).is_file()
+
+
+def test_load_result_returns_tables_and_manifest(small, design):
+    out, _ = small
+    fit = results.load_result("example_fit", out, design=design)
+    assert not fit.stale
+    assert {"truth", "quantities", "decisions", "diagnostics"} <= set(fit.tables)
+    q = fit.tables["quantities"]
+    assert set(q["outcome"]) == {"osfd28", "mortality28"}
+    assert set(fit.tables["truth"]["arm"]) == set(q["arm"])
+    assert fit.manifest["chains"] == results.SIZES["small"]["example"]["num_chains"]
+    sbc = results.load_result("sbc", out, design=design)
+    assert (sbc.tables["ranks"]["rank"] >= 0).all()
+
+
+def test_load_result_refuses_a_stale_result(small, design, tmp_path):
+    out, _ = small
+    folder = tmp_path / "sbc"
+    folder.mkdir()
+    for f in (out / "sbc").iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["design_hash"] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StaleResultError, match="rebuild"):
+        results.load_result("sbc", tmp_path, design=design)
+    flagged = results.load_result("sbc", tmp_path, design=design, allow_stale=True)
+    assert flagged.stale
+
+
+def test_load_result_names_a_missing_result(tmp_path, design):
+    with pytest.raises(StoredResultError, match="no stored result"):
+        results.load_result("sbc", tmp_path, design=design)
+
+
+def test_cli_rebuild_small_wrote_into_the_directory(small):
+    out, code = small
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(results.RESULTS)
+
+
+def test_worked_interim_rebuild_writes_analysis_and_both_reports(tmp_path, design):
+    out = tmp_path / results.WORKED_INTERIM
+    results.rebuild_worked_interim(design, out, "small", 4)
+    from palette_core.interim.analyse import load_analysis
+
+    analysis = load_analysis(out, design=design, allow_stale=False)
+    assert analysis.manifest["design_hash"] == design.design_hash
+    assert analysis.manifest["seed"] == 4
+    name = analysis.table("arms").set_index("arm").at["hinf_baricitinib", "name"]
+    closed = (out / "closed_report.html").read_text()
+    assert name in closed and "<svg" in closed
+    assert name not in (out / "open_report.html").read_text()

@@ -1,0 +1,172 @@
+"""The built book, opened page by page in headless Chromium (see sitecheck.py).
+
+The site is built once per test session from the current sources with scripts/build-book,
+the same command a reader runs. Set PALETTE_SITE_DIR to check an existing build instead
+(for iterating on a chapter; scripts/test never does).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from playwright.sync_api import sync_playwright
+from sitecheck import CHROMIUM, CHROMIUM_ARGS, check_page, serve, site_pages
+from support import ROOT
+
+
+def _toc_docnames(node: object) -> list[str]:
+    if isinstance(node, dict):
+        own = [node[k] for k in ("root", "file") if k in node]
+        return own + [d for v in node.values() for d in _toc_docnames(v)]
+    if isinstance(node, list):
+        return [d for item in node for d in _toc_docnames(item)]
+    return []
+
+
+def expected_pages() -> list[str]:
+    """Pages the site must have: every _toc.yml entry plus Sphinx's own pages."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    docs = [str(Path(d).with_suffix("")) for d in _toc_docnames(toc)]
+    return ["index.html", "genindex.html", "search.html"] + [f"{d}.html" for d in docs]
+
+
+PAGES = expected_pages()
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    if prebuilt := os.environ.get("PALETTE_SITE_DIR"):
+        return Path(prebuilt)
+    build = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build-book")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if build.returncode != 0:
+        output = (build.stdout + build.stderr)[-20_000:]
+        pytest.fail(f"scripts/build-book failed (exit {build.returncode}):\n{output}")
+    return ROOT / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} not found: run scripts/test, which installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def site_url(site: Path):
+    with serve(site) as url:
+        yield url
+
+
+def _fail_on(page: str, problems: list[str]) -> None:
+    if problems:
+        listing = "\n  ".join(problems)
+        pytest.fail(f"{page}: {len(problems)} problem(s):\n  {listing}", pytrace=False)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_loads_cleanly_offline(page: str, site: Path, site_url: str, browser) -> None:
+    _fail_on(page, check_page(browser, site_url, site, page))
+
+
+def test_every_built_page_is_checked(site: Path) -> None:
+    unchecked = sorted(set(site_pages(site)) - set(PAGES))
+    assert not unchecked, f"built pages not in the browser check (add them to PAGES): {unchecked}"
+
+
+# --- The checker itself: each kind of fault in a synthetic site must be reported. ---
+
+_CLEAN_BODY = """
+<h1 id="top">Clean</h1>
+<p><a href="other.html">other</a> <a href="other.html#sec">section</a> <a href="#top">top</a>
+<a href="sub/">folder index</a> <a href="https://example.com/">an external link</a>
+<a href="mailto:someone@example.com">mail</a></p>
+<img src="dot.svg" alt="dot">
+<div class="cell_output"><img src="dot.svg" alt="chart"></div>
+<div class="cell_output"><svg width="10" height="10"><rect width="10" height="10"/></svg></div>
+"""
+
+FAULTS = {
+    "broken_page_link": ('<a href="missing.html">x</a>', "broken link: "),
+    "broken_fragment": ('<a href="other.html#nowhere">x</a>', "no id 'nowhere'"),
+    "external_script": (
+        '<script src="https://cdn.example.com/vega.js"></script>',
+        "non-local address (blocked): https://cdn.example.com/vega.js",
+    ),
+    "external_stylesheet": (
+        '<link rel="stylesheet" href="http://fonts.example.com/f.css">',
+        "non-local address (blocked): http://fonts.example.com/f.css",
+    ),
+    "missing_image": ('<img src="nothere.png" alt="x">', "image not loaded: nothere.png"),
+    "missing_local_script": ('<script src="nothere.js"></script>', "HTTP 404"),
+    "console_error": ("<script>console.error('boom')</script>", "console error: boom"),
+    "page_error": ("<script>throw new Error('kaput')</script>", "page error: kaput"),
+    "empty_chart": ('<div id="altair-viz-1"></div>', "chart not rendered: #altair-viz-1"),
+    "empty_svg_output": ('<div class="cell_output"><svg></svg></div>', "output <svg> is empty"),
+    "maths_without_mathjax": (
+        '<span class="math">\\(x^2\\)</span>',
+        "maths elements but MathJax is not loaded",
+    ),
+    "redirect_to_missing_page": (
+        '<meta http-equiv="Refresh" content="0; url=gone.html" />',
+        "HTTP 404",
+    ),
+}
+
+
+def _html(body: str) -> str:
+    return f"<!DOCTYPE html><html><head><title>t</title></head><body>{body}</body></html>"
+
+
+@pytest.fixture(scope="module")
+def synthetic_site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site")
+    (root / "sub").mkdir()
+    (root / "sub" / "index.html").write_text(_html("<p>folder</p>"))
+    (root / "other.html").write_text(_html('<h2 id="sec">Section</h2>'))
+    (root / "dot.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/>'
+        "</svg>"
+    )
+    (root / "clean.html").write_text(_html(_CLEAN_BODY))
+    (root / "redirect.html").write_text(
+        _html('<meta http-equiv="Refresh" content="0; url=other.html" />')
+    )
+    for name, (body, _) in FAULTS.items():
+        (root / f"{name}.html").write_text(_html(body))
+    with serve(root) as url:
+        yield root, url
+
+
+@pytest.mark.parametrize("page", ["clean.html", "redirect.html", "other.html"])
+def test_checker_passes_a_clean_page(page: str, synthetic_site, browser) -> None:
+    root, url = synthetic_site
+    assert check_page(browser, url, root, page) == []
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_checker_reports_each_fault(fault: str, synthetic_site, browser) -> None:
+    root, url = synthetic_site
+    problems = check_page(browser, url, root, f"{fault}.html")
+    expected = FAULTS[fault][1]
+    assert any(expected in p for p in problems), f"expected {expected!r} in {problems}"
+
+
+def test_site_pages_lists_pages_not_assets(synthetic_site) -> None:
+    root, _ = synthetic_site
+    (root / "_static").mkdir(exist_ok=True)
+    (root / "_static" / "macros.html").write_text("<p>template</p>")
+    pages = site_pages(root)
+    assert "sub/index.html" in pages and "clean.html" in pages
+    assert not any(p.startswith("_static/") for p in pages)

@@ -1,0 +1,12 @@
+"""Paths and sizes shared by the test modules (imported as ``support``; tests/ is on the path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: the repository root
+ROOT = Path(__file__).resolve().parents[1]
+#: fixtures that belong to the tests (synthetic exports, SENECA reference values)
+TEST_DATA = ROOT / "tests" / "data"
+#: the project's data folder
+DATA = ROOT / "data"
