@@ -16,12 +16,21 @@ done
 unset path_dirs dir
 
 # uv, resolved once to an absolute path and exported as UV (the variable `uv run` sets) for
-# nested calls to reuse: the uv on PATH, else the uv Python package of python3 (installed for
-# this user with pip if missing; --break-system-packages only where python3 is a
-# distribution's).
+# nested calls to reuse: the uv on PATH, else the uv Python package of the first python3 on
+# PATH outside any virtual environment (installed for this user with pip if missing;
+# --break-system-packages only where python3 is a distribution's).
 if [ -z "${UV:-}" ] || [ ! -x "$UV" ]; then
     if ! UV="$(PATH="$machine_path" command -v uv)"; then
-        python="$(PATH="$machine_path" command -v python3)"
+        python=""
+        IFS=: read -ra path_dirs <<<"$machine_path"
+        for dir in "${path_dirs[@]}"; do
+            if [ -x "$dir/python3" ] && [ ! -f "$dir/../pyvenv.cfg" ]; then
+                python="$dir/python3"
+                break
+            fi
+        done
+        unset path_dirs dir
+        [ -n "$python" ] || { echo "_env.sh: no python3 on PATH outside a virtual environment" >&2; return 1; }
         if ! "$python" -m uv --version >/dev/null 2>&1; then
             "$python" -m pip install --quiet --user uv 2>/dev/null ||
                 "$python" -m pip install --quiet --user --break-system-packages uv

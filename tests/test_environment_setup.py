@@ -59,6 +59,18 @@ def test_setup_succeeds_inside_the_venv_without_uv_on_path(no_uv: str) -> None:
     _check(run_setup(f"set -euo pipefail; source scripts/_env.sh; {REPORT}", path))
 
 
+def test_setup_skips_another_virtual_environment_on_path(no_uv: str, tmp_path: Path) -> None:
+    """Another project's venv before the machine's python3: its python3 has no uv nor pip."""
+    other = tmp_path / "other-venv"
+    (other / "bin").mkdir(parents=True)
+    (other / "pyvenv.cfg").write_text("home = /nowhere\n")
+    python3 = other / "bin" / "python3"  # a venv's python: no uv module, no pip
+    python3.write_text(f'#!/bin/sh\nexec "{VENV_BIN / "python3"}" "$@"\n')
+    python3.chmod(0o755)
+    path = os.pathsep.join([str(other / "bin"), no_uv])
+    _check(run_setup(f"set -euo pipefail; source scripts/_env.sh; {REPORT}", path))
+
+
 def test_a_nested_setup_reuses_the_uv_the_outer_one_resolved(no_uv: str) -> None:
     """What tests/site does: scripts/build-book run from a shell that sourced _env.sh."""
     inner = f"set -euo pipefail; source scripts/_env.sh; {REPORT}"
