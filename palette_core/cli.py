@@ -1,8 +1,13 @@
 """The ``palette`` command line.
 
-``palette design check`` validates ``data/design`` and prints the registry-fidelity findings.
-Exit status: 0 valid and faithful; 1 valid but the fidelity check reports problems; 2 the
-design is invalid (the typed error is printed).
+``palette design check`` validates ``data/design`` (every hook it declares must have an
+implementation) and prints the registry-fidelity findings. Exit status: 0 valid and faithful;
+1 valid but the fidelity check reports problems; 2 the design is invalid or not found (the typed
+error is printed).
+
+Every command that reads the design takes ``--design DIR``; without it, the folder named by
+``$PALETTE_DESIGN``, else the source checkout's ``data/design`` (an installed package has no
+design of its own: pass one).
 
 ``palette classify FILE --seed N`` screens a file of patients. Exit status: 0 every row valid;
 1 some rows invalid (they are reported on stderr and kept, unclassified, in the output);
@@ -35,9 +40,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from palette_core import __version__
-from palette_core.design.loader import DEFAULT_DESIGN_DIR, load_design
-from palette_core.errors import PaletteError
+from palette_core.design import DESIGN_ENV, Design, load_design
+from palette_core.errors import DesignError, PaletteError
 from palette_core.registry.fidelity import check_fidelity
+from palette_core.screening.traits import check_hooks
+
+DESIGN_HELP = (
+    f"design directory (default: ${DESIGN_ENV}, else data/design of the source checkout "
+    "palette_core runs from)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--design",
         type=Path,
-        default=DEFAULT_DESIGN_DIR,
-        help="design directory (default: %(default)s)",
+        default=None,
+        help=DESIGN_HELP,
     )
     check.add_argument("--json", action="store_true", help="print a machine-readable report")
     _add_results_commands(sub)
@@ -90,8 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--design",
         type=Path,
-        default=DEFAULT_DESIGN_DIR,
-        help="design directory (default: %(default)s)",
+        default=None,
+        help=DESIGN_HELP,
     )
     _add_allocation_commands(sub)
     _add_analyse_command(sub)
@@ -131,8 +142,8 @@ def _add_analyse_command(sub: argparse._SubParsersAction) -> None:
     an.add_argument(
         "--design",
         type=Path,
-        default=DEFAULT_DESIGN_DIR,
-        help="design directory (default: %(default)s)",
+        default=None,
+        help=DESIGN_HELP,
     )
 
 
@@ -235,8 +246,8 @@ def _add_allocation_commands(sub: argparse._SubParsersAction) -> None:
     rnd.add_argument(
         "--design",
         type=Path,
-        default=DEFAULT_DESIGN_DIR,
-        help="design directory (default: %(default)s)",
+        default=None,
+        help=DESIGN_HELP,
     )
     log = sub.add_parser("log", help="verify, replay, recover the allocation log")
     lsub = log.add_subparsers(dest="log_command", metavar="SUBCOMMAND", required=True)
@@ -279,8 +290,8 @@ def _add_allocation_commands(sub: argparse._SubParsersAction) -> None:
     replay.add_argument(
         "--design",
         type=Path,
-        default=DEFAULT_DESIGN_DIR,
-        help="design directory (default: %(default)s)",
+        default=None,
+        help=DESIGN_HELP,
     )
 
 
@@ -296,7 +307,7 @@ def _randomise(args: argparse.Namespace) -> int:
     stratify = tuple(f.strip() for f in args.stratify.split(",") if f.strip())
     try:
         secret = load_secret(args.secret_file)
-        design = load_design(args.design)
+        design = _screening_design(args.design)
         state = (
             load_allocation_state(args.allocation, design)
             if args.allocation is not None
@@ -395,12 +406,22 @@ def _log(args: argparse.Namespace) -> int:
     raise AssertionError("unreachable: argparse requires a log subcommand")  # pragma: no cover
 
 
+def _screening_design(path: Path | None) -> Design:
+    """The design, loaded, with an implementation for every hook it declares (screening)."""
+    design = load_design(path)
+    check_hooks(design)
+    return design
+
+
 def _design_check(args: argparse.Namespace) -> int:
     try:
-        design = load_design(args.design)
+        design = _screening_design(args.design)
         report = check_fidelity(design)
-    except PaletteError as exc:
+    except DesignError as exc:
         print(f"palette: design invalid: {exc}", file=sys.stderr)
+        return 2
+    except PaletteError as exc:
+        print(f"palette: {exc}", file=sys.stderr)
         return 2
     problems = report.problems()
     if args.json:
@@ -444,7 +465,7 @@ def _classify(args: argparse.Namespace) -> int:
     from palette_core.screening.patients import read_patients
 
     try:
-        design = load_design(args.design)
+        design = _screening_design(args.design)
         validation = read_patients(args.file, design)
     except PaletteError as exc:
         print(f"palette: {exc}", file=sys.stderr)
@@ -484,16 +505,20 @@ def _add_results_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="leave out the worked interim analysis (the longest result)",
     )
-    rebuild.add_argument("--out", type=Path, default=None, help="output directory")
+    rebuild.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: DESIGN/../derived)"
+    )
+    rebuild.add_argument("--design", type=Path, default=None, help=DESIGN_HELP)
     rebuild.add_argument("--seed", type=int, default=20260505, help="seed (default: %(default)s)")
 
 
 def _results_rebuild(args: argparse.Namespace) -> int:
-    from palette_core.results.store import DEFAULT_ROOT, rebuild  # imports JAX: only when asked
+    from palette_core.results.store import rebuild  # imports JAX: only when asked
 
     try:
         folders = rebuild(
-            out_dir=args.out or DEFAULT_ROOT,
+            load_design(args.design),
+            out_dir=args.out,
             size="small" if args.small else "full",
             seed=args.seed,
             interim=not args.without_interim,

@@ -44,6 +44,14 @@ class DesignError(PaletteError, ValueError):
         super().__init__(f"{where}: {self.kind}: {message}")
 
 
+class DesignNotFoundError(PaletteError, LookupError):
+    """No design folder was named and none can be found (no ``$PALETTE_DESIGN``, no checkout)."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
 class DesignSchemaError(DesignError):
     """A value has the wrong type or form, a required field is missing or a field is unknown."""
 

@@ -19,7 +19,7 @@ Three tools for the chapter "Statistical model and priors" and for the stored re
 Cell probabilities are computed by one function, :func:`cell_probabilities`, from the
 model's parameters (the deterministic sites ``trait_shift``, ``era_effect``, ``log_or``,
 ``log_or_child`` and ``cutpoints``), with the model's own link
-(:func:`palette_core.analysis.models._category_log_probs`) and orientation (``spec.sign``).
+(:func:`palette_core.analysis.models.category_log_probs`) and orientation (``spec.sign``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from palette_core.analysis.models import (
     ORDINAL_COLUMNS,
     CellData,
     ModelSpec,
-    _category_log_probs,
+    category_log_probs,
     cell_grid,
     joint_model,
     model_data,
@@ -107,7 +107,7 @@ def cell_probabilities(spec: ModelSpec, params: Mapping[str, Any], data: CellDat
     beta = np.where(stratum == spec.reference_stratum, adult, child)
     era_term = era_eff[:, era] if spec.eras == "shared" else era_eff[:, trait, era]
     eta = shift[:, trait] + era_term + spec.sign * beta
-    log_p = np.asarray(_category_log_probs(eta, cut[:, stratum]), dtype=np.float64)
+    log_p = np.asarray(category_log_probs(eta, cut[:, stratum]), dtype=np.float64)
     p = np.exp(log_p)
     return p / p.sum(axis=-1, keepdims=True)
 

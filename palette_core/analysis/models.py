@@ -415,7 +415,7 @@ class InducedDirichlet(dist.Distribution):
     def log_prob(self, value):
         a = self.concentration[..., None]
         k = self.n_categories
-        log_p = _category_log_probs(jnp.zeros(value.shape[:-1]), value)
+        log_p = category_log_probs(jnp.zeros(value.shape[:-1]), value)
         log_dirichlet = (
             gammaln(k * self.concentration)
             - k * gammaln(self.concentration)
@@ -425,8 +425,12 @@ class InducedDirichlet(dist.Distribution):
         return log_dirichlet + log_jac
 
 
-def _category_log_probs(eta: jnp.ndarray, cut: jnp.ndarray) -> jnp.ndarray:
+def category_log_probs(eta: jnp.ndarray, cut: jnp.ndarray) -> jnp.ndarray:
     """``log Pr(Y = c)`` for every category c (last axis), proportional odds.
+
+    ``eta`` is the linear predictor (any shape), ``cut`` the ordered cut-points (last axis, one
+    fewer than the categories). Shared by the model and the simulation of outcomes
+    (:mod:`palette_core.analysis.checking`).
 
     Stable in float32 even for far-apart cut-points: with ``a = cut[c] - eta`` and
     ``b = cut[c-1] - eta``, ``logistic(a) - logistic(b) = logistic(a) logistic(-b) (1 - e^(b-a))``.
@@ -586,7 +590,7 @@ def joint_model(spec: ModelSpec, data: CellData) -> None:
     counts = jnp.asarray(data.counts)
 
     def cell_loglik(e):
-        log_p = _category_log_probs(e, cut[data.stratum])
+        log_p = category_log_probs(e, cut[data.stratum])
         return jnp.sum(jnp.where(counts > 0, counts * log_p, 0.0), axis=-1)
 
     if eta_nex is None:

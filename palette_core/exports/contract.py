@@ -66,8 +66,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from palette_core.design import schema as s
-from palette_core.design.loader import EXPORT_META_FIELDS, Design
+from palette_core.design.loader import Design
+from palette_core.design.records import EXPORT_META_FIELDS, ExportField
 from palette_core.errors import DesignError, ExportFileError, ExportRowError
 from palette_core.yamlio import read_yaml
 
@@ -153,7 +153,7 @@ def export_columns(design: Design) -> tuple[str, ...]:
     return tuple(design.export_contract.fields)
 
 
-def _category_values(design: Design, fld: s.ExportField) -> tuple[str, ...] | None:
+def _category_values(design: Design, fld: ExportField) -> tuple[str, ...] | None:
     if fld.categories is not None:
         return fld.categories
     if fld.categories_from is None:
@@ -179,7 +179,7 @@ _SOURCE_NAMES = {
 _LIST_SOURCE = {"trait_list": ("traits", "trait"), "substance_list": ("substances", "substance")}
 
 
-def _column_checks(design: Design, name: str, fld: s.ExportField) -> list[pa.Check]:
+def _column_checks(design: Design, name: str, fld: ExportField) -> list[pa.Check]:
     """The checks of one column on its own (value by value)."""
     checks: list[pa.Check] = []
     if fld.pattern is not None:

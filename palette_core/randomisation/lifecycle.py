@@ -47,25 +47,20 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from palette_core.design import schema as s
-from palette_core.design.loader import Design, _parse, _Validator
+from palette_core.design.arms import Arm, ArmsFile
+from palette_core.design.common import parse_model
+from palette_core.design.lifecycle import ADD_ARM, LifecycleTransition, check_added_arm
+from palette_core.design.loader import Design
 from palette_core.errors import (
-    ConflictingArgumentsError,
     DesignError,
-    DesignSchemaError,
-    DuplicateIdError,
     IllegalTransitionError,
     LifecycleStateError,
-    OutOfRangeError,
-    UnknownReferenceError,
 )
 
 #: version tag of the JSON written by :func:`to_json`
 FORMAT = "palette-lifecycle/1"
 #: the two states every lifecycle has (``arms.yaml`` starts arms in them); all others are closed
 OPEN, PLANNED = "open", "planned"
-#: what errors about a new arm name as their "file"
-ADD_ARM = "add_arm (amendment)"
 #: how a move came about: the design's initial state, a request, the trait rule, an amendment
 By = Literal["design", "request", "trait_rule", "amendment"]
 REQUIREMENT_LABELS = {"dmc_decision": "DMC decision", "amendment": "amendment", "date": "date"}
@@ -88,7 +83,7 @@ class Transition:
 class ArmStatus:
     """One arm: its specification, current state, since when, why, and its whole history."""
 
-    arm: s.Arm
+    arm: Arm
     state: str
     since: dt.date
     reason: str
@@ -234,7 +229,7 @@ def _trait_rule(state: PlatformState, trait: str, on: dt.date, design: Design) -
     return state
 
 
-def _rule(design: Design, frm: str, to: str, by: str) -> s.LifecycleTransition | None:
+def _rule(design: Design, frm: str, to: str, by: str) -> LifecycleTransition | None:
     return next(
         (t for t in design.lifecycle.transitions if (t.from_, t.to, t.by) == (frm, to, by)),
         None,
@@ -358,7 +353,7 @@ def close_arm(
 
 def add_arm(
     state: PlatformState,
-    arm: s.Arm | Mapping[str, Any],
+    arm: Arm | Mapping[str, Any],
     on: dt.date,
     reason: str,
     design: Design | None = None,
@@ -371,7 +366,7 @@ def add_arm(
     ----------
     arm
         The arm, described exactly as an entry of ``arms.yaml`` (a mapping, or a
-        :class:`palette_core.design.schema.Arm`): ``id``, ``trait``, ``role: experimental``,
+        :class:`palette_core.design.arms.Arm`): ``id``, ``trait``, ``role: experimental``,
         ``name``, ``registry`` (label, intervention, text of the amendment),
         ``availability: {initial_state: planned, opens_when: ...}``, ``components`` (substances
         of ``substances.yaml``, doses in units of ``units.yaml``), optional ``age_groups``.
@@ -405,7 +400,16 @@ def add_arm(
     on = _check_date(on)
     spec = _arm_spec(arm)
     to = d.lifecycle.adding_arms.initial_state
-    _validate_new_arm(state, spec, d, opens_on, on)
+    check_added_arm(
+        spec,
+        traits=d.traits,
+        substances=d.substances,
+        lifecycle=d.lifecycle,
+        refs=d.references,
+        in_platform=state.arm_ids,
+        opens_on=opens_on,
+        on=on,
+    )
     _check_reason(spec.id, None, to, on, reason)
     _check_order(state, spec.trait, spec.id, None, to, on)
     control = state.control_of(spec.trait)
@@ -445,86 +449,14 @@ def add_arm(
     return new
 
 
-def _arm_spec(arm: s.Arm | Mapping[str, Any]) -> s.Arm:
-    if isinstance(arm, s.Arm):
+def _arm_spec(arm: Arm | Mapping[str, Any]) -> Arm:
+    if isinstance(arm, Arm):
         return arm
     if isinstance(arm, Mapping):
-        return _parse(s.ArmsFile, {"arms": [dict(arm)]}, ADD_ARM).arms[0]
+        return parse_model(ArmsFile, {"arms": [dict(arm)]}, ADD_ARM).arms[0]
     raise TypeError(
-        f"an arm is a palette_core.design.schema.Arm or a mapping, got {type(arm).__name__}"
+        f"an arm is a palette_core.design.arms.Arm or a mapping, got {type(arm).__name__}"
     )
-
-
-def _validate_new_arm(
-    state: PlatformState, a: s.Arm, d: Design, opens_on: object, on: dt.date
-) -> None:
-    """The checks arms.yaml entries get, for one arm that joins by amendment."""
-    f = ADD_ARM
-    if a.trait not in d.trait_ids:
-        raise UnknownReferenceError(
-            f, a.id, "trait", f"trait {a.trait!r} is not in traits.yaml ({', '.join(d.trait_ids)})"
-        )
-    if a.id in state.arm_ids:
-        raise DuplicateIdError(f, a.id, "id", f"arm id {a.id!r} is already in the platform")
-    if a.role != "experimental":
-        raise ConflictingArgumentsError(
-            f, a.id, "role", "only experimental arms join a trait; its usual care is already there"
-        )
-    start = d.lifecycle.adding_arms.initial_state
-    if a.availability.initial_state != start:
-        raise ConflictingArgumentsError(
-            f,
-            a.id,
-            "availability.initial_state",
-            f"an arm added by amendment starts {start!r} (proposed/lifecycle.yaml adding_arms)",
-        )
-    if opens_on is not None:
-        if isinstance(opens_on, dt.datetime) or not isinstance(opens_on, dt.date):
-            raise DesignSchemaError(f, a.id, "opens_on", "must be a datetime.date")
-        if opens_on < on:
-            raise OutOfRangeError(
-                f, a.id, "opens_on", f"{opens_on} is before the amendment's date {on}"
-            )
-    elif not a.availability.opens_when:
-        raise DesignSchemaError(
-            f,
-            a.id,
-            "availability.opens_when",
-            "a planned arm must say when it opens: opens_when, or an opens_on date",
-        )
-    if not a.components:
-        raise DesignSchemaError(
-            f, a.id, "components", "an experimental arm needs at least one component"
-        )
-    check = _Validator(d)
-    trait = d.trait(a.trait)
-    for ag in a.age_groups or ():
-        check.age_group(ag, f, a.id, "age_groups")
-        if ag not in trait.age_groups:
-            raise ConflictingArgumentsError(
-                f,
-                a.id,
-                "age_groups",
-                f"arm open to {ag!r} but trait {trait.id!r} admits only {list(trait.age_groups)}",
-            )
-    for i, c in enumerate(a.components):
-        fld = f"components[{i}]"
-        if c.substance not in d.substances:
-            raise UnknownReferenceError(
-                f, a.id, f"{fld}.substance", f"substance {c.substance!r} is not in substances.yaml"
-            )
-        if (c.procedure is None) == (c.adult is None):
-            raise ConflictingArgumentsError(
-                f, a.id, fld, "give either a procedure or an adult dose, not both or neither"
-            )
-        doses = [(f"{fld}.adult[{j}]", x) for j, x in enumerate(c.adult or ())]
-        if isinstance(c.child, tuple):
-            doses += [(f"{fld}.child[{j}]", x) for j, x in enumerate(c.child)]
-        for where, dose in doses:
-            try:
-                check.dose(dose, a.id, where)
-            except DesignError as exc:  # the same checks as arms.yaml, named for the amendment
-                raise type(exc)(f, exc.entry, exc.field, exc.message) from None
 
 
 # ----------------------------------------------------------------------------- queries
@@ -711,14 +643,14 @@ def from_json(text: str, design: Design, *, check_hash: bool = True) -> Platform
     for key in ("added_arms", "log", "arms"):
         if not isinstance(doc[key], list):
             raise LifecycleStateError(key, "expected a list")
-    added: dict[str, tuple[s.Arm, dt.date | None]] = {}
+    added: dict[str, tuple[Arm, dt.date | None]] = {}
     for i, raw in enumerate(doc["added_arms"]):
         where = f"added_arms[{i}]"
         raw = _fields(raw, {"arm", "opens_on"}, where)
         if not isinstance(raw["arm"], dict):
             raise LifecycleStateError(f"{where}.arm", "expected an object")
         try:
-            spec = _parse(s.ArmsFile, {"arms": [raw["arm"]]}, where).arms[0]
+            spec = parse_model(ArmsFile, {"arms": [raw["arm"]]}, where).arms[0]
         except DesignError as exc:
             raise LifecycleStateError(f"{where}.arm", str(exc)) from None
         if spec.id in added:

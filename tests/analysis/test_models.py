@@ -223,7 +223,7 @@ def test_no_borrowing_has_no_hierarchical_sites(design):
 def test_category_log_probs_are_stable_for_far_apart_cutpoints():
     cut = np.array([[-60.0, -30.0, 0.0, 0.001, 40.0, 80.0]], dtype=np.float32)
     eta = np.array([0.5], dtype=np.float32)
-    log_p = np.asarray(m._category_log_probs(eta, cut))
+    log_p = np.asarray(m.category_log_probs(eta, cut))
     assert np.all(np.isfinite(log_p))
     np.testing.assert_allclose(np.logaddexp.reduce(log_p, axis=-1), 0.0, atol=1e-5)
     with jax.enable_x64(True):
