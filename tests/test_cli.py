@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import support
 
-from palette_core.cli import main
+from palette_core.cli import _parser, main
 from palette_core.design import DESIGN_ENV, locate
 
 FINDING_IDS = [f"RF-{i:02d}" for i in range(1, 24)]
@@ -169,3 +170,55 @@ def test_no_design_to_find_is_one_typed_line_and_exit_2(monkeypatch, capsys):
     assert out == ""
     assert err.count("\n") == 1
     assert "--design PATH" in err and DESIGN_ENV in err
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """Every (sub)command of the parser, depth first: ``(("design", "check"), parser)``."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _commands(child, (*path, name))
+
+
+COMMANDS = [path for path, _ in _commands(_parser()) if path]
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_command_has_a_working_help(path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*path, "--help"])
+    assert info.value.code == 0
+    assert f"usage: palette {' '.join(path)}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flag", "commands"),
+    [
+        (
+            "--design",
+            {"design check", "classify", "randomise", "analyse", "log replay", "results rebuild"},
+        ),
+        ("--json", {"design check", "log verify"}),
+        ("--quiet", {"analyse"}),
+        ("--secret-file", {"randomise", "log replay"}),
+        ("--restricted-log", {"randomise", "log verify", "log replay", "log recover"}),
+    ],
+)
+def test_shared_options_are_declared_once(flag, commands):
+    """Each command that takes the option holds the one declaration (the same argparse action)."""
+    found = {
+        " ".join(path): action
+        for path, parser in _commands(_parser())
+        for action in parser._actions
+        if flag in action.option_strings
+    }
+    assert set(found) == commands
+    assert len({id(action) for action in found.values()}) == 1
+
+
+def test_a_missing_required_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["classify", "patients.csv"])
+    assert info.value.code == 2
+    assert "--seed" in capsys.readouterr().err
