@@ -116,7 +116,8 @@ class AdaptrSettings(BaseModel):
     max_n: int = Field(ge=1, le=1_000_000)
     posterior: Literal["quadrature", "draws"] = "quadrature"
     n_draws: int = Field(default=5000, ge=100, le=1_000_000)
-    grid_points: int = Field(default=513, ge=33, le=16385)
+    max_batch: int | None = Field(default=None, ge=1)
+    grid_points: int = Field(default=257, ge=33, le=16385)
     grid_width_sd: float = Field(default=10.0, ge=4.0, le=40.0)
 
     @field_validator("arms")
@@ -170,7 +171,18 @@ class PublishedResult(BaseModel):
     base_seed: int
     select_strategy: Literal["control if available", "none", "best"]
     final_ests: bool | None = None
-    metrics: dict[str, float | None]
+    #: values as printed (a string keeps its last digit, hence its rounding); null for NA
+    metrics: dict[str, str | float | None]
+
+    def value(self, metric: str) -> tuple[float, float]:
+        """The published value of ``metric`` and the SD of its rounding error (uniform)."""
+        v = self.metrics[metric]
+        if v is None:
+            return math.nan, 0.0
+        text = str(v).strip()
+        decimals = len(text.split(".")[1]) if isinstance(v, str) and "." in text else None
+        rounding = 0.0 if decimals is None else 0.5 * 10.0**-decimals / math.sqrt(3.0)
+        return float(text), rounding
 
 
 class AdaptrScenario(BaseModel):
@@ -259,6 +271,18 @@ def scenario_parameters(
             "randomised_at_looks" if sc.randomised_at_looks else "data_looks",
             f"{rand[-1]} patients exceed settings.max_n = {settings.max_n}",
         )
+    batch = settings.max_batch or settings.max_n
+    steps = {
+        "randomised_at_looks": np.diff([0, *rand]),
+        "data_looks": np.diff([0, *data]),
+    }
+    for name, step in steps.items():
+        if step.max() > batch:
+            j = int(np.argmax(step))
+            raise err(
+                f"{name}[{j}]",
+                f"{int(step[j])} patients between looks exceed settings.max_batch = {batch}",
+            )
     start = np.full(k, 1.0 / k) if sc.start_probs is None else np.asarray(sc.start_probs, float)
     if abs(start.sum() - 1.0) > 1e-6 or (start <= 0).any():
         raise err("start_probs", "must be > 0 and sum to 1")
@@ -288,6 +312,13 @@ def scenario_parameters(
                 f"published[{i}].metrics.{unknown[0]}",
                 "not a metric of check_performance() for these arms",
             )
+        for metric in pub.metrics:
+            try:
+                pub.value(metric)
+            except ValueError:
+                raise err(
+                    f"published[{i}].metrics.{metric}", f"not a number: {pub.metrics[metric]!r}"
+                ) from None
     return {
         "true_ys": np.asarray(sc.true_ys, dtype=np.float32),
         "start_probs": start.astype(np.float32),
@@ -458,21 +489,25 @@ def build_program(settings: AdaptrSettings) -> TrialProgram:
     import jax.numpy as jnp
 
     k, n_looks, n_max = len(settings.arms), settings.n_looks, settings.max_n
+    batch = settings.max_batch or n_max
+    padded = n_max + batch  # so that a window of ``batch`` patients never runs off the end
     quadrature = settings.posterior == "quadrature"
     n_points, width, n_draws = settings.grid_points, settings.grid_width_sd, settings.n_draws
     f32 = jnp.float32
     arms_idx = jnp.arange(k)
-    patients = jnp.arange(n_max)
+    window = jnp.arange(batch)
 
     def init(key: Any, p: dict[str, Any]) -> dict[str, Any]:
         k_alloc, k_y, k_post = jax.random.split(key, 3)
         return {
             "p": p,
             "key_post": k_post,
-            "u_alloc": jax.random.uniform(k_alloc, (n_max,), f32),
-            "u_y": jax.random.uniform(k_y, (n_max,), f32),
-            "arm": jnp.full(n_max, -1, jnp.int32),
-            "y": jnp.zeros(n_max, jnp.int32),
+            "u_alloc": jax.random.uniform(k_alloc, (padded,), f32),
+            "u_y": jax.random.uniform(k_y, (padded,), f32),
+            "arm": jnp.full(padded, -1, jnp.int32),
+            "y": jnp.zeros(padded, jnp.int32),
+            "n_followed": jnp.zeros(k, jnp.int32),
+            "y_followed": jnp.zeros(k, jnp.int32),
             "randomised": jnp.int32(0),
             "followed": jnp.int32(0),
             "looks": jnp.int32(0),
@@ -512,16 +547,26 @@ def build_program(settings: AdaptrSettings) -> TrialProgram:
         alloc = alloc / jnp.sum(alloc)
         last_active = k - 1 - jnp.argmax(active[::-1])
         cum = jnp.where(arms_idx >= last_active, 2.0, jnp.cumsum(alloc))
-        drawn = jnp.argmax(c["u_alloc"][:, None] < cum[None, :], axis=1).astype(jnp.int32)
-        new = (patients >= c["randomised"]) & (patients < n_rand)
-        arm = jnp.where(new, drawn, c["arm"])
-        y = jnp.where(new, (c["u_y"] < p["true_ys"][drawn]).astype(jnp.int32), c["y"])
-        onehot = arm[:, None] == arms_idx[None, :]
-        followed, randomised = patients < n_data, patients < n_rand
-        n_f = jnp.sum(onehot & followed[:, None], axis=0, dtype=jnp.int32)
-        y_f = jnp.sum(onehot & (followed & (y == 1))[:, None], axis=0, dtype=jnp.int32)
-        n_all = jnp.sum(onehot & randomised[:, None], axis=0, dtype=jnp.int32)
-        y_all = jnp.sum(onehot & (randomised & (y == 1))[:, None], axis=0, dtype=jnp.int32)
+        start = c["randomised"]
+        u = jax.lax.dynamic_slice(c["u_alloc"], (start,), (batch,))
+        uy = jax.lax.dynamic_slice(c["u_y"], (start,), (batch,))
+        drawn = jnp.argmax(u[:, None] < cum[None, :], axis=1).astype(jnp.int32)
+        new = window < n_rand - start
+        new_y = (uy < p["true_ys"][drawn]).astype(jnp.int32)
+        old_arm = jax.lax.dynamic_slice(c["arm"], (start,), (batch,))
+        old_y = jax.lax.dynamic_slice(c["y"], (start,), (batch,))
+        arm = jax.lax.dynamic_update_slice(c["arm"], jnp.where(new, drawn, old_arm), (start,))
+        y = jax.lax.dynamic_update_slice(c["y"], jnp.where(new, new_y, old_y), (start,))
+        hit = (drawn[:, None] == arms_idx[None, :]) & new[:, None]
+        n_all = c["ns_all"] + jnp.sum(hit, axis=0, dtype=jnp.int32)
+        y_all = c["sum_ys_all"] + jnp.sum(hit & (new_y == 1)[:, None], axis=0, dtype=jnp.int32)
+        # outcome data of the patients who reached follow-up since the last look
+        first = c["followed"]
+        f_arm = jax.lax.dynamic_slice(arm, (first,), (batch,))
+        f_y = jax.lax.dynamic_slice(y, (first,), (batch,))
+        f_hit = (f_arm[:, None] == arms_idx[None, :]) & (window < n_data - first)[:, None]
+        n_f = c["n_followed"] + jnp.sum(f_hit, axis=0, dtype=jnp.int32)
+        y_f = c["y_followed"] + jnp.sum(f_hit & (f_y == 1)[:, None], axis=0, dtype=jnp.int32)
         ns = jnp.where(active, n_f, c["ns"])
         sum_ys = jnp.where(active, y_f, c["sum_ys"])
         a = (1 + y_f).astype(f32)
@@ -588,6 +633,8 @@ def build_program(settings: AdaptrSettings) -> TrialProgram:
             "sum_ys": sum_ys,
             "ns_all": n_all,
             "sum_ys_all": y_all,
+            "n_followed": n_f,
+            "y_followed": y_f,
         }
         record = {
             "followed_n": n_data,
@@ -822,7 +869,8 @@ def compare_with_published(
 
     ``se_adaptr`` is the SD of the metric over resamples of ``n_rep`` of our trials (the Monte
     Carlo error of a value computed from ``n_rep`` trials), ``se_ours`` the bootstrap SE of
-    ours, ``z = |ours - adaptr| / sqrt(se_adaptr^2 + se_ours^2)``.
+    ours, ``se_rounding`` the SD of the published value's rounding (uniform over half its last
+    printed digit), ``z = |ours - adaptr| / sqrt(se_adaptr^2 + se_ours^2 + se_rounding^2)``.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -839,12 +887,12 @@ def compare_with_published(
             ours = performance(o)
             se_ours = resampled_sd(o, len(o.size), max(n_resamples // 2, 50), rng)
             se_pub = resampled_sd(o, pub.n_rep, n_resamples, rng)
-            for metric, value in pub.metrics.items():
+            for metric in pub.metrics:
                 if metric in NOT_COMPARED:
                     continue
-                pv = math.nan if value is None else float(value)
+                pv, rounding = pub.value(metric)
                 ov = ours[metric]
-                se = math.sqrt(se_pub[metric] ** 2 + se_ours[metric] ** 2)
+                se = math.sqrt(se_pub[metric] ** 2 + se_ours[metric] ** 2 + rounding**2)
                 diff = abs(ov - pv)
                 if math.isnan(diff) or math.isnan(se):
                     z = math.nan
@@ -866,6 +914,7 @@ def compare_with_published(
                         "n_trials_ours": len(o.size),
                         "se_adaptr": se_pub[metric],
                         "se_ours": se_ours[metric],
+                        "se_rounding": rounding,
                         "z": z,
                     }
                 )

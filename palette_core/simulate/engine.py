@@ -53,6 +53,25 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from palette_core.errors import DesignError, ScenarioError
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "IN_PROCESS",
+    "KEY_DERIVATION",
+    "PROCESSES",
+    "ProgramDefinition",
+    "Progress",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioSet",
+    "SimulationResult",
+    "TrialProgram",
+    "compiled_chunk",
+    "load_scenarios",
+    "register_program",
+    "run_scenarios",
+    "write_results",
+]
 from palette_core.yamlio import read_yaml
 
 Params = Any  # a pytree of arrays
