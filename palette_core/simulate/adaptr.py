@@ -272,10 +272,9 @@ def scenario_parameters(
             f"{rand[-1]} patients exceed settings.max_n = {settings.max_n}",
         )
     batch = settings.max_batch or settings.max_n
-    steps = {
-        "randomised_at_looks": np.diff([0, *rand]),
-        "data_looks": np.diff([0, *data]),
-    }
+    steps = {"data_looks": np.diff([0, *data])}
+    if sc.randomised_at_looks is not None:
+        steps["randomised_at_looks"] = np.diff([0, *rand])
     for name, step in steps.items():
         if step.max() > batch:
             j = int(np.argmax(step))
