@@ -63,13 +63,17 @@ Posterior probabilities: computed, not drawn (``settings.posterior = "quadrature
     prod_{j != i} (F_j(x + d) - F_j(x)) dx``, with the Beta densities on ``grid_points`` nodes
     spanning ``grid_width_sd`` posterior SDs around every active arm, the CDFs by the
     Euler-Maclaurin corrected cumulative trapezoid rule, Simpson's rule for the outer
-    integrals and cubic Hermite interpolation of the CDFs at ``x + d``; the error is below
-    1e-5 (``tests/simulate/test_adaptr.py`` compares with SciPy's adaptive quadrature). Why:
-    ``jax.random.beta`` under ``vmap`` on CPU costs about 800 ns a draw (NumPy: about 50 ns),
-    and adaptr's rule needs 15,000 draws per analysis, so drawing is about a hundred times
-    slower than the grid; and 5000 draws add a Monte Carlo error (SD 0.0014 at a probability of
-    0.99) to each decision, which the exact rule does not have. ``posterior = "draws"`` runs
-    adaptr's rule with ``jax.random.beta`` for comparison (:func:`compare_posterior_methods`).
+    integrals and cubic Hermite interpolation of the CDFs at ``x + d``; with 257 nodes the
+    error is about 1e-6 (``tests/simulate/test_adaptr.py`` compares with SciPy's adaptive
+    quadrature). Why: drawing is slow in JAX on CPU (``jax.random.beta`` under ``vmap`` costs
+    about 800 ns a draw against NumPy's 50 ns, and adaptr's rule needs 15,000 draws per
+    analysis), and 5000 draws add a Monte Carlo error (SD 0.0014 at a probability of 0.99) to
+    every decision, which the computed probabilities do not have; the operating
+    characteristics are the same within Monte Carlo error (:func:`compare_posterior_methods`
+    runs both on the same trials). ``posterior = "draws"`` keeps adaptr's rule: ``n_draws``
+    draws per arm and analysis, redrawn after arms are dropped, taken by inverting each arm's
+    CDF on its own grid (the same Beta distribution, several times cheaper than
+    ``jax.random.beta``); the estimates are then medians of draws, as in adaptr.
 
 Not implemented (the README design does not use them): a common control arm (and with it
 futility and control-relative rules), ``fixed_probs``, ``max_probs``, ``rescale_probs``, and
@@ -81,7 +85,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -430,6 +434,23 @@ def grid_median(a: Any, b: Any, n_points: int, width: float) -> Any:
     return jax.vmap(one)(a, b)
 
 
+def grid_draws(key: Any, a: Any, b: Any, n_draws: int, n_points: int, width: float) -> Any:
+    """``n_draws`` draws from each Beta(a, b), by inverting its CDF on the arm's own grid.
+
+    The same distribution as adaptr's ``rbeta()`` (up to the grid's 1e-6), at a fraction of
+    the cost of ``jax.random.beta`` (a gamma rejection sampler) under ``vmap`` on CPU.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def one(ai: Any, bi: Any, u: Any) -> Any:
+        g = beta_grid(ai[None], bi[None], jnp.ones(1, bool), n_points, width)
+        return jnp.interp(u, g.F[0], g.x)
+
+    u = jax.random.uniform(key, (a.shape[0], n_draws), a.dtype)
+    return jax.vmap(one)(a, b, u).T
+
+
 def draws_prob_best(draws: Any, active: Any) -> Any:
     """adaptr's ``prob_best()``: share of draws in which each active arm is lowest."""
     import jax.numpy as jnp
@@ -527,7 +548,7 @@ def build_program(settings: AdaptrSettings) -> TrialProgram:
     def posterior(a: Any, b: Any, use: Any, key: Any) -> Any:
         if quadrature:
             return beta_grid(a, b, use, n_points, width)
-        return jax.random.beta(key, a, b, shape=(n_draws, k), dtype=f32)
+        return grid_draws(key, a, b, n_draws, n_points, width)
 
     def prob_best(post: Any, active: Any) -> Any:
         return grid_prob_best(post, active) if quadrature else draws_prob_best(post, active)
@@ -652,7 +673,7 @@ def build_program(settings: AdaptrSettings) -> TrialProgram:
         b = (1 + n - events).astype(f32)
         if quadrature:
             return grid_median(a, b, n_points, width)
-        return jnp.median(jax.random.beta(key, a, b, shape=(n_draws, k), dtype=f32), axis=0)
+        return jnp.median(grid_draws(key, a, b, n_draws, n_points, width), axis=0)
 
     def summary(c: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -976,3 +997,83 @@ def adaptr_crosscheck(
         **extra,
     )
     return table
+
+
+def compare_posterior_methods(
+    n_trials: int,
+    seed: int,
+    *,
+    scenario: str = "readme",
+    scenario_file: Path | str | None = None,
+    n_draws: int | None = None,
+    chunk_size: int = 100,
+    scheduler: str = engine.IN_PROCESS,
+    select_strategy: str = "best",
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The same trials with probabilities computed (quadrature) and drawn (adaptr's rule).
+
+    Both runs use the same keys, hence the same patients and outcomes: the differences come
+    from the posterior method alone. Returns a table (metric, quadrature, draws, difference, its
+    paired bootstrap SE) with the share of trials whose final status, size or selected arm
+    differ, and the seconds per 1000 trials of each method (compilation excluded).
+    """
+    base = engine.load_scenarios(SCENARIO_FILE if scenario_file is None else scenario_file)
+    update: dict[str, Any] = {"posterior": "draws"}
+    if n_draws is not None:
+        update["n_draws"] = n_draws
+    drawn = replace(base, settings=base.settings.model_copy(update=update))
+    sc: AdaptrScenario = base.scenario(scenario).model
+    outcomes, seconds = {}, {}
+    for label, scenarios in (("quadrature", base), ("draws", drawn)):
+        engine.run_scenarios(  # compile (and warm up) before timing
+            scenarios,
+            chunk_size,
+            seed + 1,
+            chunk_size=chunk_size,
+            scheduler=scheduler,
+            names=[scenario],
+            progress=False,
+        )
+        t0 = time.perf_counter()
+        res = engine.run_scenarios(
+            scenarios,
+            n_trials,
+            seed,
+            chunk_size=chunk_size,
+            scheduler=scheduler,
+            names=[scenario],
+            progress=False,
+        )
+        seconds[label] = 1000.0 * (time.perf_counter() - t0) / n_trials
+        outcomes[label] = trial_outcomes(
+            res.trials, base.settings.arms, sc.true_ys, select_strategy, None, _is_lag(sc)
+        )
+    q, d = outcomes["quadrature"], outcomes["draws"]
+    pq, pd_ = performance(q), performance(d)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(300):
+        idx = rng.integers(0, n_trials, n_trials)
+        a, b = performance(q, idx), performance(d, idx)
+        diffs.append({m: b[m] - a[m] for m in a})
+    se = pd.DataFrame(diffs).std(ddof=1)
+    rows = [
+        {
+            "metric": m,
+            "quadrature": pq[m],
+            "draws": pd_[m],
+            "difference": pd_[m] - pq[m],
+            "se_difference": float(se[m]),
+        }
+        for m in pq
+    ]
+    for name, a, b in (
+        ("share_final_status_differs", q.final_status, d.final_status),
+        ("share_size_differs", q.size, d.size),
+        ("share_selected_arm_differs", q.selected, d.selected),
+    ):
+        rows.append({"metric": name, "quadrature": 0.0, "draws": float(np.mean(a != b))})
+    table = pd.DataFrame(rows)
+    table.insert(0, "scenario", scenario)
+    table["n_trials"] = n_trials
+    return table, {f"seconds_per_1000_{k}": round(v, 3) for k, v in seconds.items()}
