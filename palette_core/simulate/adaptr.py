@@ -952,6 +952,7 @@ def adaptr_crosscheck(
     workers: int | None = None,
     progress: bool = True,
     draws_trials: int = 0,
+    keep_trials: bool = False,
 ) -> pd.DataFrame:
     """Reproduce adaptr's published results: simulate, compare, store; return the table.
 
@@ -960,7 +961,8 @@ def adaptr_crosscheck(
     (:func:`compare_with_published`) and writes into ``out_dir`` (default
     ``data/derived/adaptr_crosscheck``): ``crosscheck.csv`` (metric, adaptr published, ours,
     MC SEs, z), ``performance.csv`` (every metric of every scenario, ours, both selection
-    rules), ``trials.parquet`` and ``manifest.json``. With ``draws_trials`` > 0, also
+    rules) and ``manifest.json``; ``trials.parquet`` (one row per trial, about 150 bytes each)
+    only with ``keep_trials``. With ``draws_trials`` > 0, also
     ``posterior_methods.csv``: :func:`compare_posterior_methods` on that many trials of the
     README scenario (drawing is slow: about 0.2 s a trial).
     """
@@ -998,7 +1000,12 @@ def adaptr_crosscheck(
     extra["runtime_s"] = round(time.perf_counter() - t0, 2)
     extra["largest_z"] = float(np.nanmax(table["z"].to_numpy(float))) if len(table) else None
     engine.write_results(
-        CROSSCHECK_DIR if out_dir is None else out_dir, scenarios, result, csv_tables=csv, **extra
+        CROSSCHECK_DIR if out_dir is None else out_dir,
+        scenarios,
+        result,
+        csv_tables=csv,
+        trials=keep_trials,
+        **extra,
     )
     return table
 

@@ -691,13 +691,15 @@ def write_results(
     sim: SimulationResult,
     *,
     csv_tables: Mapping[str, pd.DataFrame] | None = None,
+    trials: bool = True,
     **extra: Any,
 ) -> Path:
     """Write the results into ``out_dir``: Parquet tables, optional CSV tables, ``manifest.json``.
 
     ``trials.parquet`` (and ``looks.parquet`` when the result has looks), then
     ``<name>.csv`` for each of ``csv_tables`` (small summaries worth reading or diffing); the
-    manifest (:func:`simulation_manifest` plus ``extra``) lists every table.
+    manifest (:func:`simulation_manifest` plus ``extra``) lists every table. ``trials=False``
+    leaves out the per-trial and per-look Parquet tables (a stored summary that stays small).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -705,9 +707,10 @@ def write_results(
     for name, df in (csv_tables or {}).items():
         df.to_csv(out / f"{name}.csv", index=False)
         tables.append(f"{name}.csv")
-    sim.trials.to_parquet(out / "trials.parquet", index=False)
-    tables.append("trials.parquet")
-    if sim.looks is not None:
+    if trials:
+        sim.trials.to_parquet(out / "trials.parquet", index=False)
+        tables.append("trials.parquet")
+    if trials and sim.looks is not None:
         sim.looks.to_parquet(out / "looks.parquet", index=False)
         tables.append("looks.parquet")
     manifest = {**simulation_manifest(scenarios, sim, **extra), "tables": tables}
