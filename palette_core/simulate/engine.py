@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
 import math
 import os
 import sys
@@ -519,7 +520,11 @@ def _submit_all(
     if scheduler == PROCESSES:
         n = workers or os.cpu_count() or 1
         cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
         )
         client = Client(cluster)
     else:
