@@ -323,6 +323,7 @@ def test_small_crosscheck_agrees_with_adaptrs_published_numbers(tmp_path):
         chunk_size=README_CHUNK,
         scheduler=engine.IN_PROCESS,
         progress=False,
+        keep_trials=True,
     )
     assert set(table["scenario"]) == {
         s.name for s in engine.load_scenarios(adaptr.SCENARIO_FILE).scenarios
