@@ -25,6 +25,11 @@ derive outcomes, fit, decide, allocate, sensitivity analyses) and writes the res
 open and closed HTML reports. Exit status: 0 done (a failed convergence gate is reported on
 stderr); 2 the export, the design or an option cannot be used (one line naming the error).
 
+``palette simulate FILE... --trials N --seed S --out DIR`` runs virtual trials of the scenarios of
+each scenario file (``palette_core.simulate``) and writes one result folder per file (Parquet
+tables and a manifest). Exit status: 0 done; 2 a scenario file or an option cannot be used (one
+line naming file, entry and field).
+
 ``palette log verify|replay|recover|head LOG`` checks, replays (with the secret), repairs after a
 crash, or prints the anchor to countersign. Exit status: 0 intact (or repaired); 1 problems
 (listed with their line numbers); 2 the log or the secret cannot be read.
@@ -147,7 +152,83 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_allocation_commands(sub, shared)
     _add_analyse_command(sub, shared)
+    _add_simulate_command(sub, shared)
     return p
+
+
+def _add_simulate_command(sub: argparse._SubParsersAction, shared: _Shared) -> None:
+    """``palette simulate FILE... --trials N --seed S --out DIR``."""
+    sim = sub.add_parser(
+        "simulate",
+        parents=[shared.quiet],
+        help="simulate virtual trials of the scenarios in scenario files",
+        description="Validate each scenario file (YAML: design, settings, scenarios), run TRIALS "
+        "virtual trials of every scenario on the compiled trial program (in chunks, on local "
+        "worker processes, in this process, or on a Dask cluster) and write, per file, "
+        "trials.parquet (one row per trial), optionally looks.parquet, and manifest.json "
+        "(scenario file hash, seed, key derivation, versions, git revision). A trial's result "
+        "depends only on the seed, the scenario and its index.",
+    )
+    sim.add_argument(
+        "files", type=Path, nargs="+", metavar="SCENARIO_FILE", help="scenario files (.yaml)"
+    )
+    sim.add_argument("--trials", type=int, required=True, help="virtual trials per scenario")
+    _seed(sim, "root seed (0 to 2**32 - 1)", required=True)
+    _out(sim, "output directory (one folder per file)", required=True)
+    sim.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="trials compiled and run together (default: 1000)",
+    )
+    sim.add_argument(
+        "--scheduler",
+        default="processes",
+        help="'processes' (local worker processes, default), 'in-process', or the address of a "
+        "dask.distributed scheduler (tcp://host:port)",
+    )
+    sim.add_argument(
+        "--workers", type=int, default=None, help="local worker processes (default: one per CPU)"
+    )
+    sim.add_argument(
+        "--looks", action="store_true", help="also write looks.parquet (one row per look)"
+    )
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from palette_core.simulate import engine  # imports JAX and Dask: only when asked
+
+    chunk = engine.DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size
+    try:
+        sets = [engine.load_scenarios(f) for f in args.files]
+        stems = [f.stem for f in args.files]
+        if len(set(stems)) != len(stems):
+            raise engine.ScenarioError(
+                args.files[0], None, None, "two scenario files share a name; run them separately"
+            )
+        for path, scenarios in zip(args.files, sets, strict=True):
+            out = args.out / path.stem if len(sets) > 1 else args.out
+            result = engine.run_scenarios(
+                scenarios,
+                args.trials,
+                args.seed,
+                chunk_size=chunk,
+                scheduler=args.scheduler,
+                workers=args.workers,
+                keep_looks=args.looks,
+                progress=not args.quiet,
+            )
+            engine.write_results(out, scenarios, result)
+            print(
+                f"{path}: {len(result.trials)} trials of {len(scenarios.scenarios)} scenarios -> {out}"
+            )
+    except PaletteError as exc:
+        print(f"palette: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. an unreachable scheduler address
+        print(f"palette: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _add_analyse_command(sub: argparse._SubParsersAction, shared: _Shared) -> None:
@@ -551,6 +632,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _analyse(args)
         if args.command == "results" and args.results_command == "rebuild":
             return _results_rebuild(args)
+        if args.command == "simulate":
+            return _simulate(args)
     except BrokenPipeError:  # e.g. `palette design check | head`
         sys.stderr.close()
         return 0

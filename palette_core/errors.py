@@ -451,3 +451,38 @@ class ExportRowError(PaletteError, ValueError):
         known = patient_id is not None and str(patient_id) not in ("<NA>", "nan", "None", "")
         who = f"patient {str(patient_id)!r}, " if known else ""
         super().__init__(f"{where}{who}field {field!r} = {value!r}: {message}")
+
+
+# ----------------------------------------------------------------------------- simulation
+class ScenarioError(PaletteError, ValueError):
+    """A scenario file of the trial simulator is invalid (``palette_core.simulate.engine``).
+
+    Raised once, when the file is loaded: not YAML, an unknown trial program, a missing,
+    unknown or ill-typed field, or values that contradict each other (looks that go down,
+    probabilities that do not sum to 1, a scenario with another number of looks than the
+    file's settings). Nothing is validated inside jitted code.
+
+    Parameters
+    ----------
+    file
+        Path of the scenario file.
+    entry
+        The entry at fault: ``"settings"``, a scenario's name, or ``"scenarios[2]"`` where the
+        scenario has no usable name; ``None`` for the file as a whole.
+    field
+        The field at fault, dotted for nested fields (``"true_ys[1]"``).
+    message
+        What is wrong, in words.
+    """
+
+    def __init__(self, file: object, entry: str | None, field: str | None, message: str):
+        self.file = str(file)
+        self.entry = entry
+        self.field = field
+        self.message = message
+        where = self.file
+        if entry is not None:
+            where += f", entry {entry!r}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")

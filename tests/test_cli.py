@@ -200,7 +200,7 @@ def test_every_command_has_a_working_help(path, capsys):
             {"design check", "classify", "randomise", "analyse", "log replay", "results rebuild"},
         ),
         ("--json", {"design check", "log verify"}),
-        ("--quiet", {"analyse"}),
+        ("--quiet", {"analyse", "simulate"}),
         ("--secret-file", {"randomise", "log replay"}),
         ("--restricted-log", {"randomise", "log verify", "log replay", "log recover"}),
     ],

@@ -52,4 +52,28 @@ def default_design_dir() -> Path:
     )
 
 
-__all__ = ["DESIGN_ENV", "checkout_design_dir", "default_design_dir"]
+def default_data_root() -> Path:
+    """The folder of the data beside the default design folder (its parent): ``scenarios/``,
+    ``derived/``, ``reference/`` ... of :func:`default_design_dir`."""
+    return default_design_dir().parent
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the source checkout when it lies inside it (as manifests show
+    files), else the path as given."""
+    design = checkout_design_dir()
+    if design is not None:
+        try:
+            return Path(path).resolve().relative_to(design.parents[1]).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+__all__ = [
+    "DESIGN_ENV",
+    "checkout_design_dir",
+    "default_data_root",
+    "default_design_dir",
+    "display_path",
+]
