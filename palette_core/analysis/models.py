@@ -475,6 +475,10 @@ class InducedDirichlet(dist.Distribution):
 def category_log_probs(eta: jnp.ndarray, cut: jnp.ndarray) -> jnp.ndarray:
     """``log Pr(Y = c)`` for every category c (last axis), proportional odds.
 
+    ``eta`` is the linear predictor (any shape), ``cut`` the ordered cut-points (last axis, one
+    fewer than the categories). Shared by the model and the simulation of outcomes
+    (:mod:`palette_core.analysis.checking`).
+
     Stable in float32 even for far-apart cut-points: with ``a = cut[c] - eta`` and
     ``b = cut[c-1] - eta``, ``logistic(a) - logistic(b) = logistic(a) logistic(-b) (1 - e^(b-a))``.
     """
