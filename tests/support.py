@@ -10,3 +10,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = ROOT / "tests" / "data"
 #: the project's data folder
 DATA = ROOT / "data"
+
+#: the one NUTS size of the unit tests: enough to see an effect, too short for the gates
+TINY_NUTS = {"num_warmup": 150, "num_samples": 150, "num_chains": 2}

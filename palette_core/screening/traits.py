@@ -558,6 +558,46 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
+def choose_trait(xp: Any, positive: Any, u: Any, weights: Any, rank: Any, random: bool) -> Any:
+    """The multi-trait policy's choice: index of the trait each patient is randomised in.
+
+    The pure core of :func:`assign_trait`, shared with the trial simulator: NumPy or JAX
+    (``xp``), no validation, vectorised over patients (leading axes). ``positive`` is
+    ``[..., n_traits]`` bool, ``u`` ``[...]`` the patients' uniforms, ``weights`` and ``rank``
+    ``[n_traits]`` the random policy's weights and the priority policy's ranks (0 = first).
+    Returns ``[...]`` ints: the only positive trait; with several, under ``random`` the first
+    trait whose cumulative weight among the positive ones exceeds ``u`` times their total
+    (the last positive one if rounding leaves none), else the positive trait of lowest rank;
+    -1 with none positive.
+    """
+    positive = xp.asarray(positive, dtype=bool)
+    n_traits = positive.shape[-1]
+    k = positive.sum(axis=-1)
+    cum = xp.cumsum(positive * xp.asarray(weights, dtype=float), axis=-1)
+    hit = (xp.asarray(u, dtype=float) * cum[..., -1])[..., None] < cum
+    last = n_traits - 1 - xp.argmax(positive[..., ::-1], axis=-1)
+    by_weight = xp.where(hit.any(axis=-1), xp.argmax(hit, axis=-1), last)
+    by_rank = xp.argmin(xp.where(positive, xp.asarray(rank), n_traits), axis=-1)
+    several = by_weight if random else by_rank
+    return xp.where(k == 0, -1, xp.where(k == 1, xp.argmax(positive, axis=-1), several))
+
+
+def policy_arrays(design: Design, policy: Policy = "default") -> tuple[bool, Any, Any]:
+    """``(random, weights, rank)`` of a policy of ``multi_trait_policy.yaml``, in design order,
+    the arguments :func:`choose_trait` takes."""
+    if policy == "default":
+        pol: RandomPolicy | PriorityPolicy = design.multi_trait_policy.default
+    elif policy == "sensitivity":
+        pol = design.multi_trait_policy.sensitivity
+    else:
+        raise ValueError(f"policy must be 'default' or 'sensitivity', got {policy!r}")
+    ids = list(design.trait_ids)
+    if isinstance(pol, RandomPolicy):
+        return True, np.array([pol.weights[t] for t in ids], dtype=float), np.arange(len(ids))
+    rank = np.array([pol.order.index(t) for t in ids])
+    return False, np.ones(len(ids)), rank
+
+
 def assign_trait(
     traits: pd.DataFrame,
     design: Design,
@@ -598,6 +638,7 @@ def assign_trait(
         pol = design.multi_trait_policy.sensitivity
     else:
         raise ValueError(f"policy must be 'default' or 'sensitivity', got {policy!r}")
+    random, weights, rank = policy_arrays(design, policy)
     ids = list(design.trait_ids)
     cols = trait_columns(design)
     absent = [c for c in cols if c not in traits.columns]
@@ -607,8 +648,6 @@ def assign_trait(
     pos = status == POSITIVE
     n = len(traits)
     k = pos.sum(axis=1)
-    choice = np.full(n, -1)
-    choice[k == 1] = np.argmax(pos[k == 1], axis=1) if (k == 1).any() else []
     u = np.full(n, np.nan)
     rule = np.where(k == 0, "no positive trait", "only positive trait").astype(object)
     several = k >= 2
@@ -626,14 +665,9 @@ def assign_trait(
         if blank:
             raise ValueError(f"patient id missing for row(s) {blank[:10]} that need a draw")
         u[need] = [patient_uniform(seed, pid[i]) for i in need]
-        w = np.array([pol.weights[t] for t in ids], dtype=float)
-        cum = np.cumsum(pos * w, axis=1)
-        total = cum[:, -1]
-        hit = (u * total)[:, None] < cum  # cum rises only at positive traits
-        last = len(ids) - 1 - np.argmax(pos[:, ::-1], axis=1)
-        pick = np.where(hit.any(axis=1), np.argmax(hit, axis=1), last)
-        choice[several] = pick[several]
-        weights_txt = _join(pos, [f"{t} {_number_text(w[j])}" for j, t in enumerate(ids)], ", ")
+        weights_txt = _join(
+            pos, [f"{t} {_number_text(weights[j])}" for j, t in enumerate(ids)], ", "
+        )
         rule[several] = (
             "random among "
             + k[several].astype(str).astype(object)
@@ -642,12 +676,10 @@ def assign_trait(
             + ")"
         )
     else:
-        rank = np.array([pol.order.index(t) for t in ids])
-        ranked = np.where(pos, rank[None, :], len(ids))
-        choice[several] = np.argmin(ranked, axis=1)[several]
         order = [ids.index(t) for t in pol.order]
         chain = _join(pos[:, order], [ids[j] for j in order], " > ")
         rule[several] = "priority order (" + chain[several] + ")"
+    choice = choose_trait(np, pos, np.where(np.isnan(u), 0.0, u), weights, rank, random)
     assigned = pd.Series(pd.NA, index=traits.index, dtype="string")
     has = choice >= 0
     assigned[has] = np.asarray(ids, dtype=object)[choice[has]]
@@ -691,9 +723,11 @@ __all__ = [
     "HookResult",
     "assign_trait",
     "check_hooks",
+    "choose_trait",
     "classify_traits",
     "comparisons",
     "patient_uniform",
+    "policy_arrays",
     "rule_text",
     "seymour_hook",
     "threshold_in_biomarker_unit",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -718,3 +719,25 @@ def test_a_patient_is_classified_the_same_alone_as_in_a_batch(table):
     last = patients.index[-1]
     alone = classify_traits(patients.loc[[last]], DESIGN, groups.loc[[last]])
     pd.testing.assert_frame_equal(alone, batch.loc[[last]])
+
+
+def test_choose_trait_is_the_same_core_in_numpy_and_under_jax_jit():
+    """The simulator calls the policy's pure core in JAX: it must choose as assign_trait does."""
+    import jax
+    import jax.numpy as jnp
+
+    from palette_core.screening.traits import choose_trait, policy_arrays
+
+    rng = np.random.default_rng(7)
+    positive = rng.random((500, len(DESIGN.trait_ids))) < 0.3
+    u = rng.random(500)
+    for policy in ("default", "sensitivity"):
+        random, weights, rank = policy_arrays(DESIGN, policy)
+        expected = choose_trait(np, positive, u, weights, rank, random)
+        core = partial(choose_trait, jnp, weights=weights, rank=rank, random=random)
+        got = jax.jit(core)(positive, u)
+        np.testing.assert_array_equal(np.asarray(got), expected)
+        k = positive.sum(axis=1)
+        assert np.all((expected == -1) == (k == 0))
+        chosen = expected[k > 0]
+        assert np.all(positive[np.flatnonzero(k > 0), chosen])
