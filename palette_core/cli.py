@@ -1,8 +1,13 @@
 """The ``palette`` command line.
 
-``palette design check`` validates ``data/design`` and prints the registry-fidelity findings.
-Exit status: 0 valid and faithful; 1 valid but the fidelity check reports problems; 2 the
-design is invalid (the typed error is printed).
+``palette design check`` validates ``data/design`` (every hook it declares must have an
+implementation) and prints the registry-fidelity findings. Exit status: 0 valid and faithful;
+1 valid but the fidelity check reports problems; 2 the design is invalid or not found (the typed
+error is printed).
+
+Every command that reads the design takes ``--design DIR``; without it, the folder named by
+``$PALETTE_DESIGN``, else the source checkout's ``data/design`` (an installed package has no
+design of its own: pass one).
 
 ``palette classify FILE --seed N`` screens a file of patients. Exit status: 0 every row valid;
 1 some rows invalid (they are reported on stderr and kept, unclassified, in the output);
@@ -20,6 +25,11 @@ derive outcomes, fit, decide, allocate, sensitivity analyses) and writes the res
 open and closed HTML reports. Exit status: 0 done (a failed convergence gate is reported on
 stderr); 2 the export, the design or an option cannot be used (one line naming the error).
 
+``palette simulate FILE... --trials N --seed S --out DIR`` runs virtual trials of the scenarios of
+each scenario file (``palette_core.simulate``) and writes one result folder per file (Parquet
+tables and a manifest). Exit status: 0 done; 2 a scenario file or an option cannot be used (one
+line naming file, entry and field).
+
 ``palette log verify|replay|recover|head LOG`` checks, replays (with the secret), repairs after a
 crash, or prints the anchor to countersign. Exit status: 0 intact (or repaired); 1 problems
 (listed with their line numbers); 2 the log or the secret cannot be read.
@@ -33,38 +43,101 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from palette_core import __version__
-from palette_core.design.loader import DEFAULT_DESIGN_DIR, load_design
-from palette_core.errors import PaletteError
+from palette_core.design import DESIGN_ENV, Design, load_design
+from palette_core.errors import DesignError, PaletteError
 from palette_core.registry.fidelity import check_fidelity
+from palette_core.screening.traits import check_hooks
+
+DESIGN_HELP = (
+    f"design directory (default: ${DESIGN_ENV}, else data/design of the source checkout "
+    "palette_core runs from)"
+)
 
 
+# ----------------------------------------------------------------------------- options
+class _Shared(NamedTuple):
+    """Options that mean the same in every command that has them: parent parsers, declared once
+    (argparse copies their arguments into each command given them as ``parents``)."""
+
+    design: argparse.ArgumentParser
+    json: argparse.ArgumentParser
+    quiet: argparse.ArgumentParser
+    secret: argparse.ArgumentParser
+    restricted_log: argparse.ArgumentParser
+
+
+def _parent(*flags: str, **kwargs: Any) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(*flags, **kwargs)
+    return parser
+
+
+def _shared() -> _Shared:
+    from palette_core.randomisation.randomise import SECRET_ENV, SECRET_FILE_ENV
+
+    return _Shared(
+        design=_parent(
+            "--design",
+            type=Path,
+            default=None,
+            help=DESIGN_HELP,
+        ),
+        json=_parent("--json", action="store_true", help="print a machine-readable report"),
+        quiet=_parent("--quiet", action="store_true", help="do not print progress"),
+        secret=_parent(
+            "--secret-file",
+            type=Path,
+            help=f"file holding the trial secret (default: ${SECRET_FILE_ENV}, else "
+            f"${SECRET_ENV}); hex digits or text, at least 16 bytes",
+        ),
+        restricted_log=_parent(
+            "--restricted-log", type=Path, help="restricted log (default: LOG.restricted.jsonl)"
+        ),
+    )
+
+
+# The seed, the output path and the multi-trait policy differ in meaning from one command to
+# the next (the seed of a multi-trait draw, of an MCMC run, of a rebuild; a file or a folder),
+# so their flag, type and choices are declared here once and each command says what they mean.
+def _seed(parser: argparse.ArgumentParser, help: str, **kwargs: Any) -> None:
+    parser.add_argument("--seed", type=int, help=help, **kwargs)
+
+
+def _out(parser: argparse.ArgumentParser, help: str, **kwargs: Any) -> None:
+    parser.add_argument("--out", type=Path, help=help, **kwargs)
+
+
+def _policy(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument(
+        "--policy", choices=["default", "sensitivity"], default="default", help=help
+    )
+
+
+# ----------------------------------------------------------------------------- commands
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="palette",
         description="PALETTE (NCT06381661): executable protocol and statistical analysis plan.",
     )
     p.add_argument("--version", action="version", version=f"palette_core {__version__}")
+    shared = _shared()
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     design = sub.add_parser("design", help="work with the trial design in data/design")
     dsub = design.add_subparsers(dest="design_command", metavar="SUBCOMMAND", required=True)
-    check = dsub.add_parser(
+    dsub.add_parser(
         "check",
+        parents=[shared.design, shared.json],
         help="validate the design and print the registry-fidelity findings",
         description="Validate data/design (typed errors name file, entry and field) and cross-check it "
         "against the registry record; print every registry finding.",
     )
-    check.add_argument(
-        "--design",
-        type=Path,
-        default=DEFAULT_DESIGN_DIR,
-        help="design directory (default: %(default)s)",
-    )
-    check.add_argument("--json", action="store_true", help="print a machine-readable report")
-    _add_results_commands(sub)
+    _add_results_commands(sub, shared)
     classify = sub.add_parser(
         "classify",
+        parents=[shared.design],
         help="eligibility, treatable traits and assigned trait for a file of patients",
         description="Validate a CSV or Parquet file of patient records (data/design/patient_record.yaml), "
         "assess eligibility, classify the treatable traits and assign the trait under the multi-trait "
@@ -72,36 +145,97 @@ def _parser() -> argparse.ArgumentParser:
         "number and field and is not classified, the others are.",
     )
     classify.add_argument("file", type=Path, help="patients (.csv or .parquet)")
-    classify.add_argument(
-        "--out", type=Path, help="output file (.csv or .parquet; default: FILE.classified.csv)"
+    _out(classify, "output file (.csv or .parquet; default: FILE.classified.csv)")
+    _seed(classify, "seed of the multi-trait draw (logged in the output)", required=True)
+    _policy(
+        classify, "multi-trait policy: random among positive traits (default) or priority order"
     )
-    classify.add_argument(
-        "--seed",
-        type=int,
-        required=True,
-        help="seed of the multi-trait draw (logged in the output)",
-    )
-    classify.add_argument(
-        "--policy",
-        choices=["default", "sensitivity"],
-        default="default",
-        help="multi-trait policy: random among positive traits (default) or priority order",
-    )
-    classify.add_argument(
-        "--design",
-        type=Path,
-        default=DEFAULT_DESIGN_DIR,
-        help="design directory (default: %(default)s)",
-    )
-    _add_allocation_commands(sub)
-    _add_analyse_command(sub)
+    _add_allocation_commands(sub, shared)
+    _add_analyse_command(sub, shared)
+    _add_simulate_command(sub, shared)
     return p
 
 
-def _add_analyse_command(sub: argparse._SubParsersAction) -> None:
+def _add_simulate_command(sub: argparse._SubParsersAction, shared: _Shared) -> None:
+    """``palette simulate FILE... --trials N --seed S --out DIR``."""
+    sim = sub.add_parser(
+        "simulate",
+        parents=[shared.quiet],
+        help="simulate virtual trials of the scenarios in scenario files",
+        description="Validate each scenario file (YAML: design, settings, scenarios), run TRIALS "
+        "virtual trials of every scenario on the compiled trial program (in chunks, on local "
+        "worker processes, in this process, or on a Dask cluster) and write, per file, "
+        "trials.parquet (one row per trial), optionally looks.parquet, and manifest.json "
+        "(scenario file hash, seed, key derivation, versions, git revision). A trial's result "
+        "depends only on the seed, the scenario and its index.",
+    )
+    sim.add_argument(
+        "files", type=Path, nargs="+", metavar="SCENARIO_FILE", help="scenario files (.yaml)"
+    )
+    sim.add_argument("--trials", type=int, required=True, help="virtual trials per scenario")
+    _seed(sim, "root seed (0 to 2**32 - 1)", required=True)
+    _out(sim, "output directory (one folder per file)", required=True)
+    sim.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="trials compiled and run together (default: 1000)",
+    )
+    sim.add_argument(
+        "--scheduler",
+        default="processes",
+        help="'processes' (local worker processes, default), 'in-process', or the address of a "
+        "dask.distributed scheduler (tcp://host:port)",
+    )
+    sim.add_argument(
+        "--workers", type=int, default=None, help="local worker processes (default: one per CPU)"
+    )
+    sim.add_argument(
+        "--looks", action="store_true", help="also write looks.parquet (one row per look)"
+    )
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from palette_core.simulate import engine  # imports JAX and Dask: only when asked
+
+    chunk = engine.DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size
+    try:
+        sets = [engine.load_scenarios(f) for f in args.files]
+        stems = [f.stem for f in args.files]
+        if len(set(stems)) != len(stems):
+            raise engine.ScenarioError(
+                args.files[0], None, None, "two scenario files share a name; run them separately"
+            )
+        for path, scenarios in zip(args.files, sets, strict=True):
+            out = args.out / path.stem if len(sets) > 1 else args.out
+            result = engine.run_scenarios(
+                scenarios,
+                args.trials,
+                args.seed,
+                chunk_size=chunk,
+                scheduler=args.scheduler,
+                workers=args.workers,
+                keep_looks=args.looks,
+                progress=not args.quiet,
+            )
+            engine.write_results(out, scenarios, result)
+            print(
+                f"{path}: {len(result.trials)} trials of {len(scenarios.scenarios)} scenarios -> {out}"
+            )
+    except PaletteError as exc:
+        print(f"palette: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. an unreachable scheduler address
+        print(f"palette: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_analyse_command(sub: argparse._SubParsersAction, shared: _Shared) -> None:
     """``palette analyse EXPORT``."""
     an = sub.add_parser(
         "analyse",
+        parents=[shared.design, shared.quiet],
         help="interim analysis of a data export: results and the open and closed reports",
         description="Validate a data export (a folder with export.yaml and patients.csv, "
         "data/design/export_contract.yaml), derive the day-28 outcomes, fit the pre-specified "
@@ -111,10 +245,8 @@ def _add_analyse_command(sub: argparse._SubParsersAction) -> None:
         "problems) and closed (for the DMC). The same export and seed give the same files.",
     )
     an.add_argument("export", type=Path, help="export folder (export.yaml + patients.csv)")
-    an.add_argument(
-        "--out", type=Path, help="output directory (default: EXPORT_analysis beside the export)"
-    )
-    an.add_argument("--seed", type=int, default=20260601, help="MCMC seed (default: %(default)s)")
+    _out(an, "output directory (default: EXPORT_analysis beside the export)")
+    _seed(an, "MCMC seed (default: %(default)s)", default=20260601)
     an.add_argument(
         "--size",
         choices=["full", "small"],
@@ -126,13 +258,6 @@ def _add_analyse_command(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="comma-separated sensitivity analyses to run, or 'none' (default: every one of "
         "proposed/interim_analysis.yaml)",
-    )
-    an.add_argument("--quiet", action="store_true", help="do not print progress")
-    an.add_argument(
-        "--design",
-        type=Path,
-        default=DEFAULT_DESIGN_DIR,
-        help="design directory (default: %(default)s)",
     )
 
 
@@ -191,16 +316,13 @@ def _analyse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_allocation_commands(sub: argparse._SubParsersAction) -> None:
+def _add_allocation_commands(sub: argparse._SubParsersAction, shared: _Shared) -> None:
     """``palette randomise`` and ``palette log verify|replay|recover|head``."""
-    from palette_core.randomisation.randomise import SECRET_ENV, SECRET_FILE_ENV, STRATIFY_FACTORS
+    from palette_core.randomisation.randomise import STRATIFY_FACTORS
 
-    secret_help = (
-        f"file holding the trial secret (default: ${SECRET_FILE_ENV}, else ${SECRET_ENV}); "
-        "hex digits or text, at least 16 bytes"
-    )
     rnd = sub.add_parser(
         "randomise",
+        parents=[shared.design, shared.secret, shared.restricted_log],
         help="classify patients and randomise the eligible ones (shows the site the arm only)",
         description="Validate and classify a CSV or Parquet file of patients, assign the trait, "
         "draw the arm with the trial secret from the allocation probabilities in force, and append "
@@ -216,44 +338,32 @@ def _add_allocation_commands(sub: argparse._SubParsersAction) -> None:
         help="allocation state (JSON) in force (default: equal allocation among usual care and "
         "the arms open at the start)",
     )
-    rnd.add_argument("--secret-file", type=Path, help=secret_help)
-    rnd.add_argument(
-        "--restricted-log", type=Path, help="restricted log (default: LOG.restricted.jsonl)"
-    )
     rnd.add_argument(
         "--stratify",
         default="",
         help=f"comma-separated factors among {', '.join(STRATIFY_FACTORS)}: one sequence per "
         "stratum (default: one sequence per trait); fixed for the life of a log",
     )
-    rnd.add_argument(
-        "--policy",
-        choices=["default", "sensitivity"],
-        default="default",
-        help="multi-trait policy (default: random among positive traits)",
-    )
-    rnd.add_argument(
-        "--design",
-        type=Path,
-        default=DEFAULT_DESIGN_DIR,
-        help="design directory (default: %(default)s)",
-    )
+    _policy(rnd, "multi-trait policy (default: random among positive traits)")
     log = sub.add_parser("log", help="verify, replay, recover the allocation log")
     lsub = log.add_subparsers(dest="log_command", metavar="SUBCOMMAND", required=True)
     verify = lsub.add_parser(
         "verify",
+        parents=[shared.restricted_log, shared.json],
         help="check the hash chain, the anchor and the restricted log",
         description="Detect edited, removed, reordered, duplicated or truncated entries, an "
         "incomplete last line and a restricted log inconsistent with the open log; name the line.",
     )
     replay = lsub.add_parser(
         "replay",
+        parents=[shared.restricted_log, shared.secret, shared.design],
         help="recompute every draw with the secret and check it against the log",
         description="With the trial secret, recompute every commitment, arm and multi-trait draw "
         "from the logged inputs and the restricted log's probabilities.",
     )
     recover = lsub.add_parser(
         "recover",
+        parents=[shared.restricted_log],
         help="repair what a killed write left (an incomplete last line, a lagging anchor)",
         description="Remove an incomplete final line or an uncommitted restricted entry that no "
         "anchor covers (saved beside the log), update lagging anchors; never a committed entry.",
@@ -263,24 +373,12 @@ def _add_allocation_commands(sub: argparse._SubParsersAction) -> None:
     )
     for cmd in (verify, replay, recover, head):
         cmd.add_argument("log", type=Path, help="the open allocation log (.jsonl)")
-    for cmd in (verify, replay, recover):
-        cmd.add_argument(
-            "--restricted-log", type=Path, help="restricted log (default: LOG.restricted.jsonl)"
-        )
     verify.add_argument(
         "--open-only", action="store_true", help="check the open log only (e.g. at a site)"
     )
     verify.add_argument(
         "--anchor",
         help="SEQ:HASH from a countersigned `palette log head`: the log must still hold it",
-    )
-    verify.add_argument("--json", action="store_true", help="print a machine-readable report")
-    replay.add_argument("--secret-file", type=Path, help=secret_help)
-    replay.add_argument(
-        "--design",
-        type=Path,
-        default=DEFAULT_DESIGN_DIR,
-        help="design directory (default: %(default)s)",
     )
 
 
@@ -296,7 +394,7 @@ def _randomise(args: argparse.Namespace) -> int:
     stratify = tuple(f.strip() for f in args.stratify.split(",") if f.strip())
     try:
         secret = load_secret(args.secret_file)
-        design = load_design(args.design)
+        design = _screening_design(args.design)
         state = (
             load_allocation_state(args.allocation, design)
             if args.allocation is not None
@@ -395,12 +493,22 @@ def _log(args: argparse.Namespace) -> int:
     raise AssertionError("unreachable: argparse requires a log subcommand")  # pragma: no cover
 
 
+def _screening_design(path: Path | None) -> Design:
+    """The design, loaded, with an implementation for every hook it declares (screening)."""
+    design = load_design(path)
+    check_hooks(design)
+    return design
+
+
 def _design_check(args: argparse.Namespace) -> int:
     try:
-        design = load_design(args.design)
+        design = _screening_design(args.design)
         report = check_fidelity(design)
-    except PaletteError as exc:
+    except DesignError as exc:
         print(f"palette: design invalid: {exc}", file=sys.stderr)
+        return 2
+    except PaletteError as exc:
+        print(f"palette: {exc}", file=sys.stderr)
         return 2
     problems = report.problems()
     if args.json:
@@ -444,7 +552,7 @@ def _classify(args: argparse.Namespace) -> int:
     from palette_core.screening.patients import read_patients
 
     try:
-        design = load_design(args.design)
+        design = _screening_design(args.design)
         validation = read_patients(args.file, design)
     except PaletteError as exc:
         print(f"palette: {exc}", file=sys.stderr)
@@ -468,11 +576,12 @@ def _classify(args: argparse.Namespace) -> int:
     return 1 if len(validation.errors) else 0
 
 
-def _add_results_commands(sub: argparse._SubParsersAction) -> None:
+def _add_results_commands(sub: argparse._SubParsersAction, shared: _Shared) -> None:
     results = sub.add_parser("results", help="regenerate the stored results in data/derived")
     rsub = results.add_subparsers(dest="results_command", metavar="SUBCOMMAND", required=True)
     rebuild = rsub.add_parser(
         "rebuild",
+        parents=[shared.design],
         help="recompute prior predictive, example fit, SBC and the worked interim analysis",
         description="Recompute the stored results (prior predictive, example fit, SBC and the "
         "worked interim analysis of the synthetic export), each with a manifest (design hash, "
@@ -484,16 +593,17 @@ def _add_results_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="leave out the worked interim analysis (the longest result)",
     )
-    rebuild.add_argument("--out", type=Path, default=None, help="output directory")
-    rebuild.add_argument("--seed", type=int, default=20260505, help="seed (default: %(default)s)")
+    _out(rebuild, "output directory (default: derived/ beside the design folder)")
+    _seed(rebuild, "seed (default: %(default)s)", default=20260505)
 
 
 def _results_rebuild(args: argparse.Namespace) -> int:
-    from palette_core.results.store import DEFAULT_ROOT, rebuild  # imports JAX: only when asked
+    from palette_core.results.store import rebuild  # imports JAX: only when asked
 
     try:
         folders = rebuild(
-            out_dir=args.out or DEFAULT_ROOT,
+            load_design(args.design),
+            out_dir=args.out,
             size="small" if args.small else "full",
             seed=args.seed,
             interim=not args.without_interim,
@@ -522,6 +632,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _analyse(args)
         if args.command == "results" and args.results_command == "rebuild":
             return _results_rebuild(args)
+        if args.command == "simulate":
+            return _simulate(args)
     except BrokenPipeError:  # e.g. `palette design check | head`
         sys.stderr.close()
         return 0

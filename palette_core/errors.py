@@ -9,6 +9,8 @@ missing control, unknown unit).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 
 class PaletteError(Exception):
     """Base class of every error raised by palette_core."""
@@ -42,6 +44,14 @@ class DesignError(PaletteError, ValueError):
         if field is not None:
             where += f", field {field!r}"
         super().__init__(f"{where}: {self.kind}: {message}")
+
+
+class DesignNotFoundError(PaletteError, LookupError):
+    """No design folder was named and none can be found (no ``$PALETTE_DESIGN``, no checkout)."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
 
 
 class DesignSchemaError(DesignError):
@@ -229,6 +239,37 @@ class LifecycleStateError(PaletteError, ValueError):
 
 
 # ----------------------------------------------------------------------------- randomisation
+class RecordProblem(NamedTuple):
+    """One problem of a JSON record: where (keys and list indices from the top) and what."""
+
+    loc: tuple[str | int, ...]
+    message: str
+
+
+class RecordError(PaletteError, ValueError):
+    """A JSON record does not match its model (``palette_core.randomisation.records``).
+
+    The modules that read records catch it and raise their own typed error naming the file and
+    the entry (:class:`AllocationStateError`, :class:`AllocationError`,
+    :class:`LifecycleStateError`); the allocation log reports it as a malformed line.
+
+    Parameters
+    ----------
+    record
+        Which record: ``"allocation state"``, ``"platform state"``, ``"open log entry"``.
+    problems
+        Every problem found, in the order of the record's fields (at least one).
+    """
+
+    def __init__(self, record: str, problems: tuple[RecordProblem, ...]):
+        self.record = record
+        self.problems = problems
+        first = problems[0]
+        where = ".".join(str(k) for k in first.loc) or "top level"
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        super().__init__(f"{record}, {where}: {first.message}{more}")
+
+
 class AllocationStateError(PaletteError, ValueError):
     """An allocation state file (the probabilities in force) is invalid.
 
@@ -410,3 +451,38 @@ class ExportRowError(PaletteError, ValueError):
         known = patient_id is not None and str(patient_id) not in ("<NA>", "nan", "None", "")
         who = f"patient {str(patient_id)!r}, " if known else ""
         super().__init__(f"{where}{who}field {field!r} = {value!r}: {message}")
+
+
+# ----------------------------------------------------------------------------- simulation
+class ScenarioError(PaletteError, ValueError):
+    """A scenario file of the trial simulator is invalid (``palette_core.simulate.engine``).
+
+    Raised once, when the file is loaded: not YAML, an unknown trial program, a missing,
+    unknown or ill-typed field, or values that contradict each other (looks that go down,
+    probabilities that do not sum to 1, a scenario with another number of looks than the
+    file's settings). Nothing is validated inside jitted code.
+
+    Parameters
+    ----------
+    file
+        Path of the scenario file.
+    entry
+        The entry at fault: ``"settings"``, a scenario's name, or ``"scenarios[2]"`` where the
+        scenario has no usable name; ``None`` for the file as a whole.
+    field
+        The field at fault, dotted for nested fields (``"true_ys[1]"``).
+    message
+        What is wrong, in words.
+    """
+
+    def __init__(self, file: object, entry: str | None, field: str | None, message: str):
+        self.file = str(file)
+        self.entry = entry
+        self.field = field
+        self.message = message
+        where = self.file
+        if entry is not None:
+            where += f", entry {entry!r}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from palette_core.design.loader import REPO_ROOT, Design
+from palette_core.design.loader import Design, data_file
 
 #: packages whose versions decide the numbers in this book
 KEY_PACKAGES = (
@@ -48,19 +48,22 @@ def package_versions(packages: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]
     return out
 
 
-def git_revision(root: Path = REPO_ROOT) -> str:
-    """The commit checked out, with ``+dirty`` if tracked files changed; ``"unknown"`` outside git.
+def git_revision(data_root: Path, outputs: str = "derived") -> str:
+    """The commit of the checkout that holds ``data_root``, with ``+dirty`` if tracked files
+    changed; ``"unknown"`` outside git.
 
-    Stored results (``data/derived``) are outputs, not inputs: rewriting them does not make the
-    revision dirty, so a rebuild that writes several results records the same clean revision.
+    Stored results (``outputs`` under the data root, ``data/derived``) are outputs, not inputs:
+    rewriting them does not make the revision dirty, so a rebuild that writes several results
+    records the same clean revision.
     """
     try:
         rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"], cwd=data_root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!data/derived"],
-            cwd=root,
+            # every tracked file of the work tree (:/), less the outputs (relative to data_root)
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", f":!{outputs}"],
+            cwd=data_root,
             capture_output=True,
             text=True,
             check=True,
@@ -74,8 +77,9 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def reference_hash(root: Path = REPO_ROOT / "data" / "reference") -> str:
-    """SHA-256 over the published constants in data/reference (SOFA cut-offs, Seymour centroids)."""
+def reference_hash(root: Path) -> str:
+    """SHA-256 over the published constants of a reference folder (``data/reference``: SOFA
+    cut-offs, Seymour centroids)."""
     h = hashlib.sha256()
     for p in sorted(x for x in Path(root).rglob("*") if x.is_file()):
         h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
@@ -88,9 +92,9 @@ def build_manifest(design: Design, seed: int | None = None, **extra: Any) -> dic
         "trial": design.trial.registry_id,
         "design_hash": design.design_hash,
         "registry_sha256": file_sha256(design.registry_path),
-        "reference_sha256": reference_hash(),
+        "reference_sha256": reference_hash(data_file(design, "reference")),
         "seed": seed,
-        "git_revision": git_revision(),
+        "git_revision": git_revision(design.data_root),
         "python": sys.version.split()[0],
         "platform": f"{platform.system()} {platform.machine()}",
         "packages": package_versions(),

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import support
 import yaml
 
-from palette_core.design.loader import DEFAULT_DESIGN_DIR, Design, load_design
+from palette_core.design.loader import Design, load_design
 from palette_core.registry.record import RegistryRecord, parse_registry
 
-DESIGN_DIR = DEFAULT_DESIGN_DIR
-REGISTRY_DIR = DEFAULT_DESIGN_DIR.parent / "registry"
+DESIGN_DIR = support.DATA / "design"
+REGISTRY_DIR = support.DATA / "registry"
 
 
 def copy_design(dest: Path) -> Path:

@@ -11,6 +11,6 @@ TEST_DATA = ROOT / "tests" / "data"
 #: the project's data folder
 DATA = ROOT / "data"
 
-#: the one NUTS size of the tests that run the sampler: small enough to be quick, large enough
-#: for the directions and intervals the tests assert (a test that needs more says why)
+#: the one NUTS size of the tests that run the sampler: enough to see an effect and to cover
+#: known effects, too short for the convergence gates (a test that needs another says why)
 TINY_NUTS = {"num_warmup": 150, "num_samples": 150, "num_chains": 2}

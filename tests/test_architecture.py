@@ -29,6 +29,9 @@ LAZY_IMPORTS: dict[tuple[str, str], str] = {
     ("palette_core.cli", "palette_core.results.store"): (
         "JAX, NumPyro and ArviZ take seconds to import; only `palette results` needs them"
     ),
+    ("palette_core.cli", "palette_core.simulate.engine"): (
+        "JAX and Dask take seconds to import; only `palette simulate` needs them"
+    ),
 }
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import support
 
-from palette_core.cli import main
+from palette_core.cli import _parser, main
+from palette_core.design import DESIGN_ENV, locate
 
 FINDING_IDS = [f"RF-{i:02d}" for i in range(1, 24)]
 PALETTE = Path(sys.executable).parent / "palette"
@@ -124,3 +127,98 @@ def test_installed_console_script_reports_an_unreadable_file_without_a_traceback
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "units.yaml" in done.stderr and "not UTF-8" in done.stderr
+
+
+def _unimplemented_hook(data):
+    data["hooks"]["new_signature"] = {
+        "label": "A new omics signature",
+        "classes": ["positive", "negative"],
+        "kind": "algorithm",
+        "note": "declared in data, not yet implemented",
+    }
+
+
+def test_design_check_refuses_a_hook_without_implementation(design_copy, edit, capsys):
+    """The design loads (hooks are data); the check that screening can run them fails."""
+    edit(design_copy, "traits.yaml", _unimplemented_hook)
+    assert main(["design", "check", "--design", str(design_copy)]) == 2
+    err = capsys.readouterr().err
+    assert "hook not implemented" in err and "'new_signature'" in err
+
+
+def test_classify_refuses_a_hook_without_implementation(design_copy, edit, tmp_path, capsys):
+    edit(design_copy, "traits.yaml", _unimplemented_hook)
+    patients = support.DATA / "examples" / "worked_examples.csv"
+    args = ["classify", str(patients), "--seed", "1", "--out", str(tmp_path / "out.csv")]
+    assert main([*args, "--design", str(design_copy)]) == 2
+    assert "hook not implemented" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_the_environment_variable_names_the_design_to_check(design_copy, edit, monkeypatch, capsys):
+    edit(design_copy, "arms.yaml", _duplicate_arm_id)
+    monkeypatch.setenv(DESIGN_ENV, str(design_copy))
+    assert main(["design", "check"]) == 2
+    assert "duplicate id" in capsys.readouterr().err
+
+
+def test_no_design_to_find_is_one_typed_line_and_exit_2(monkeypatch, capsys):
+    monkeypatch.delenv(DESIGN_ENV, raising=False)
+    monkeypatch.setattr(locate, "checkout_design_dir", lambda: None)
+    assert main(["design", "check"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "--design PATH" in err and DESIGN_ENV in err
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """Every (sub)command of the parser, depth first: ``(("design", "check"), parser)``."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _commands(child, (*path, name))
+
+
+COMMANDS = [path for path, _ in _commands(_parser()) if path]
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_command_has_a_working_help(path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*path, "--help"])
+    assert info.value.code == 0
+    assert f"usage: palette {' '.join(path)}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flag", "commands"),
+    [
+        (
+            "--design",
+            {"design check", "classify", "randomise", "analyse", "log replay", "results rebuild"},
+        ),
+        ("--json", {"design check", "log verify"}),
+        ("--quiet", {"analyse", "simulate"}),
+        ("--secret-file", {"randomise", "log replay"}),
+        ("--restricted-log", {"randomise", "log verify", "log replay", "log recover"}),
+    ],
+)
+def test_shared_options_are_declared_once(flag, commands):
+    """Each command that takes the option holds the one declaration (the same argparse action)."""
+    found = {
+        " ".join(path): action
+        for path, parser in _commands(_parser())
+        for action in parser._actions
+        if flag in action.option_strings
+    }
+    assert set(found) == commands
+    assert len({id(action) for action in found.values()}) == 1
+
+
+def test_a_missing_required_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["classify", "patients.csv"])
+    assert info.value.code == 2
+    assert "--seed" in capsys.readouterr().err

@@ -6,20 +6,22 @@ Three tools for the chapter "Statistical model and priors" and for the stored re
 * :func:`prior_predictive`: what the priors of ``proposed/priors.yaml`` imply for usual care,
   by age stratum and trait: the 28-day event probability of a binary outcome (mortality), or
   the distribution of an ordinal one (Pr(death), mean and median organ-support-free days).
-  Draws come from :class:`numpyro.infer.Predictive` on :func:`~palette_core.analysis.models.joint_model`
-  with all-zero counts, so they are the model's own prior, not a re-implementation of it.
 * :func:`simulate_cells`: a cell table in the format of
-  :func:`~palette_core.analysis.models.model_data` from *known* effects (true benefit-oriented log odds
-  ratios, usual-care outcome distribution per age stratum), for recovery checks and examples.
+  :func:`~palette_core.analysis.models.model_data` from *known* effects (true benefit-oriented
+  log odds ratios, usual-care outcome distribution per age stratum), for recovery checks and
+  examples.
 * :func:`sbc`: simulation-based calibration (Talts et al. 2018): parameters drawn from the
   prior, data simulated from them, the model refitted with one compiled
-  :class:`~palette_core.analysis.fit.Fitter`; the rank of each true value among thinned posterior draws
-  is uniform when the fit is calibrated. A chi-square test on binned ranks reports uniformity.
+  :class:`~palette_core.analysis.fit.Fitter`; the rank of each true value among thinned
+  posterior draws is uniform when the fit is calibrated. A chi-square test on binned ranks
+  reports uniformity.
 
-Cell probabilities are computed by one function, :func:`cell_probabilities`, from the
-model's parameters (the deterministic sites ``trait_shift``, ``era_effect``, ``log_or``,
-``log_or_child`` and ``cutpoints``), with the model's own link
-(:func:`palette_core.analysis.models._category_log_probs`) and orientation (``spec.sign``).
+Everything comes from the model itself: parameter draws and simulated counts from
+:class:`numpyro.infer.Predictive` on :func:`~palette_core.analysis.models.joint_model` (its
+likelihood is an observed distribution, so with ``totals`` it samples counts; known effects
+are substituted for its sites), and cell probabilities from the model's own
+:func:`~palette_core.analysis.models.cell_log_probs`. Random numbers come from JAX keys
+derived from the integer seeds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from functools import partial
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from numpyro.infer import Predictive
@@ -41,10 +44,12 @@ from palette_core.analysis.models import (
     ORDINAL_COLUMNS,
     CellData,
     ModelSpec,
-    _category_log_probs,
+    Priors,
     cell_grid,
+    cell_log_probs,
     joint_model,
     model_data,
+    model_priors,
     model_spec,
 )
 from palette_core.design.loader import Design
@@ -66,6 +71,8 @@ PRIOR_PREDICTIVE_COLUMNS = (
     "q75",
     "q975",
 )
+#: the model's observed site (the cell counts)
+OBSERVED_SITE = "y"
 _PARAMS = ("trait_shift", "era_effect", "log_or", "log_or_child", "cutpoints")
 
 
@@ -76,12 +83,15 @@ def empty_data(design: Design, spec: ModelSpec) -> CellData:
     return model_data(design, pd.DataFrame({c: [] for c in cols}), spec)
 
 
-def prior_draws(design: Design, spec: ModelSpec, n_draws: int, seed: int) -> dict[str, np.ndarray]:
+def prior_draws(
+    design: Design, spec: ModelSpec, n_draws: int, seed: int, priors: Priors | None = None
+) -> dict[str, np.ndarray]:
     """``n_draws`` joint prior draws of every parameter of the model (leading axis = draw)."""
     _positive_int(n_draws, "n_draws")
+    priors = model_priors(design) if priors is None else priors
     pred = Predictive(partial(joint_model, spec), num_samples=n_draws)
-    draws = pred(jax.random.PRNGKey(seed), empty_data(design, spec))
-    return {k: np.asarray(v) for k, v in draws.items()}
+    draws = pred(jax.random.key(seed), empty_data(design, spec), priors)
+    return {k: np.asarray(v) for k, v in draws.items() if k != OBSERVED_SITE}
 
 
 def cell_probabilities(spec: ModelSpec, params: Mapping[str, Any], data: CellData) -> np.ndarray:
@@ -89,27 +99,37 @@ def cell_probabilities(spec: ModelSpec, params: Mapping[str, Any], data: CellDat
 
     ``params`` holds draws (leading axis = draw) of ``trait_shift`` ``[D, T]``,
     ``era_effect`` ``[D, n_eras]`` (or ``[D, T, n_eras]`` with per-trait eras), ``log_or`` and
-    ``log_or_child`` ``[D, n_arms]`` (benefit-oriented) and ``cutpoints`` ``[D, S, K - 1]``.
+    ``log_or_child`` ``[D, n_arms]`` (benefit-oriented) and ``cutpoints`` ``[D, S, K - 1]``;
+    computed by the model's own :func:`~palette_core.analysis.models.cell_log_probs`.
     """
     missing = [k for k in _PARAMS if k not in params]
     if missing:
         raise ModelDataError(f"missing parameter(s) {missing}", "params")
-    shift = np.asarray(params["trait_shift"], dtype=np.float64)
-    era_eff = np.asarray(params["era_effect"], dtype=np.float64)
-    theta = np.asarray(params["log_or"], dtype=np.float64)
-    theta_child = np.asarray(params["log_or_child"], dtype=np.float64)
-    cut = np.asarray(params["cutpoints"], dtype=np.float64)
-    trait, stratum = np.asarray(data.trait), np.asarray(data.stratum)
-    arm, era = np.asarray(data.arm), np.asarray(data.era)
-    zeros = np.zeros(theta.shape[:1] + (1,))
-    adult = np.concatenate([zeros, theta], axis=1)[:, arm]
-    child = np.concatenate([zeros, theta_child], axis=1)[:, arm]
-    beta = np.where(stratum == spec.reference_stratum, adult, child)
-    era_term = era_eff[:, era] if spec.eras == "shared" else era_eff[:, trait, era]
-    eta = shift[:, trait] + era_term + spec.sign * beta
-    log_p = np.asarray(_category_log_probs(eta, cut[:, stratum]), dtype=np.float64)
-    p = np.exp(log_p)
+    draws = {k: jnp.asarray(params[k], dtype=jnp.float32) for k in _PARAMS}
+    log_p = jax.vmap(lambda p: cell_log_probs(spec, p, data))(draws)
+    p = np.exp(np.asarray(log_p, dtype=np.float64))
     return p / p.sum(axis=-1, keepdims=True)
+
+
+def simulated_counts(
+    spec: ModelSpec,
+    data: CellData,
+    priors: Priors,
+    params: Mapping[str, Any],
+    totals: Any,
+    key: Any,
+) -> np.ndarray:
+    """Counts ``[n_draws, n_cells, n_categories]`` drawn from the model's likelihood with
+    ``totals`` patients per cell, given parameter draws ``params`` (leading axis = draw; any
+    of the model's sites, e.g. the deterministic ``log_or`` or a full prior draw)."""
+    pred = Predictive(
+        partial(joint_model, spec),
+        posterior_samples={k: jnp.asarray(v) for k, v in params.items() if k != OBSERVED_SITE},
+        return_sites=[OBSERVED_SITE],
+        condition_deterministic=True,
+    )
+    totals = jnp.asarray(totals, dtype=jnp.float32)
+    return np.asarray(pred(key, data, priors, totals)[OBSERVED_SITE])
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -287,15 +307,15 @@ def simulate_cells(
         "log_or_child": theta_child[None],
         "cutpoints": _baseline_cutpoints(spec, baseline)[None],
     }
-    data = empty_data(design, spec)
-    p = cell_probabilities(spec, params, data)[0]
     n = _patients_per_cell(design, spec, n_per_arm)
-    rng = np.random.default_rng(seed)
-    counts = np.stack([rng.multinomial(n_i, p_i) for n_i, p_i in zip(n, p, strict=True)])
+    data, priors = empty_data(design, spec), model_priors(design)
+    counts = simulated_counts(spec, data, priors, params, n, jax.random.key(seed))[0]
     return _counts_table(design, spec, counts, n)
 
 
 # ----------------------------------------------------------------------------- SBC
+#: the stream (``jax.random.fold_in`` data) of SBC's simulated counts
+SBC_DATA_STREAM = 0x534243
 SBC_RANK_COLUMNS = ("sim", "parameter", "true", "rank", "n_ranks", "posterior_mean", "divergences")
 SBC_UNIFORMITY_COLUMNS = ("parameter", "n_sims", "n_ranks", "n_bins", "chi2", "df", "p_value")
 
@@ -378,19 +398,21 @@ def sbc(
     if fitter.spec != spec:
         raise ModelDataError("the fitter was built for another model spec", "fitter")
     names = tuple(parameters) if parameters is not None else default_sbc_parameters(spec)
-    truth_draws = prior_draws(design, spec, n_sims, seed)
+    priors = model_priors(design)
+    truth_draws = prior_draws(design, spec, n_sims, seed, priors)
     truth = {n: _extract(spec, truth_draws, n) for n in names}
     data = empty_data(design, spec)
-    p = cell_probabilities(spec, truth_draws, data)
+    totals = np.full(len(np.asarray(data.arm)), patients_per_cell)
+    key = jax.random.fold_in(jax.random.key(seed), SBC_DATA_STREAM)
+    simulated = simulated_counts(spec, data, priors, truth_draws, totals, key)
     total = fitter.num_chains * fitter.num_samples
     n_thin = min(total, _positive_int(max_ranks, "max_ranks") - 1)
     keep = np.unique(np.linspace(0, total - 1, n_thin).round().astype(int))
     n_ranks = len(keep) + 1
-    rng = np.random.default_rng(seed)
     rows = []
     for i in range(n_sims):
-        counts = rng.multinomial(patients_per_cell, p[i]).astype(np.float32)
-        res = fitter.fit(data._replace(counts=counts), seed=seed + 1 + i)
+        counts = simulated[i].astype(np.float32)
+        res = fitter.fit(data._replace(counts=counts), priors, seed=seed + 1 + i)
         post = res.idata.posterior
         div = int(np.asarray(res.idata.sample_stats["diverging"]).sum())
         values = {k: post[k].values.reshape((total, *post[k].shape[2:])) for k in post.data_vars}
@@ -415,4 +437,5 @@ __all__ = [
     "sbc",
     "sbc_uniformity",
     "simulate_cells",
+    "simulated_counts",
 ]

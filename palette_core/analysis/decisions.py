@@ -106,6 +106,17 @@ def decision_params(design: Design) -> DecisionParams:
 
 # ----------------------------------------------------------------------------- the core
 # The four comparisons, shared by the core and the readable rule table so they cannot differ.
+def decision_outcomes(design: Design) -> list[str]:
+    """The outcomes the decision rules read (primary and mortality), in design order.
+
+    The outcomes of graduation, futility and harm in ``proposed/decisions.yaml``: those a look
+    must fit (the interim analysis, the stored example fit, the prior predictive check).
+    """
+    dec = design.decisions
+    used = {dec.graduation.outcome, dec.futility.outcome, *dec.harm.outcomes}
+    return [o.id for o in design.outcomes.outcomes if o.id in used]
+
+
 def _above(value: Any, threshold: Any) -> Any:
     """Harm and graduation fire strictly above their threshold."""
     return value > threshold
@@ -509,6 +520,7 @@ __all__ = [
     "NOT_EVALUABLE",
     "decide",
     "decide_arrays",
+    "decision_outcomes",
     "decision_params",
     "evaluate_rules",
 ]

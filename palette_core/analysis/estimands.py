@@ -21,8 +21,10 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from palette_core.design import schema as s
+from palette_core.design.arms import Arm
 from palette_core.design.loader import Design
+from palette_core.design.outcomes import Estimand, Outcome
+from palette_core.design.traits import Trait
 
 SUMMARY_MEASURES = {
     "proportional_odds_ratio": "Proportional odds ratio vs usual care (OR > 1 = benefit)",
@@ -31,7 +33,7 @@ SUMMARY_MEASURES = {
 ROLE_LABELS = {"primary": "Primary", "key_secondary": "Key secondary", "safety": "Safety"}
 
 
-def _name(obj: s.Trait | s.Arm) -> str:
+def _name(obj: Trait | Arm) -> str:
     return obj.short_name or obj.name
 
 
@@ -40,7 +42,7 @@ def _age_groups(design: Design, ids: tuple[str, ...]) -> str:
     return " and ".join(labels[i] for i in ids)
 
 
-def outcome_applies(design: Design, outcome: s.Outcome, arm: s.Arm) -> bool:
+def outcome_applies(design: Design, outcome: Outcome, arm: Arm) -> bool:
     """Is ``outcome`` an estimand's variable for ``arm``? Safety outcomes only for their substances."""
     if arm.role != "experimental":
         return False
@@ -49,7 +51,7 @@ def outcome_applies(design: Design, outcome: s.Outcome, arm: s.Arm) -> bool:
     return any(c.substance in outcome.applies_to_substances for c in arm.components)
 
 
-def estimand_block(design: Design, outcome_id: str) -> s.Estimand:
+def estimand_block(design: Design, outcome_id: str) -> Estimand:
     """The block of ``proposed/estimands.yaml`` for an outcome (``KeyError`` if none)."""
     for e in design.estimands.estimands:
         if e.outcome == outcome_id:

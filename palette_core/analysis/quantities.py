@@ -48,8 +48,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from palette_core.design import schema as s
+from palette_core.design.arms import Arm
 from palette_core.design.loader import Design
+from palette_core.design.outcomes import Outcome
 from palette_core.errors import DecisionInputError
 from palette_core.randomisation import allocation as _allocation
 
@@ -151,7 +152,7 @@ def or_summary(draws: Any, level: float = INTERVAL_LEVEL) -> OrSummary:
 
 
 # ----------------------------------------------------------------------------- boundary
-def orient(log_or_draws: Any, outcome: s.Outcome) -> Any:
+def orient(log_or_draws: Any, outcome: Outcome) -> Any:
     """Turn a model's log odds ratios of a *higher outcome value* into benefit-oriented ones.
 
     ``outcome`` is the design's entry (``design.outcome("mortality28")``). If its
@@ -160,7 +161,7 @@ def orient(log_or_draws: Any, outcome: s.Outcome) -> Any:
     the draws are returned unchanged. Works on NumPy and JAX arrays (and under ``jax.jit``:
     the direction is static design data).
     """
-    if not isinstance(outcome, s.Outcome):
+    if not isinstance(outcome, Outcome):
         raise DecisionInputError(
             "argument 'outcome'",
             f"expected an outcome of the design (design.outcome(id)), got {type(outcome).__name__}",
@@ -206,7 +207,7 @@ def _validated_draws(
     return out
 
 
-def _validated_arms(arm_ids: Sequence[str], design: Design) -> list[s.Arm]:
+def _validated_arms(arm_ids: Sequence[str], design: Design) -> list[Arm]:
     if isinstance(arm_ids, str) or not isinstance(arm_ids, Sequence) or not arm_ids:
         raise DecisionInputError("argument 'arm_ids'", "expected a non-empty sequence of arm ids")
     experimental = {a.id: a for a in design.experimental_arms()}

@@ -25,8 +25,9 @@ analyses are named; :func:`analysis_options` says what each changes:
 
 Which sensitivity analyses a look runs is data (``interim_analysis.yaml``,
 ``sensitivity.analyses``; ``prior_scale`` expands to one analysis per sensitivity scale).
-Fitters are cached per (model spec, run size), so every analysis with the same spec, and
-every fit of the concurrent-controls analysis, reuses one compiled sampler.
+Fitters are cached per (model spec, run size), and prior values are traced arguments, so
+the primary analysis, every prior-scale analysis and every fit of the concurrent-controls
+analysis reuse one compiled sampler.
 """
 
 from __future__ import annotations
@@ -35,11 +36,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import numpy as np
 import pandas as pd
 
 from palette_core.analysis.fit import FitResult, Fitter
-from palette_core.analysis.models import ModelSpec, exnex_draws, model_data, model_spec
+from palette_core.analysis.models import (
+    ModelSpec,
+    exnex_draws,
+    model_data,
+    model_priors,
+    model_spec,
+)
 from palette_core.design.loader import Design
 from palette_core.errors import ModelDataError
 
@@ -55,6 +63,8 @@ _FIXED = {
 #: mixture, and at a target acceptance of 0.95 its fit of the worked interim analysis had 5
 #: divergent transitions; at 0.99 it passed every gate.
 RUN_OVERRIDES: dict[str, dict[str, Any]] = {"exnex": {"target_accept_prob": 0.99}}
+#: the stream (``jax.random.fold_in`` data) of the EXNEX component draws of a fit
+EXNEX_STREAM = 0x45584E58
 _FITTERS: dict[tuple[ModelSpec, tuple[tuple[str, Any], ...]], Fitter] = {}
 
 
@@ -207,6 +217,7 @@ def fit_outcome(
     """
     options = analysis_options(design, analysis)
     concurrent = options.pop("concurrent", False)
+    priors = model_priors(design, options.pop("prior_scales", None))
     run = {**run, **RUN_OVERRIDES.get(analysis, {})}
     spec = model_spec(design, outcome, n_eras, **options)
     fitter = fitter_for(spec, run)
@@ -217,9 +228,11 @@ def fit_outcome(
     draws = child = None
     results = []
     for i, (targets, part) in enumerate(plan):
-        res = fitter.fit(model_data(design, part, spec), seed=seed + i)
+        res = fitter.fit(model_data(design, part, spec), priors, seed=seed + i)
         post = {k: v.values for k, v in res.idata.posterior.data_vars.items()}
-        a, c = exnex_draws(post, spec, seed + i)  # unchanged unless borrowing="exnex"
+        # the EXNEX component draw gets its own stream, derived from the fit's seed
+        key = jax.random.fold_in(jax.random.key(seed + i), EXNEX_STREAM)
+        a, c = exnex_draws(post, spec, key)  # unchanged unless borrowing="exnex"
         a = a.reshape(-1, len(spec.arms))
         c = c.reshape(-1, len(spec.arms))
         if draws is None:

@@ -176,17 +176,17 @@ def _trait_short(design: Design, trait_id: str) -> str:
 
 
 def _describe_condition(design: Design, cond) -> str:
-    from palette_core.design import schema as s
+    from palette_core.design.traits import AllOf, Comparison, HookRule
 
-    if isinstance(cond, s.Comparison):
+    if isinstance(cond, Comparison):
         b = design.biomarkers[cond.biomarker]
         thr = f"{cond.threshold:,g}".replace(",", " ")
         unit = unit_display(cond.unit)
         return f"{b.label} {OP_DISPLAY[cond.op]} {thr}{' ' + unit if unit else ''}"
-    if isinstance(cond, s.HookRule):
+    if isinstance(cond, HookRule):
         h = design.hooks[cond.hook]
         return f"{h.label}: {', '.join(cond.positive)}"
-    if isinstance(cond, s.AllOf):
+    if isinstance(cond, AllOf):
         return " AND ".join(f"({_describe_condition(design, c)})" for c in cond.all_of)
     return " OR ".join(f"({_describe_condition(design, c)})" for c in cond.any_of)
 
@@ -365,7 +365,7 @@ def demonstrate_design_error(design: Design, arm: str, field: str, value: object
         entry[field] = value
 
     try:
-        with modified_design(design.root, "arms.yaml", edit):
+        with modified_design(design.root, "arms.yaml", edit, data_root=design.data_root):
             pass
     except DesignError as exc:
         return Markdown(
@@ -713,7 +713,7 @@ def eligibility_parameters(design: Design) -> dict[str, object]:
     from palette_core.screening.eligibility import load_sofa_reference
 
     groups = {g.id: g for g in design.strata.age_groups}
-    definitions = load_sofa_reference().sepsis_definitions
+    definitions = load_sofa_reference(design).sepsis_definitions
     return {
         "adult_min_age": f"{groups['adult'].min_age_years.value:g}",
         "min_cga": f"{groups['child'].min_corrected_gestational_age_weeks.value:g}",
@@ -814,7 +814,7 @@ def load_randomisation_examples(design: Design) -> dict:
     """The illustrative inputs of the randomisation chapter (data/scenarios/randomisation_examples.yaml)."""
     from palette_core.yamlio import read_yaml
 
-    path = design.root.parent / "scenarios" / "randomisation_examples.yaml"
+    path = design.data_root / "scenarios" / "randomisation_examples.yaml"
     data = read_yaml(path, "scenarios/randomisation_examples.yaml")
     data["_dir"] = path.parent
     return data

@@ -55,7 +55,6 @@ import csv
 import datetime as dt
 import io
 import math
-import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,9 +65,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from palette_core.design import schema as s
-from palette_core.design.loader import EXPORT_META_FIELDS, Design
+from palette_core.design.loader import Design
+from palette_core.design.records import EXPORT_META_FIELDS, ExportField
 from palette_core.errors import DesignError, ExportFileError, ExportRowError
+from palette_core.isotime import parse_iso_date
 from palette_core.yamlio import read_yaml
 
 META_FILE = "export.yaml"
@@ -87,7 +87,6 @@ DTYPES = {
     "substance_list": "object",
     "interval_list": "object",
 }
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MISSING_TEXT = {"", "NA", "nan", "NaN", "<NA>", "NaT", "None"}
 
 Interval = tuple[dt.date, dt.date | None]
@@ -153,7 +152,7 @@ def export_columns(design: Design) -> tuple[str, ...]:
     return tuple(design.export_contract.fields)
 
 
-def _category_values(design: Design, fld: s.ExportField) -> tuple[str, ...] | None:
+def _category_values(design: Design, fld: ExportField) -> tuple[str, ...] | None:
     if fld.categories is not None:
         return fld.categories
     if fld.categories_from is None:
@@ -179,7 +178,7 @@ _SOURCE_NAMES = {
 _LIST_SOURCE = {"trait_list": ("traits", "trait"), "substance_list": ("substances", "substance")}
 
 
-def _column_checks(design: Design, name: str, fld: s.ExportField) -> list[pa.Check]:
+def _column_checks(design: Design, name: str, fld: ExportField) -> list[pa.Check]:
     """The checks of one column on its own (value by value)."""
     checks: list[pa.Check] = []
     if fld.pattern is not None:
@@ -451,15 +450,11 @@ def _text(value: Any) -> str:
 
 
 def parse_date(text: str) -> dt.date | None:
-    """An ISO 8601 calendar date ``YYYY-MM-DD``; ``ValueError`` otherwise, None when empty."""
+    """An ISO 8601 calendar date ``YYYY-MM-DD`` (:func:`palette_core.isotime.parse_iso_date`);
+    ``ValueError`` otherwise, ``None`` for an empty cell (no date recorded)."""
     if text == "":
         return None
-    if not _ISO_DATE.match(text):
-        raise ValueError("not an ISO date (YYYY-MM-DD)")
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError("not a calendar date") from None
+    return parse_iso_date(text)
 
 
 def parse_intervals(text: str) -> tuple[Interval, ...]:

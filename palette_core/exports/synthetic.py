@@ -69,9 +69,10 @@ revision and the platform, is not byte-identical by design).
 Examples
 --------
 >>> from palette_core.design.loader import load_design
->>> scenario = load_scenario()
+>>> design = load_design()
+>>> scenario = load_scenario(design)
 >>> scenario["n_screened"] = 150
->>> synth = make_synthetic_export(load_design(), scenario)  # doctest: +SKIP
+>>> synth = make_synthetic_export(design, scenario)  # doctest: +SKIP
 >>> list(synth.patients.columns[:3])  # doctest: +SKIP
 ['patient_id', 'site_id', 'country']
 """
@@ -94,7 +95,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from palette_core.design.loader import REPO_ROOT, Design, _parse, load_design
+from palette_core.design.common import parse_model
+from palette_core.design.loader import Design, data_file, load_design
 from palette_core.errors import DesignSchemaError, OutOfRangeError, UnknownReferenceError
 from palette_core.exports.derive import STATUS
 from palette_core.provenance import build_manifest, file_sha256
@@ -109,9 +111,12 @@ from palette_core.screening.cohort import generate_cohort
 from palette_core.screening.patients import validate_patients
 from palette_core.yamlio import read_yaml
 
-DEFAULT_SCENARIO = REPO_ROOT / "data" / "scenarios" / "interim_example.yaml"
-DEFAULT_OUT = REPO_ROOT / "data" / "exports" / "synthetic_interim"
-LABEL = "data/scenarios/interim_example.yaml"
+#: The shipped scenario and the export written from it, relative to the data root
+#: (:attr:`Design.data_root`).
+SCENARIO_FILE = "scenarios/interim_example.yaml"
+EXPORT_FOLDER = "exports/synthetic_interim"
+#: How errors and the export's header name the shipped scenario.
+LABEL = f"data/{SCENARIO_FILE}"
 WINDOW = 28
 #: The organ-support types of the contract, in the order of the export's columns.
 SUPPORT_TYPES = (
@@ -270,15 +275,18 @@ class Scenario(_M):
     bad_rows: BadRowsSpec
 
 
-def load_scenario(path: str | Path = DEFAULT_SCENARIO) -> dict[str, Any]:
+def load_scenario(source: Design | str | Path) -> dict[str, Any]:
     """Read a scenario file as a plain mapping (checked by :func:`parse_scenario` when used).
+
+    ``source``: the design (the file is :data:`SCENARIO_FILE` under its data root) or the
+    file's path.
 
     Raises
     ------
     DesignSchemaError
         The file is missing or is not YAML.
     """
-    path = Path(path)
+    path = data_file(source, SCENARIO_FILE)
     if not path.is_file():
         raise DesignSchemaError(str(path), None, None, "scenario file not found")
     raw = read_yaml(path, str(path))
@@ -301,7 +309,7 @@ def parse_scenario(raw: Mapping[str, Any], design: Design, label: str = LABEL) -
         A date outside the study (a site opening before the study start or after the data cut),
         a probability table that does not sum to 1, an odds ratio that is not positive.
     """
-    sc = _parse(Scenario, dict(raw), label)
+    sc = parse_model(Scenario, dict(raw), label)
     start = design.trial.study_start
     cut = sc.export.data_cut
     if cut < start:
@@ -883,7 +891,7 @@ def make_synthetic_export(
     design
         The trial design.
     scenario
-        A scenario mapping (:func:`load_scenario`); default ``data/scenarios/interim_example.yaml``.
+        A scenario mapping (:func:`load_scenario`); default the design's :data:`SCENARIO_FILE`.
     seed
         Overrides the scenario's seed.
     n_screened
@@ -899,7 +907,7 @@ def make_synthetic_export(
         The scenario is invalid (:func:`parse_scenario`), or too few patients qualify for the
         requested withdrawals or bad rows.
     """
-    raw = dict(load_scenario() if scenario is None else scenario)
+    raw = dict(load_scenario(design) if scenario is None else scenario)
     if seed is not None:
         raw["seed"] = seed
     if n_screened is not None:
@@ -1004,7 +1012,7 @@ def true_odds_ratios(design: Design, scenario: Mapping[str, Any] | None = None) 
     Benefit-oriented (OR > 1 = benefit) and the same for OSFD and 28-day mortality (one
     proportional-odds model); for the forest plot of the worked interim analysis.
     """
-    sc = parse_scenario(load_scenario() if scenario is None else scenario, design)
+    sc = parse_scenario(load_scenario(design) if scenario is None else scenario, design)
     arms = design.experimental_arms()
     return pd.DataFrame(
         {
@@ -1036,7 +1044,7 @@ def export_yaml(export: SyntheticExport, scenario_label: str = LABEL) -> str:
 
 
 def write_synthetic_export(
-    out_dir: str | Path = DEFAULT_OUT,
+    out_dir: str | Path | None = None,
     design: Design | None = None,
     scenario: Mapping[str, Any] | str | Path | None = None,
     seed: int | None = None,
@@ -1051,8 +1059,13 @@ def write_synthetic_export(
 
     Parameters
     ----------
+    out_dir
+        Where to write; default the design's :data:`EXPORT_FOLDER`.
+    design
+        The trial design; default :func:`~palette_core.design.loader.load_design`.
     scenario
-        A scenario mapping, or the path of a scenario file; default the repository's.
+        A scenario mapping, or the path of a scenario file; default the design's
+        :data:`SCENARIO_FILE`.
 
     Returns
     -------
@@ -1063,11 +1076,12 @@ def write_synthetic_export(
     label = LABEL
     scenario_sha = None
     if scenario is None or isinstance(scenario, str | Path):
-        path = Path(DEFAULT_SCENARIO if scenario is None else scenario)
+        path = data_file(design if scenario is None else scenario, SCENARIO_FILE)
         raw = load_scenario(path)
         scenario_sha = file_sha256(path)
-        try:
-            label = path.resolve().relative_to(REPO_ROOT).as_posix()
+        data = design.data_root.resolve()
+        try:  # named as the data folder names it, e.g. data/scenarios/interim_example.yaml
+            label = f"{data.name}/{path.resolve().relative_to(data).as_posix()}"
         except ValueError:
             label = str(path)
     else:
@@ -1075,7 +1089,7 @@ def write_synthetic_export(
         canonical = json.dumps(raw, sort_keys=True, default=str).encode("utf-8")
         scenario_sha = hashlib.sha256(canonical).hexdigest()
     export = make_synthetic_export(design, raw, seed, n_screened=n_screened)
-    out = Path(out_dir)
+    out = data_file(design if out_dir is None else out_dir, EXPORT_FOLDER)
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "export.yaml": export_yaml(export, label),
@@ -1099,14 +1113,15 @@ def write_synthetic_export(
     return out
 
 
-def rebuild_synthetic_export() -> Path:
-    """Regenerate ``data/exports/synthetic_interim/`` from the repository's scenario."""
-    return write_synthetic_export()
+def rebuild_synthetic_export(design: Design | None = None) -> Path:
+    """Regenerate the design's :data:`EXPORT_FOLDER` from its :data:`SCENARIO_FILE`."""
+    return write_synthetic_export(design=design)
 
 
 __all__ = [
-    "DEFAULT_OUT",
-    "DEFAULT_SCENARIO",
+    "EXPORT_FOLDER",
+    "LABEL",
+    "SCENARIO_FILE",
     "STATUSES",
     "true_odds_ratios",
     "Scenario",

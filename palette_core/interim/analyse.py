@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from palette_core.analysis import sensitivity as _sensitivity
-from palette_core.analysis.decisions import decide, evaluate_rules
+from palette_core.analysis.decisions import decide, decision_outcomes, evaluate_rules
 from palette_core.analysis.quantities import QUANTITY_COLUMNS, summarise
 from palette_core.design.loader import Design, load_design
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
@@ -73,7 +73,6 @@ from palette_core.exports import contract as _export
 from palette_core.exports import derive as _derive
 from palette_core.provenance import build_manifest, file_sha256
 from palette_core.randomisation import allocation as _allocation
-from palette_core.results.store import _model_outcomes
 
 Size = Literal["full", "small"]
 Progress = Callable[[str, int, int], None]
@@ -649,7 +648,7 @@ def analyse(
 
     # 3. primary fit on complete outcomes
     report(steps[2])
-    outcomes = _model_outcomes(design)
+    outcomes = decision_outcomes(design)
     n_eras = _derive.n_eras_of(derived)
     cells = {o: _derive.cell_counts(derived, o, design, n_eras) for o in outcomes}
     open_eras = _open_eras(derived, design)

@@ -16,23 +16,27 @@ Two reports, as DMC charters ask:
   harm check in children, next-period allocation probabilities, safety by arm, model
   diagnostics and the sensitivity analyses.
 
-:func:`write_reports` writes both as self-contained HTML: tables as HTML, charts as inline SVG
-rendered by vl-convert with no network access (``allowed_base_urls=[]``), one stylesheet in
-the page, no script. The header names the trial, export, data cut, design hash, seed and git
-revision; the bytes depend only on the stored analysis (no time stamp).
+:func:`write_reports` writes both as self-contained HTML from one jinja2 template with
+autoescape (``templates/report.html``, package data): tables as HTML (pandas escapes their
+cells), charts as inline SVG rendered by vl-convert with no network access
+(``allowed_base_urls=[]``), the stylesheet ``templates/report.css`` inlined in the page, no
+script. The header names the trial, export, data cut, design hash, seed and git revision; the
+bytes depend only on the stored analysis (no time stamp).
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import altair as alt
+import jinja2
 import pandas as pd
 import vl_convert as vlc
+from markupsafe import Markup
 
 from palette_core import __version__
 from palette_core.chapters.helpers import OR_TICKS, forest_plot
@@ -558,30 +562,18 @@ def accrual_by_arm(source: Source) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- HTML
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-       color: #222; max-width: 1100px; margin: 2em auto; padding: 0 1.5em; line-height: 1.45; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { font-size: 1.25em; border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
-p.lead { color: #555; margin-top: 0; }
-.banner { padding: 0.6em 1em; border-radius: 4px; margin: 1em 0; font-weight: 600; }
-.banner.closed { background: #fde0dd; border: 1px solid #d73027; color: #7f0000; }
-.banner.open { background: #e0f3f8; border: 1px solid #4575b4; color: #08306b; }
-.banner.warn { background: #fff7bc; border: 1px solid #d9a400; color: #5a4500; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
-th, td { border-bottom: 1px solid #e3e3e3; padding: 0.3em 0.7em; text-align: left;
-         vertical-align: top; }
-th { background: #f3f3f3; font-weight: 600; }
-tr:nth-child(even) td { background: #fafafa; }
-table.meta td:first-child { font-weight: 600; white-space: nowrap; }
-table.meta td { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.95em;
-                word-break: break-all; }
-figure { margin: 1em 0; overflow-x: auto; }
-figcaption { color: #555; font-size: 0.9em; }
-nav ol { columns: 2; font-size: 0.92em; }
-.empty { color: #777; font-style: italic; }
-footer { margin-top: 3em; color: #777; font-size: 0.85em; }
-"""
+#: The page template and its stylesheet (package data in ``palette_core/interim/templates``).
+TEMPLATE = "report.html"
+STYLESHEET = "report.css"
+_TEMPLATES = resources.files("palette_core.interim") / "templates"
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("palette_core.interim", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
 
 
 def chart_svg(chart: alt.TopLevelMixin) -> str:
@@ -589,58 +581,41 @@ def chart_svg(chart: alt.TopLevelMixin) -> str:
     return vlc.vegalite_to_svg(chart.to_dict(), vl_version=VL_VERSION, allowed_base_urls=[])
 
 
-def _table_html(df: pd.DataFrame, cls: str = "palette-table") -> str:
+def _table_html(df: pd.DataFrame, cls: str = "palette-table") -> Markup:
+    """A table as HTML (pandas escapes its cells); empty for a table without rows."""
     if df.empty:
-        return '<p class="empty">None.</p>'
-    return df.to_html(index=False, border=0, classes=cls, na_rep="–", escape=True)
+        return Markup("")
+    return Markup(df.to_html(index=False, border=0, classes=cls, na_rep="–", escape=True))
 
 
 Section = tuple[str, str, str, list[Any]]  # id, title, text, parts (DataFrame or chart)
 
 
+def _part(part: Any) -> dict[str, Any]:
+    """One part of a section for the template: a table or a figure, as HTML."""
+    if isinstance(part, pd.DataFrame):
+        return {"kind": "table", "html": _table_html(part)}
+    return {"kind": "figure", "html": Markup(chart_svg(part))}
+
+
 def _render(title: str, kind: str, a: InterimAnalysis, banner: str, sections: list[Section]) -> str:
+    """The page of :data:`TEMPLATE`: the same analysis gives the same text."""
     m = a.manifest
     e = m.get("export", {})
-    head = header(a)
-    toc = "".join(f'<li><a href="#{sid}">{html.escape(t)}</a></li>' for sid, t, _, _ in sections)
-    body = []
-    for sid, t, text, parts in sections:
-        body.append(f'<section id="{sid}"><h2>{html.escape(t)}</h2>')
-        if text:
-            body.append(f"<p>{html.escape(text)}</p>")
-        for part in parts:
-            if isinstance(part, pd.DataFrame):
-                body.append(_table_html(part))
-            elif isinstance(part, str):
-                body.append(part)
-            else:
-                body.append(f"<figure>{chart_svg(part)}</figure>")
-        body.append("</section>")
-    page_title = f"{m.get('trial', '')} {title}, export {e.get('export_id', '')}"
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(page_title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-        f"<header><h1>PALETTE interim analysis: {html.escape(title)}</h1>\n"
-        f'<p class="lead">Trial {html.escape(str(m.get("trial", "")))}, export '
-        f"{html.escape(str(e.get('export_id', '')))}, data cut "
-        f"{html.escape(str(e.get('data_cut', '')))}</p>\n"
-        f'<div class="banner {kind}">{html.escape(banner)}</div>\n'
-        + ("" if m.get("gates_passed", True) else _gates_warning())
-        + _table_html(head, "meta")
-        + f"</header>\n<nav><ol>{toc}</ol></nav>\n"
-        + "\n".join(body)
-        + "\n<footer>Generated by palette_core from the stored analysis "
-        "(palette analyse); every number here is in the analysis folder's CSV files.</footer>\n"
-        "</body>\n</html>\n"
-    )
-
-
-def _gates_warning() -> str:
-    return (
-        '<div class="banner warn">Some fits did not pass the convergence gates (R-hat &lt; 1.01, '
-        "bulk and tail ESS &gt; 400, no divergence): see Model diagnostics. Results of such fits "
-        "must not be used for decisions.</div>\n"
+    return _ENV.get_template(TEMPLATE).render(
+        title=title,
+        kind=kind,
+        banner=banner,
+        trial=m.get("trial", ""),
+        export_id=e.get("export_id", ""),
+        data_cut=e.get("data_cut", ""),
+        gates_passed=m.get("gates_passed", True),
+        provenance=_table_html(header(a), "meta"),
+        stylesheet=Markup((_TEMPLATES / STYLESHEET).read_text(encoding="utf-8")),
+        sections=[
+            {"id": sid, "title": t, "text": text, "parts": [_part(p) for p in parts]}
+            for sid, t, text, parts in sections
+        ],
     )
 
 

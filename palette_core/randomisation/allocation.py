@@ -79,10 +79,9 @@ Examples
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 from functools import partial
 from numbers import Integral, Real
 from typing import Any, NamedTuple
@@ -93,17 +92,18 @@ import numpy as np
 import pandas as pd
 
 from palette_core.design.loader import Design
-from palette_core.errors import AllocationError, ConflictingArgumentsError
+from palette_core.errors import AllocationError, ConflictingArgumentsError, RecordError
+from palette_core.randomisation.records import (
+    STATE_SUM_TOLERANCE,
+    STATE_VERSION,
+    AllocationStateRecord,
+)
 
 #: The state string that makes an arm open to randomisation; every other state is not open.
 OPEN = "open"
 #: Codes returned by :func:`allocation_phase`, and their names (``PHASE_NAMES[code]``).
 PHASE_CLOSED, PHASE_BURN_IN, PHASE_FIXED, PHASE_RAR = 0, 1, 2, 3
 PHASE_NAMES = ("closed", "burn_in", "fixed_equal", "response_adaptive")
-#: Version of the allocation record written by :func:`allocation_state`.
-STATE_VERSION = 1
-#: How far the probabilities of one trait in an allocation record may be from summing to 1.
-STATE_SUM_TOLERANCE = 1e-9
 #: How far a float32 probability vector may be from summing to 1 before
 #: :func:`probabilities_dict` refuses to renormalise it (float32 rounding is ~1e-7).
 FLOAT32_SUM_TOLERANCE = 1e-5
@@ -509,100 +509,44 @@ def probabilities_dict(
 
 
 # ----------------------------------------------------------------------------- the record
-def _iso_date(value: Any, where: str) -> str:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value).isoformat()
-        except ValueError:
-            pass
-    raise AllocationError(where, f"expected an ISO 8601 date (YYYY-MM-DD), got {value!r}")
+def _where(loc: tuple[str | int, ...]) -> str:
+    """``("traits", "mals", "mals_anakinra")`` -> ``"allocation state, trait 'mals', arm ..."``."""
+    where = "allocation state"
+    if loc[:1] == ("traits",) and len(loc) >= 2:
+        where += f", trait {loc[1]!r}"
+        if len(loc) >= 3:
+            where += f", arm {loc[2]!r}"
+    elif loc:
+        where += f", field {loc[0]!r}"
+    return where
 
 
 def validate_allocation_state(design: Design, state: Any) -> dict[str, Any]:
     """Check an allocation record (e.g. read back from JSON); return it in canonical form.
 
-    The record is ``{"version": 1, "effective_from": "YYYY-MM-DD", "source": str, "traits":
-    {trait_id: {arm_id: probability}}}``, with at least one trait. Each listed trait names only
-    arms of that trait, with probabilities in [0, 1] summing to 1 within 1e-9, and gives usual
-    care a positive probability (it always has one under these rules). A trait that is not
-    randomising (closed) is absent; an arm absent from its trait has probability 0. These are
-    the checks of ``palette_core.randomisation.randomise.allocation_state_from_dict``, which reads the record. The canonical form lists traits and arms in
-    design order with Python floats.
+    The record is :class:`~palette_core.randomisation.records.AllocationStateRecord`:
+    ``{"version": 1, "effective_from": "YYYY-MM-DD", "source": str, "traits": {trait_id:
+    {arm_id: probability}}}``, with at least one trait. Each listed trait names only arms of
+    that trait, with probabilities in [0, 1] summing to 1 within 1e-9, and gives usual care a
+    positive probability (it always has one under these rules). A trait that is not randomising
+    (closed) is absent; an arm absent from its trait has probability 0. The randomiser reads
+    the same record (:func:`palette_core.randomisation.randomise.allocation_state_from_dict`).
+    The canonical form lists traits and arms in design order with Python floats.
+
+    Raises
+    ------
+    AllocationError
+        Naming the field, trait or arm at fault (the first problem; the count of the others).
     """
-    where = "allocation state"
-    if not isinstance(state, Mapping):
-        raise AllocationError(where, f"expected a mapping, got {type(state).__name__}")
-    expected = {"version", "effective_from", "source", "traits"}
-    if set(state) != expected:
-        extra, missing = sorted(set(state) - expected), sorted(expected - set(state))
+    try:
+        record = AllocationStateRecord.parse(state).for_design(design)
+    except RecordError as exc:
+        first = exc.problems[0]
+        more = len(exc.problems) - 1
         raise AllocationError(
-            where, f"fields must be {sorted(expected)}; extra {extra}, missing {missing}"
-        )
-    if state["version"] != STATE_VERSION or isinstance(state["version"], bool):
-        raise AllocationError(
-            f"{where}, field 'version'", f"expected {STATE_VERSION}, got {state['version']!r}"
-        )
-    effective = _iso_date(state["effective_from"], f"{where}, field 'effective_from'")
-    source = state["source"]
-    if not isinstance(source, str) or not source.strip():
-        raise AllocationError(
-            f"{where}, field 'source'", f"expected a non-empty string, got {source!r}"
-        )
-    traits = state["traits"]
-    if not isinstance(traits, Mapping) or not traits:
-        raise AllocationError(
-            f"{where}, field 'traits'",
-            "expected a non-empty mapping trait_id -> {arm_id: probability}",
-        )
-    out: dict[str, dict[str, float]] = {}
-    for trait_id in traits:
-        if trait_id not in design.trait_ids:
-            raise AllocationError(
-                f"{where}, trait {trait_id!r}",
-                f"not in traits.yaml; known: {', '.join(design.trait_ids)}",
-            )
-    for trait_id in design.trait_ids:
-        if trait_id not in traits:
-            continue
-        probs = traits[trait_id]
-        at = f"{where}, trait {trait_id!r}"
-        if not isinstance(probs, Mapping):
-            raise AllocationError(at, "expected a mapping arm_id -> probability")
-        ids = [a.id for a in design.arms_of(trait_id)]
-        for arm_id, p in probs.items():
-            if arm_id not in ids:
-                other = next((a.trait for a in design.arms if a.id == arm_id), None)
-                why = f"an arm of trait {other!r}" if other else "not in arms.yaml"
-                raise AllocationError(f"{at}, arm {arm_id!r}", f"not an arm of this trait ({why})")
-            if (
-                isinstance(p, bool)
-                or not isinstance(p, Real)
-                or not math.isfinite(p)
-                or not 0 <= p <= 1
-            ):
-                raise AllocationError(
-                    f"{at}, arm {arm_id!r}", f"probability must be a number in [0, 1], got {p!r}"
-                )
-        if not probs.get(ids[0], 0) > 0:
-            raise AllocationError(
-                f"{at}, arm {ids[0]!r}", "usual care must have a positive probability"
-            )
-        total = math.fsum(float(p) for p in probs.values())
-        if abs(total - 1.0) > STATE_SUM_TOLERANCE:
-            raise AllocationError(
-                at, f"probabilities sum to {total!r}, not 1 (tolerance {STATE_SUM_TOLERANCE})"
-            )
-        out[trait_id] = {a: float(probs[a]) for a in ids if a in probs}
-    record = {
-        "version": STATE_VERSION,
-        "effective_from": effective,
-        "source": source,
-        "traits": out,
-    }
-    json.dumps(record)  # JSON-serialisable by construction; fail here rather than in the writer
-    return record
+            _where(first.loc), first.message + (f" (and {more} more problem(s))" if more else "")
+        ) from None
+    return record.to_json_dict()
 
 
 def allocation_state(

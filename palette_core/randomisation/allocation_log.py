@@ -6,12 +6,15 @@ Two logs are written for every randomised patient:
   whole log), ``trial``, ``patient_id``, ``time`` (UTC), ``trait``, ``stratum``,
   ``stratum_sequence``, ``arm``, ``commitment`` (a commitment to the key of the draw, see
   :mod:`palette_core.randomisation.randomise`), ``prev_hash`` and ``hash``. No other field is accepted, so
-  nothing restricted can leak into it by mistake;
+  nothing restricted can leak into it by mistake
+  (:class:`~palette_core.randomisation.records.OpenLogEntry`);
 * the **restricted log** (``alloc.restricted.jsonl``, created with mode 0600) holds, for the
   independent statistician, the probabilities in force for that draw and where they came from
   (the allocation state file and its SHA-256). Each restricted entry repeats ``sequence``,
   ``patient_id``, ``trait``, ``stratum`` and ``arm`` and carries ``open_hash``, the hash of the
-  open entry it belongs to; it is hash-chained in its own right.
+  open entry it belongs to; it is hash-chained in its own right
+  (:class:`~palette_core.randomisation.records.RestrictedLogEntry`, which also declares the
+  fields that the randomiser adds: a field it does not declare is refused).
 
 Each entry's ``hash`` is ``sha256(canonical_json(entry without "hash"))`` in hex, where
 ``canonical_json`` is ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
@@ -73,7 +76,7 @@ Examples
 --------
 >>> import tempfile, pathlib
 >>> log = pathlib.Path(tempfile.mkdtemp()) / "alloc.jsonl"
->>> body = {"trial": "T", "patient_id": "p1", "time": "2026-05-01T00:00:00Z", "trait": "t",
+>>> body = {"trial": "T", "patient_id": "p1", "time": "2026-05-01T00:00:00.000000Z", "trait": "t",
 ...         "stratum": "t", "stratum_sequence": 1, "arm": "a", "commitment": "00" * 32}
 >>> opened, restricted = append_entry(log, lambda snap: (body, {"patient_id": "p1",
 ...     "trait": "t", "stratum": "t", "arm": "a", "probabilities": {"a": 1.0}}))
@@ -86,7 +89,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -97,40 +99,20 @@ from pathlib import Path
 from typing import Any
 
 from palette_core.errors import AllocationLogError, LogIntegrityError, LogLockError
+from palette_core.isotime import utc_timestamp
+from palette_core.randomisation.records import (
+    LOG_VERSION,
+    OPEN_FIELDS,
+    RESTRICTED_FIELDS,
+    ChainFields,
+    OpenLogEntry,
+    Record,
+    RestrictedLogEntry,
+    probabilities_problem,
+)
 
-LOG_VERSION = 1
 GENESIS = "0" * 64
 
-#: Fields of an open-log entry (exactly these: nothing else may reach the open log).
-OPEN_FIELDS: dict[str, type] = {
-    "v": int,
-    "sequence": int,
-    "trial": str,
-    "patient_id": str,
-    "time": str,
-    "trait": str,
-    "stratum": str,
-    "stratum_sequence": int,
-    "arm": str,
-    "commitment": str,
-    "prev_hash": str,
-    "hash": str,
-}
-#: Fields every restricted-log entry has (the caller may add others).
-RESTRICTED_FIELDS: dict[str, type] = {
-    "v": int,
-    "sequence": int,
-    "open_hash": str,
-    "patient_id": str,
-    "trait": str,
-    "stratum": str,
-    "arm": str,
-    "probabilities": dict,
-    "prev_hash": str,
-    "hash": str,
-}
-#: Fields every entry of either log has (what the chain needs).
-CHAIN_SCHEMA: dict[str, type] = {"v": int, "sequence": int, "prev_hash": str, "hash": str}
 #: Fields that :func:`append_entry` fills in itself.
 CHAIN_FIELDS = ("v", "sequence", "prev_hash", "hash")
 
@@ -311,33 +293,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _type_ok(value: Any, kind: type) -> bool:
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def _schema_problem(entry: Any, schema: Mapping[str, type], exact: bool) -> str | None:
-    if not isinstance(entry, dict):
-        return f"not a JSON object ({type(entry).__name__})"
-    missing = [k for k in schema if k not in entry]
-    if missing:
-        return f"missing field(s) {missing}"
-    if exact:
-        extra = sorted(k for k in entry if k not in schema)
-        if extra:
-            return f"field(s) {extra} do not belong in this log"
-    bad = [k for k, t in schema.items() if not _type_ok(entry[k], t)]
-    if bad:
-        return f"field(s) {bad} of the wrong type"
-    if entry["v"] != LOG_VERSION:
-        return f"log version {entry['v']} is not {LOG_VERSION}"
-    if entry["sequence"] < 1:
-        return f"sequence {entry['sequence']} is not a positive integer"
-    return None
-
-
-def _scan(path: Path, schema: Mapping[str, type], exact: bool) -> _Scan:
+def _scan(path: Path, model: type[Record]) -> _Scan:
     """Parse a log line by line and check each entry and the chain between them."""
     if not path.exists():
         return _Scan(path=path, exists=False)
@@ -359,7 +315,7 @@ def _scan(path: Path, schema: Mapping[str, type], exact: bool) -> _Scan:
         raw, entry = data[pos:nl], None
         try:
             value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
-            problem = _schema_problem(value, schema, exact)
+            problem = model.problem(value)
             if problem is None:
                 entry = value
             else:
@@ -509,21 +465,6 @@ def _check_head(scan: _Scan, head: Head | None, head_error: str | None) -> None:
         )
 
 
-def _probabilities_problem(probs: Mapping[str, Any], arm: str) -> str | None:
-    values = list(probs.values())
-    if not values or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
-    ):
-        return "probabilities are not finite numbers"
-    if any(v < 0 or v > 1 for v in values):
-        return "a probability lies outside [0, 1]"
-    if abs(math.fsum(values) - 1.0) > 1e-9:
-        return f"probabilities sum to {math.fsum(values):.12g}, not 1"
-    if probs.get(arm, 0) <= 0:
-        return f"the arm drawn ({arm}) has probability 0"
-    return None
-
-
 def _cross_check(open_scan: _Scan, rscan: _Scan) -> None:
     """The restricted log must hold exactly one linked entry per committed open entry."""
     by_seq = {ln.entry["sequence"]: ln for ln in open_scan.parsed}  # type: ignore[index]
@@ -562,7 +503,7 @@ def _cross_check(open_scan: _Scan, rscan: _Scan) -> None:
     for s, rln in rby_seq.items():
         r = rln.entry
         assert r is not None
-        problem = _probabilities_problem(r["probabilities"], r["arm"])
+        problem = probabilities_problem(r["probabilities"], r["arm"])
         if problem:
             rscan.add(RESTRICTED, rln.number, f"sequence {s}: {problem}")
         oln = by_seq.get(s)
@@ -588,12 +529,12 @@ def _cross_check(open_scan: _Scan, rscan: _Scan) -> None:
 def _verify_scans(
     path: Path, restricted: Path | None, anchor: tuple[int, str] | None = None
 ) -> tuple[_Scan, _Scan | None, Head | None]:
-    scan = _scan(path, OPEN_FIELDS, exact=True)
+    scan = _scan(path, OpenLogEntry)
     head, head_error = _read_head(path)
     _check_head(scan, head, head_error)
     rscan = None
     if restricted is not None:
-        rscan = _scan(restricted, RESTRICTED_FIELDS, exact=False)
+        rscan = _scan(restricted, RestrictedLogEntry)
         rhead, rhead_error = _read_head(restricted)
         _check_head(rscan, rhead, rhead_error)
         _cross_check(scan, rscan)
@@ -680,7 +621,7 @@ def load_entries(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise AllocationLogError(str(path), "log not found")
-    return [ln.entry for ln in _scan(path, CHAIN_SCHEMA, exact=False).parsed if ln.entry]
+    return [ln.entry for ln in _scan(path, ChainFields).parsed if ln.entry]
 
 
 # ----------------------------------------------------------------------------- writing
@@ -760,8 +701,8 @@ def _write_head(path: Path, head: Head, mode: int) -> None:
 
 
 def utc_now() -> str:
-    """The current UTC time as written in the log (ISO 8601, microseconds, ``Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The current UTC time as written in the log (:func:`palette_core.isotime.utc_timestamp`)."""
+    return utc_timestamp()
 
 
 @dataclass(frozen=True)
@@ -842,14 +783,14 @@ def append_entry(
             "prev_hash": last_r,
         }
         rentry["hash"] = entry_hash(rentry)
-        for e, schema, exact, name in (
-            (entry, OPEN_FIELDS, True, "open"),
-            (rentry, RESTRICTED_FIELDS, False, "restricted"),
+        for e, model, name in (
+            (entry, OpenLogEntry, "open"),
+            (rentry, RestrictedLogEntry, "restricted"),
         ):
-            problem = _schema_problem(e, schema, exact)
+            problem = model.problem(e)
             if problem:
                 raise ValueError(f"the {name} entry is invalid: {problem}")
-        problem = _probabilities_problem(rentry["probabilities"], rentry["arm"])
+        problem = probabilities_problem(rentry["probabilities"], rentry["arm"])
         if problem:
             raise ValueError(f"the restricted entry is invalid: {problem}")
         rsize = _append_line(rpath, canonical_json(rentry) + b"\n", 0o600)
@@ -861,6 +802,7 @@ def append_entry(
 
 # ----------------------------------------------------------------------------- recovery
 def _stamp() -> str:
+    """The suffix of a saved file: UTC time without ``-`` or ``:`` (a file name, never read back)."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
@@ -912,8 +854,8 @@ def recover_log(
     actions: list[str] = []
     removed: list[RemovedBytes] = []
     with locked(path, lock_timeout):
-        for p, schema, exact in ((path, OPEN_FIELDS, True), (rpath, RESTRICTED_FIELDS, False)):
-            scan = _scan(p, schema, exact)
+        for p, model in ((path, OpenLogEntry), (rpath, RestrictedLogEntry)):
+            scan = _scan(p, model)
             head, _ = _read_head(p)
             if scan.partial:
                 anchored = head is not None and head.bytes > scan.partial_start
@@ -948,7 +890,7 @@ def recover_log(
                         f"(line {rlast.number}; its open entry was never written)"
                     )
             for p, mode in ((path, 0o644), (rpath, 0o600)):
-                s = _scan(p, OPEN_FIELDS if p == path else RESTRICTED_FIELDS, p == path)
+                s = _scan(p, OpenLogEntry if p == path else RestrictedLogEntry)
                 head, _ = _read_head(p)
                 last = s.last
                 if last is None:

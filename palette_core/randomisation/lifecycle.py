@@ -41,33 +41,31 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pandas as pd
 
-from palette_core.design import schema as s
-from palette_core.design.loader import Design, _parse, _Validator
+from palette_core.design.arms import Arm, ArmsFile
+from palette_core.design.common import parse_model
+from palette_core.design.lifecycle import ADD_ARM, LifecycleTransition, check_added_arm
+from palette_core.design.loader import Design
 from palette_core.errors import (
-    ConflictingArgumentsError,
     DesignError,
-    DesignSchemaError,
-    DuplicateIdError,
     IllegalTransitionError,
     LifecycleStateError,
-    OutOfRangeError,
-    UnknownReferenceError,
+    RecordError,
 )
+from palette_core.randomisation import records
+from palette_core.randomisation.records import LIFECYCLE_FORMAT, Origin, PlatformStateRecord
 
 #: version tag of the JSON written by :func:`to_json`
-FORMAT = "palette-lifecycle/1"
+FORMAT = LIFECYCLE_FORMAT
 #: the two states every lifecycle has (``arms.yaml`` starts arms in them); all others are closed
 OPEN, PLANNED = "open", "planned"
-#: what errors about a new arm name as their "file"
-ADD_ARM = "add_arm (amendment)"
 #: how a move came about: the design's initial state, a request, the trait rule, an amendment
-By = Literal["design", "request", "trait_rule", "amendment"]
+By = Origin
 REQUIREMENT_LABELS = {"dmc_decision": "DMC decision", "amendment": "amendment", "date": "date"}
 
 
@@ -88,7 +86,7 @@ class Transition:
 class ArmStatus:
     """One arm: its specification, current state, since when, why, and its whole history."""
 
-    arm: s.Arm
+    arm: Arm
     state: str
     since: dt.date
     reason: str
@@ -234,7 +232,7 @@ def _trait_rule(state: PlatformState, trait: str, on: dt.date, design: Design) -
     return state
 
 
-def _rule(design: Design, frm: str, to: str, by: str) -> s.LifecycleTransition | None:
+def _rule(design: Design, frm: str, to: str, by: str) -> LifecycleTransition | None:
     return next(
         (t for t in design.lifecycle.transitions if (t.from_, t.to, t.by) == (frm, to, by)),
         None,
@@ -358,7 +356,7 @@ def close_arm(
 
 def add_arm(
     state: PlatformState,
-    arm: s.Arm | Mapping[str, Any],
+    arm: Arm | Mapping[str, Any],
     on: dt.date,
     reason: str,
     design: Design | None = None,
@@ -371,7 +369,7 @@ def add_arm(
     ----------
     arm
         The arm, described exactly as an entry of ``arms.yaml`` (a mapping, or a
-        :class:`palette_core.design.schema.Arm`): ``id``, ``trait``, ``role: experimental``,
+        :class:`palette_core.design.arms.Arm`): ``id``, ``trait``, ``role: experimental``,
         ``name``, ``registry`` (label, intervention, text of the amendment),
         ``availability: {initial_state: planned, opens_when: ...}``, ``components`` (substances
         of ``substances.yaml``, doses in units of ``units.yaml``), optional ``age_groups``.
@@ -405,7 +403,16 @@ def add_arm(
     on = _check_date(on)
     spec = _arm_spec(arm)
     to = d.lifecycle.adding_arms.initial_state
-    _validate_new_arm(state, spec, d, opens_on, on)
+    check_added_arm(
+        spec,
+        traits=d.traits,
+        substances=d.substances,
+        lifecycle=d.lifecycle,
+        refs=d.references,
+        in_platform=state.arm_ids,
+        opens_on=opens_on,
+        on=on,
+    )
     _check_reason(spec.id, None, to, on, reason)
     _check_order(state, spec.trait, spec.id, None, to, on)
     control = state.control_of(spec.trait)
@@ -445,86 +452,14 @@ def add_arm(
     return new
 
 
-def _arm_spec(arm: s.Arm | Mapping[str, Any]) -> s.Arm:
-    if isinstance(arm, s.Arm):
+def _arm_spec(arm: Arm | Mapping[str, Any]) -> Arm:
+    if isinstance(arm, Arm):
         return arm
     if isinstance(arm, Mapping):
-        return _parse(s.ArmsFile, {"arms": [dict(arm)]}, ADD_ARM).arms[0]
+        return parse_model(ArmsFile, {"arms": [dict(arm)]}, ADD_ARM).arms[0]
     raise TypeError(
-        f"an arm is a palette_core.design.schema.Arm or a mapping, got {type(arm).__name__}"
+        f"an arm is a palette_core.design.arms.Arm or a mapping, got {type(arm).__name__}"
     )
-
-
-def _validate_new_arm(
-    state: PlatformState, a: s.Arm, d: Design, opens_on: object, on: dt.date
-) -> None:
-    """The checks arms.yaml entries get, for one arm that joins by amendment."""
-    f = ADD_ARM
-    if a.trait not in d.trait_ids:
-        raise UnknownReferenceError(
-            f, a.id, "trait", f"trait {a.trait!r} is not in traits.yaml ({', '.join(d.trait_ids)})"
-        )
-    if a.id in state.arm_ids:
-        raise DuplicateIdError(f, a.id, "id", f"arm id {a.id!r} is already in the platform")
-    if a.role != "experimental":
-        raise ConflictingArgumentsError(
-            f, a.id, "role", "only experimental arms join a trait; its usual care is already there"
-        )
-    start = d.lifecycle.adding_arms.initial_state
-    if a.availability.initial_state != start:
-        raise ConflictingArgumentsError(
-            f,
-            a.id,
-            "availability.initial_state",
-            f"an arm added by amendment starts {start!r} (proposed/lifecycle.yaml adding_arms)",
-        )
-    if opens_on is not None:
-        if isinstance(opens_on, dt.datetime) or not isinstance(opens_on, dt.date):
-            raise DesignSchemaError(f, a.id, "opens_on", "must be a datetime.date")
-        if opens_on < on:
-            raise OutOfRangeError(
-                f, a.id, "opens_on", f"{opens_on} is before the amendment's date {on}"
-            )
-    elif not a.availability.opens_when:
-        raise DesignSchemaError(
-            f,
-            a.id,
-            "availability.opens_when",
-            "a planned arm must say when it opens: opens_when, or an opens_on date",
-        )
-    if not a.components:
-        raise DesignSchemaError(
-            f, a.id, "components", "an experimental arm needs at least one component"
-        )
-    check = _Validator(d)
-    trait = d.trait(a.trait)
-    for ag in a.age_groups or ():
-        check.age_group(ag, f, a.id, "age_groups")
-        if ag not in trait.age_groups:
-            raise ConflictingArgumentsError(
-                f,
-                a.id,
-                "age_groups",
-                f"arm open to {ag!r} but trait {trait.id!r} admits only {list(trait.age_groups)}",
-            )
-    for i, c in enumerate(a.components):
-        fld = f"components[{i}]"
-        if c.substance not in d.substances:
-            raise UnknownReferenceError(
-                f, a.id, f"{fld}.substance", f"substance {c.substance!r} is not in substances.yaml"
-            )
-        if (c.procedure is None) == (c.adult is None):
-            raise ConflictingArgumentsError(
-                f, a.id, fld, "give either a procedure or an adult dose, not both or neither"
-            )
-        doses = [(f"{fld}.adult[{j}]", x) for j, x in enumerate(c.adult or ())]
-        if isinstance(c.child, tuple):
-            doses += [(f"{fld}.child[{j}]", x) for j, x in enumerate(c.child)]
-        for where, dose in doses:
-            try:
-                check.dose(dose, a.id, where)
-            except DesignError as exc:  # the same checks as arms.yaml, named for the amendment
-                raise type(exc)(f, exc.entry, exc.field, exc.message) from None
 
 
 # ----------------------------------------------------------------------------- queries
@@ -596,8 +531,41 @@ def transition_table(design: Design) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- JSON
-def _iso(d: dt.date | None) -> str | None:
-    return None if d is None else d.isoformat()
+def _record(state: PlatformState) -> PlatformStateRecord:
+    """The state as its stored record (:class:`~palette_core.randomisation.records.PlatformStateRecord`)."""
+    return PlatformStateRecord.parse(
+        {
+            "format": FORMAT,
+            "design_hash": state.design_hash,
+            "study_start": state.study_start,
+            "added_arms": [
+                {"arm": a.arm.model_dump(mode="json", by_alias=True), "opens_on": a.opens_on}
+                for a in state.arms
+                if a.added
+            ],
+            "log": [
+                {
+                    "arm": t.arm,
+                    "from": t.from_state,
+                    "to": t.to_state,
+                    "on": t.on,
+                    "reason": t.reason,
+                    "by": t.by,
+                }
+                for t in state.log
+            ],
+            "arms": [
+                {
+                    "arm": a.id,
+                    "trait": a.trait,
+                    "state": a.state,
+                    "since": a.since,
+                    "reason": a.reason,
+                }
+                for a in state.arms
+            ],
+        }
+    )
 
 
 def to_json(state: PlatformState) -> str:
@@ -606,72 +574,21 @@ def to_json(state: PlatformState) -> str:
     Deterministic (sorted keys), so two equal states give the same text and a stored state
     can be hashed or diffed. :func:`from_json` reads it back.
     """
-    doc = {
-        "format": FORMAT,
-        "design_hash": state.design_hash,
-        "study_start": _iso(state.study_start),
-        "added_arms": [
-            {"arm": a.arm.model_dump(mode="json", by_alias=True), "opens_on": _iso(a.opens_on)}
-            for a in state.arms
-            if a.added
-        ],
-        "log": [
-            {
-                "arm": t.arm,
-                "from": t.from_state,
-                "to": t.to_state,
-                "on": _iso(t.on),
-                "reason": t.reason,
-                "by": t.by,
-            }
-            for t in state.log
-        ],
-        "arms": [
-            {
-                "arm": a.id,
-                "trait": a.trait,
-                "state": a.state,
-                "since": _iso(a.since),
-                "reason": a.reason,
-            }
-            for a in state.arms
-        ],
-    }
+    doc = _record(state).to_json_dict()
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-def _fields(obj: Any, keys: set[str], where: str) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise LifecycleStateError(where, f"expected an object, got {type(obj).__name__}")
-    if set(obj) != keys:
-        missing, unknown = sorted(keys - set(obj)), sorted(set(obj) - keys)
-        raise LifecycleStateError(where, f"missing keys {missing}, unknown keys {unknown}")
-    return obj
-
-
-def _date(value: Any, where: str, optional: bool = False) -> dt.date | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise LifecycleStateError(where, f"expected an ISO date (YYYY-MM-DD), got {value!r}")
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise LifecycleStateError(where, f"not an ISO date: {value!r}") from None
-
-
-def _text(value: Any, where: str, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise LifecycleStateError(where, f"expected text, got {value!r}")
-    return value
+def _first_difference(got: Sequence[Any], want: Sequence[Any]) -> int:
+    """The first index where two sequences differ (the shorter length if one extends the other)."""
+    n = min(len(got), len(want))
+    return next((k for k in range(n) if got[k] != want[k]), n)
 
 
 def from_json(text: str, design: Design, *, check_hash: bool = True) -> PlatformState:
     """Read a state written by :func:`to_json`, and check it by replaying its log.
 
-    The log is replayed from :func:`initial_state` of ``design`` through :func:`transition` and
+    The text must be a :class:`~palette_core.randomisation.records.PlatformStateRecord`. The
+    log is replayed from :func:`initial_state` of ``design`` through :func:`transition` and
     :func:`add_arm`; the state returned is the replayed one, and it must equal what the text
     records (the log entry by entry, including the trait rule's moves, and the summary).
 
@@ -686,61 +603,45 @@ def from_json(text: str, design: Design, *, check_hash: bool = True) -> Platform
     LifecycleStateError
         Not JSON, wrong format, a missing or unknown key, a bad date, another design, an added
         arm that does not validate, or a log that legal moves cannot produce; it names the part
-        at fault (``"log[12]"``).
+        at fault (``"log[12]"``, ``"log[3].on"``; a missing or unknown key is named at the
+        object that should or should not hold it, ``"top level"`` for the outermost).
     """
     try:
         doc = json.loads(text)
     except (json.JSONDecodeError, TypeError) as exc:
         raise LifecycleStateError("text", f"not JSON: {exc}") from None
-    doc = _fields(
-        doc, {"format", "design_hash", "study_start", "added_arms", "log", "arms"}, "top level"
-    )
-    if doc["format"] != FORMAT:
-        raise LifecycleStateError("format", f"expected {FORMAT!r}, got {doc['format']!r}")
-    if check_hash and doc["design_hash"] != design.design_hash:
+    try:
+        record = PlatformStateRecord.parse(doc)
+    except RecordError as exc:
+        first = exc.problems[0]
+        more = len(exc.problems) - 1
+        raise LifecycleStateError(
+            records.indexed(first.loc),
+            first.message + (f" (and {more} more problem(s))" if more else ""),
+        ) from None
+    if check_hash and record.design_hash != design.design_hash:
         raise LifecycleStateError(
             "design_hash",
-            f"written under design {str(doc['design_hash'])[:12]}, not the given "
+            f"written under design {record.design_hash[:12]}, not the given "
             f"{design.design_hash[:12]} (from_json(..., check_hash=False) replays it under the "
             "given design)",
         )
-    if _date(doc["study_start"], "study_start") != design.trial.study_start:
+    if record.study_start != design.trial.study_start:
         raise LifecycleStateError(
-            "study_start", f"{doc['study_start']} is not trial.yaml's {design.trial.study_start}"
+            "study_start",
+            f"{record.study_start} is not trial.yaml's {design.trial.study_start}",
         )
-    for key in ("added_arms", "log", "arms"):
-        if not isinstance(doc[key], list):
-            raise LifecycleStateError(key, "expected a list")
-    added: dict[str, tuple[s.Arm, dt.date | None]] = {}
-    for i, raw in enumerate(doc["added_arms"]):
+    added: dict[str, tuple[Arm, dt.date | None]] = {}
+    for i, raw in enumerate(record.added_arms):
         where = f"added_arms[{i}]"
-        raw = _fields(raw, {"arm", "opens_on"}, where)
-        if not isinstance(raw["arm"], dict):
-            raise LifecycleStateError(f"{where}.arm", "expected an object")
         try:
-            spec = _parse(s.ArmsFile, {"arms": [raw["arm"]]}, where).arms[0]
+            spec = parse_model(ArmsFile, {"arms": [raw.arm]}, where).arms[0]
         except DesignError as exc:
             raise LifecycleStateError(f"{where}.arm", str(exc)) from None
         if spec.id in added:
             raise LifecycleStateError(f"{where}.arm", f"arm {spec.id!r} is added twice")
-        added[spec.id] = (spec, _date(raw["opens_on"], f"{where}.opens_on", optional=True))
-    log: list[Transition] = []
-    for i, raw in enumerate(doc["log"]):
-        where = f"log[{i}]"
-        raw = _fields(raw, {"arm", "from", "to", "on", "reason", "by"}, where)
-        by = raw["by"]
-        if by not in ("design", "request", "trait_rule", "amendment"):
-            raise LifecycleStateError(f"{where}.by", f"unknown origin {by!r}")
-        log.append(
-            Transition(
-                _text(raw["arm"], f"{where}.arm"),  # type: ignore[arg-type]
-                _text(raw["from"], f"{where}.from", optional=True),
-                _text(raw["to"], f"{where}.to"),  # type: ignore[arg-type]
-                _date(raw["on"], f"{where}.on"),  # type: ignore[arg-type]
-                _text(raw["reason"], f"{where}.reason"),  # type: ignore[arg-type]
-                by,
-            )
-        )
+        added[spec.id] = (spec, raw.opens_on)
+    log = [Transition(t.arm, t.from_, t.to, t.on, t.reason, t.by) for t in record.log]
     state = initial_state(design)
     n0 = len(state.log)
     if tuple(log[:n0]) != state.log:
@@ -767,19 +668,13 @@ def from_json(text: str, design: Design, *, check_hash: bool = True) -> Platform
             "added_arms", f"lists {list(added)} but the log adds {used} (in this order)"
         )
     if state.log != tuple(log):
-        i = next(
-            (k for k in range(min(len(log), len(state.log))) if log[k] != state.log[k]),
-            min(len(log), len(state.log)),
-        )
+        i = _first_difference(log, state.log)
         want = state.log[i] if i < len(state.log) else "nothing"
         raise LifecycleStateError(f"log[{i}]", f"the replay gives {want}")
-    summary = json.loads(to_json(state))["arms"]
-    if doc["arms"] != summary:
-        i = next(
-            (k for k in range(min(len(summary), len(doc["arms"]))) if doc["arms"][k] != summary[k]),
-            min(len(summary), len(doc["arms"])),
-        )
-        want = summary[i] if i < len(summary) else "nothing"
+    summary = _record(state).arms
+    if list(record.arms) != list(summary):
+        i = _first_difference(record.arms, summary)
+        want = summary[i].model_dump(mode="json") if i < len(summary) else "nothing"
         raise LifecycleStateError(f"arms[{i}]", f"does not match the replayed log: {want}")
     return state
 

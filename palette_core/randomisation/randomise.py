@@ -84,16 +84,19 @@ from palette_core.errors import (
     AllocationStateError,
     AlreadyRandomisedError,
     RandomisationRefusedError,
+    RecordError,
     TrialSecretError,
 )
+from palette_core.isotime import utc_timestamp
 from palette_core.randomisation import allocation_log as alloclog
+from palette_core.randomisation import records
+from palette_core.randomisation.records import STATE_VERSION, AllocationStateRecord
 from palette_core.screening.classify import classify_patients
 from palette_core.screening.patients import PatientValidation, validate_patients
 
 SECRET_ENV = "PALETTE_TRIAL_SECRET"
 SECRET_FILE_ENV = "PALETTE_TRIAL_SECRET_FILE"
 MIN_SECRET_BYTES = 16
-STATE_VERSION = 1
 #: Factors a stratum may use, in the order they appear in its name.
 STRATIFY_FACTORS = ("age_group", "site")
 _SITE_ID = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -259,84 +262,41 @@ class AllocationState:
         return tuple((a.id, float(probs.get(a.id, 0.0))) for a in design.arms_of(trait))
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def allocation_state_from_dict(
     data: Any, design: Design, file: str = "<allocation state>", sha256: str | None = None
 ) -> AllocationState:
     """Validate a parsed allocation state against the design.
 
+    The record is :class:`~palette_core.randomisation.records.AllocationStateRecord`, checked by
+    :meth:`~palette_core.randomisation.records.AllocationStateRecord.for_design` (the checks
+    of :func:`palette_core.randomisation.allocation.validate_allocation_state`, which writes it).
+    ``sha256`` defaults to the SHA-256 of the canonical JSON of ``data`` as given.
+
     Raises
     ------
     AllocationStateError
-        Naming the file and the entry (``traits.<trait>.<arm>``): unknown key, trait or arm, an
-        arm of another trait, a probability that is not a number in [0, 1], probabilities not
-        summing to 1, or usual care without a positive probability.
+        Naming the file and the entry (``traits.<trait>.<arm>``; none for a missing or unknown
+        key at the top level): unknown key, trait or arm, an arm of another trait, a probability
+        that is not a number in [0, 1], probabilities not summing to 1, or usual care without a
+        positive probability.
     """
-    if not isinstance(data, dict):
-        raise AllocationStateError(file, None, "expected a JSON object at top level")
-    expected = {"version", "effective_from", "source", "traits"}
-    missing, extra = sorted(expected - set(data)), sorted(set(data) - expected)
-    if missing:
-        raise AllocationStateError(file, None, f"missing key(s) {missing}")
-    if extra:
-        raise AllocationStateError(file, None, f"unknown key(s) {extra}")
-    if data["version"] != STATE_VERSION or isinstance(data["version"], bool):
-        raise AllocationStateError(
-            file, "version", f"must be {STATE_VERSION}, got {data['version']!r}"
-        )
     try:
-        effective = dt.date.fromisoformat(str(data["effective_from"]))
-    except ValueError:
+        record = AllocationStateRecord.parse(data).for_design(design)
+    except RecordError as exc:
+        first = exc.problems[0]
+        more = len(exc.problems) - 1
         raise AllocationStateError(
-            file, "effective_from", f"not an ISO date (YYYY-MM-DD): {data['effective_from']!r}"
+            file,
+            records.dotted(first.loc),
+            first.message + (f" (and {more} more problem(s))" if more else ""),
         ) from None
-    if not isinstance(data["source"], str) or not data["source"].strip():
-        raise AllocationStateError(file, "source", "must be a non-empty text")
-    traits = data["traits"]
-    if not isinstance(traits, dict) or not traits:
-        raise AllocationStateError(file, "traits", "must be a non-empty object")
-    out: dict[str, Mapping[str, float]] = {}
-    for trait, probs in traits.items():
-        where = f"traits.{trait}"
-        if trait not in design.trait_ids:
-            raise AllocationStateError(
-                file, where, f"unknown trait; known: {', '.join(design.trait_ids)}"
-            )
-        if not isinstance(probs, dict) or not probs:
-            raise AllocationStateError(file, where, "must be a non-empty object {arm: probability}")
-        own = {a.id for a in design.arms_of(trait)}
-        for arm, p in probs.items():
-            if arm not in own:
-                known = {a.id: a.trait for a in design.arms}
-                why = f"arm of trait {known[arm]!r}" if arm in known else "unknown arm"
-                raise AllocationStateError(
-                    file, f"{where}.{arm}", f"{why}; the arms of {trait} are {sorted(own)}"
-                )
-            if not _number(p) or not 0 <= p <= 1:
-                raise AllocationStateError(
-                    file, f"{where}.{arm}", f"probability must be a number in [0, 1], got {p!r}"
-                )
-        total = math.fsum(probs.values())
-        if abs(total - 1.0) > 1e-9:
-            raise AllocationStateError(file, where, f"probabilities sum to {total:.12g}, not 1")
-        control = design.control_of(trait).id
-        if probs.get(control, 0) <= 0:
-            raise AllocationStateError(
-                file,
-                f"{where}.{control}",
-                "usual care must have a positive probability in a trait that randomises",
-            )
-        out[trait] = MappingProxyType({a: float(p) for a, p in probs.items()})
     if sha256 is None:
         sha256 = hashlib.sha256(alloclog.canonical_json(data)).hexdigest()
     return AllocationState(
-        version=STATE_VERSION,
-        effective_from=effective,
-        source=data["source"],
-        traits=MappingProxyType(out),
+        version=record.version,
+        effective_from=record.effective_from,
+        source=record.source,
+        traits=MappingProxyType({t: MappingProxyType(dict(p)) for t, p in record.traits.items()}),
         sha256=sha256,
         file=file,
     )
@@ -629,7 +589,7 @@ def randomise_patients(
     refused: list[Refusal] = []
     for number, (_, row) in enumerate(result.iterrows(), start=1):
         when_dt = (now if now is not None else dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-        when = when_dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        when = utc_timestamp(when_dt)
         plan = _plan(row, number, design, state, stratify, when_dt.date())
         if isinstance(plan, Refusal):
             refused.append(plan)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from palette_core.design import schema as s
+from palette_core.design.arms import Arm, Dose, Procedure
 from palette_core.design.loader import Design
 
 TRANSCRIPTION_NOTICE = (
@@ -45,7 +45,7 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def describe_dose(dose: s.Dose) -> str:
+def describe_dose(dose: Dose) -> str:
     """One dose rule as text, e.g. ``'50 mg every 6 h for 7 days'``."""
     amount = (
         _num(dose.amount)
@@ -79,11 +79,11 @@ def describe_dose(dose: s.Dose) -> str:
     return text
 
 
-def describe_rules(rules: tuple[s.Dose, ...]) -> str:
+def describe_rules(rules: tuple[Dose, ...]) -> str:
     return "; ".join(describe_dose(d) for d in rules) if len(rules) > 1 else describe_dose(rules[0])
 
 
-def describe_procedure(p: s.Procedure) -> str:
+def describe_procedure(p: Procedure) -> str:
     return f"up to {_num(p.max_hours_per_day)} h a day, up to {p.max_consecutive_days} consecutive days"
 
 
@@ -96,7 +96,7 @@ class DoseCell:
     findings: tuple[str, ...] = ()
 
 
-def dose_cell(design: Design, arm: s.Arm, age_group: str) -> DoseCell:
+def dose_cell(design: Design, arm: Arm, age_group: str) -> DoseCell:
     """The registry dose of ``arm`` for ``age_group``, or why there is none."""
     if arm.role == "control":
         return DoseCell("not applicable", "usual care")

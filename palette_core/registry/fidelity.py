@@ -25,8 +25,9 @@ from itertools import combinations
 
 import pandas as pd
 
-from palette_core.design import schema as s
+from palette_core.design.arms import Arm, Component, Dose
 from palette_core.design.loader import Design
+from palette_core.design.trial import Finding
 from palette_core.registry.record import RegistryRecord, normalise, parse_registry
 
 _DECIMAL_COMMA = re.compile(r"(?<![\d,])\d+,\d{1,2}(?!\d)")
@@ -60,7 +61,7 @@ class FidelityReport:
     signals: tuple[Signal, ...]
     uncovered: tuple[Signal, ...]
     stale: tuple[tuple[str, str], ...]  # (finding id, claimed signal key)
-    findings: tuple[s.Finding, ...]
+    findings: tuple[Finding, ...]
 
     @property
     def ok(self) -> bool:
@@ -372,11 +373,11 @@ def _evidence(d: Design, r: RegistryRecord, mm: list[Mismatch]) -> None:
                 )
 
 
-def _resolved_child(c: s.Component) -> tuple[s.Dose, ...] | None:
+def _resolved_child(c: Component) -> tuple[Dose, ...] | None:
     return c.adult if c.child == "same_as_adult" else c.child
 
 
-def _daily_amount(d: Design, dose: s.Dose) -> float:
+def _daily_amount(d: Design, dose: Dose) -> float:
     """Amount per day in the canonical unit, per basis (a rough scale for conflict detection)."""
     per_day = {
         "every_n_hours": 24 / (dose.every_hours or 24),
@@ -394,7 +395,7 @@ def _daily_amount(d: Design, dose: s.Dose) -> float:
 
 
 def _dose_signals(d: Design, sig: list[Signal]) -> None:
-    by_substance: dict[str, list[tuple[s.Arm, s.Dose]]] = {}
+    by_substance: dict[str, list[tuple[Arm, Dose]]] = {}
     for arm in d.experimental_arms():
         open_to = d.arm_age_groups(arm)
         for c in arm.components:

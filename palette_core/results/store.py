@@ -1,4 +1,5 @@
-"""Stored heavy results in ``data/derived``: prior predictive, an example fit, and SBC.
+"""Stored heavy results in ``data/derived`` (:func:`derived_root` of a design): prior
+predictive, an example fit, SBC and the worked interim analysis.
 
 ``palette results rebuild`` (:func:`rebuild`) recomputes them; chapters read them with
 :func:`load_result`, which refuses (:class:`~palette_core.errors.StaleResultError`) a result
@@ -37,17 +38,18 @@ import numpy as np
 import pandas as pd
 
 from palette_core.analysis import checking
-from palette_core.analysis.decisions import decide
+from palette_core.analysis.decisions import decide, decision_outcomes
 from palette_core.analysis.fit import Fitter
 from palette_core.analysis.models import model_spec
 from palette_core.analysis.quantities import summarise
 from palette_core.analysis.sensitivity import PRIMARY, fit_outcome
-from palette_core.design.loader import REPO_ROOT, Design, load_design
+from palette_core.design.loader import Design, data_file, load_design
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
 from palette_core.provenance import build_manifest
 from palette_core.yamlio import read_yaml
 
-DEFAULT_ROOT = REPO_ROOT / "data" / "derived"
+#: The stored results, relative to the data root (:attr:`Design.data_root`).
+DERIVED = "derived"
 RESULTS = ("prior_predictive", "example_fit", "sbc")
 Size = Literal["full", "small"]
 
@@ -69,17 +71,23 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }
 
-#: The illustrative truth of the example fit (``data/scenarios/example_fit.yaml``).
-EXAMPLE_SCENARIO_FILE = REPO_ROOT / "data" / "scenarios" / "example_fit.yaml"
+#: The illustrative truth of the example fit, relative to the data root.
+EXAMPLE_SCENARIO_FILE = "scenarios/example_fit.yaml"
 
 
-def load_example_scenario(path: Path | str | None = None) -> dict[str, Any]:
+def derived_root(design: Design) -> Path:
+    """The folder of the design's stored results: :data:`DERIVED` under its data root."""
+    return data_file(design, DERIVED)
+
+
+def load_example_scenario(source: Design | Path | str) -> dict[str, Any]:
     """The example fit's scenario: true ORs per arm, usual-care mortality, eras, NUTS target.
 
-    Raises :class:`~palette_core.errors.ModelDataError` naming the file and key when a key is
-    missing or a value is not usable.
+    ``source``: the design (the file is :data:`EXAMPLE_SCENARIO_FILE` under its data root) or
+    the file's path. Raises :class:`~palette_core.errors.ModelDataError` naming the file and
+    key when a key is missing or a value is not usable.
     """
-    path = Path(EXAMPLE_SCENARIO_FILE if path is None else path)
+    path = data_file(source, EXAMPLE_SCENARIO_FILE)
     sc = read_yaml(path, path.name)
     where = f"{path.name}"
     for key in ("true_or", "mortality", "n_eras", "target_accept_prob"):
@@ -118,18 +126,11 @@ def _write(folder: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, An
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
-def _model_outcomes(design: Design) -> list[str]:
-    """The outcomes the decisions use (primary and mortality), in design order."""
-    dec = design.decisions
-    used = {dec.graduation.outcome, dec.futility.outcome, *dec.harm.outcomes}
-    return [o.id for o in design.outcomes.outcomes if o.id in used]
-
-
 def rebuild_prior_predictive(design: Design, out: Path, size: Size, seed: int) -> None:
     t0 = time.perf_counter()
     n = SIZES[size]["prior_draws"]
     table = pd.concat(
-        [checking.prior_predictive(design, o, n, seed) for o in _model_outcomes(design)],
+        [checking.prior_predictive(design, o, n, seed) for o in decision_outcomes(design)],
         ignore_index=True,
     )
     extra = {"result": "prior_predictive", "size": size, "n_draws": n}
@@ -141,14 +142,14 @@ def rebuild_example_fit(design: Design, out: Path, size: Size, seed: int) -> Non
     """The primary fit of both outcomes and the no-borrowing fit (children-only effects)."""
     t0 = time.perf_counter()
     cfg = SIZES[size]
-    sc = load_example_scenario()
+    sc = load_example_scenario(design)
     run = {**cfg["example"], "target_accept_prob": float(sc["target_accept_prob"])}
     log_or = {a: float(np.log(v)) for a, v in sc["true_or"].items()}
     n = design.decisions.cap_per_experimental_arm.value  # a look at the cap
     fits: dict[str, dict[str, Any]] = {PRIMARY: {}, "no_borrowing": {}}
     diags = []
     arms: tuple[str, ...] = ()
-    for i, oid in enumerate(_model_outcomes(design)):
+    for i, oid in enumerate(decision_outcomes(design)):
         spec = model_spec(design, oid, sc["n_eras"])
         arms = spec.arms
         cells = checking.simulate_cells(
@@ -250,7 +251,6 @@ def rebuild_sbc(design: Design, out: Path, size: Size, seed: int) -> None:
 
 #: The worked interim analysis of the synthetic export (chapter "Worked interim analysis").
 WORKED_INTERIM = "worked_interim"
-SYNTHETIC_EXPORT = REPO_ROOT / "data" / "exports" / "synthetic_interim"
 
 
 def rebuild_worked_interim(
@@ -261,12 +261,12 @@ def rebuild_worked_interim(
     The full size runs every sensitivity analysis (about 10 minutes on 2 cores); the small
     size runs the primary analysis only.
     """
-    from palette_core.exports.synthetic import true_odds_ratios
+    from palette_core.exports.synthetic import EXPORT_FOLDER, true_odds_ratios
     from palette_core.interim.analyse import analyse
     from palette_core.interim.report import write_reports
 
     analyse(
-        SYNTHETIC_EXPORT,
+        data_file(design, EXPORT_FOLDER),
         design,
         seed=seed,
         size=size,
@@ -295,13 +295,16 @@ def rebuild(
 ) -> dict[str, Path]:
     """Recompute every stored result into ``out_dir/<name>/``; return the folders.
 
+    ``design`` defaults to :func:`~palette_core.design.loader.load_design`, ``out_dir`` to
+    :func:`derived_root` of the design.
+
     ``interim=False`` leaves out the worked interim analysis (:data:`WORKED_INTERIM`), the
     longest of them; ``progress`` is passed to :func:`palette_core.interim.analyse.analyse`.
     """
     if size not in SIZES:
         raise ModelDataError(f"size must be one of {', '.join(SIZES)}, not {size!r}", "size")
     design = load_design() if design is None else design
-    root = Path(DEFAULT_ROOT if out_dir is None else out_dir)
+    root = derived_root(design) if out_dir is None else Path(out_dir)
     folders = {}
     for name in RESULTS:
         folders[name] = root / name
@@ -331,11 +334,15 @@ def load_result(
 ) -> StoredResult:
     """Read the stored result ``name`` and check its design hash against ``design``.
 
+    ``design`` defaults to :func:`~palette_core.design.loader.load_design`, ``root`` to
+    :func:`derived_root` of the design.
+
     Raises :class:`~palette_core.errors.StaleResultError` when the manifest's design hash
     differs from the current design's (unless ``allow_stale``: then ``stale`` is True), and
     :class:`~palette_core.errors.StoredResultError` when the result is missing or unreadable.
     """
-    folder = Path(DEFAULT_ROOT if root is None else root) / name
+    design = load_design() if design is None else design
+    folder = (derived_root(design) if root is None else Path(root)) / name
     path = folder / "manifest.json"
     if not path.is_file():
         raise StoredResultError(f"{path}: no stored result {name!r}: run `palette results rebuild`")
@@ -345,7 +352,6 @@ def load_result(
         stored = manifest["design_hash"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise StoredResultError(f"{path}: unreadable manifest ({exc})") from None
-    design = load_design() if design is None else design
     stale = stored != design.design_hash
     if stale and not allow_stale:
         raise StaleResultError(name, str(stored), design.design_hash)
@@ -358,9 +364,9 @@ def load_result(
 
 
 __all__ = [
-    "DEFAULT_ROOT",
+    "DERIVED",
     "EXAMPLE_SCENARIO_FILE",
-    "SYNTHETIC_EXPORT",
+    "derived_root",
     "WORKED_INTERIM",
     "rebuild_worked_interim",
     "load_example_scenario",

@@ -57,8 +57,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from palette_core.design import schema as s
-from palette_core.design.loader import REPO_ROOT, Design
+from palette_core.design.arms import Arm, Cap, Component, Dose
+from palette_core.design.loader import Design, data_file
 from palette_core.errors import (
     ConflictingArgumentsError,
     DesignSchemaError,
@@ -69,7 +69,8 @@ from palette_core.errors import (
 from palette_core.registry.doses import TRANSCRIPTION_NOTICE, describe_procedure, unit_display
 from palette_core.yamlio import read_yaml
 
-DEFAULT_REFERENCE_PATIENTS = REPO_ROOT / "data" / "cohort" / "reference_patients.yaml"
+#: The reference patients of the dose table, relative to the data root (:attr:`Design.data_root`).
+REFERENCE_PATIENTS = "cohort/reference_patients.yaml"
 
 DoseStatus = Literal[
     "computed",
@@ -147,7 +148,7 @@ class ComponentDose:
     route: str | None
     status: DoseStatus
     text: str
-    rule: s.Dose | None = None
+    rule: Dose | None = None
     unit: str | None = None
     per_administration: tuple[float, float] | None = None
     per_day: tuple[float, float] | None = None
@@ -207,13 +208,13 @@ def _range_text(lo: float, hi: float, unit: str) -> str:
     return f"{a} {u}" if a == b else f"{a}-{b} {u}"
 
 
-def _schedule(rule: s.Dose) -> str:
+def _schedule(rule: Dose) -> str:
     if rule.frequency == "every_n_hours":
         return f"every {rule.every_hours} h"
     return _SCHEDULE[rule.frequency]
 
 
-def _doses_per_day(rule: s.Dose) -> float | None:
+def _doses_per_day(rule: Dose) -> float | None:
     """Administrations in a dosing day; None where the registry does not say (daily, infusion)."""
     if rule.frequency == "every_n_hours":
         return 24.0 / float(rule.every_hours or 24)
@@ -224,9 +225,9 @@ def _doses_per_day(rule: s.Dose) -> float | None:
     return None
 
 
-def _rules_for(component: s.Component, age_group: str) -> tuple[s.Dose, ...] | None:
+def _rules_for(component: Component, age_group: str) -> tuple[Dose, ...] | None:
     """The component's dose rules for an age group (``same_as_adult`` resolved); None if none."""
-    if age_group not in s.Component.model_fields:
+    if age_group not in Component.model_fields:
         raise ConflictingArgumentsError(
             "arms.yaml",
             None,
@@ -239,22 +240,20 @@ def _rules_for(component: s.Component, age_group: str) -> tuple[s.Dose, ...] | N
     return rules
 
 
-def _cap_note(design: Design, cap: s.Cap) -> str:
+def _cap_note(design: Design, cap: Cap) -> str:
     status = design.finding(cap.finding).reading_status
     word = "proposed" if status == "proposed" else "as written"
     return f"capped at {format_amount(cap.amount)} {unit_display(cap.unit)} ({word}, {cap.finding})"
 
 
-def _needs(rules: tuple[s.Dose, ...]) -> tuple[bool, bool]:
+def _needs(rules: tuple[Dose, ...]) -> tuple[bool, bool]:
     """(needs weight, needs height) for a component's rules."""
     bsa = any(r.when is not None or r.basis == "per_m2" for r in rules)
     weight = bsa or any(r.basis == "per_kg" for r in rules)
     return weight, bsa
 
 
-def _select_rules(
-    rules: tuple[s.Dose, ...], bsa: np.ndarray, arm_id: str, field: str
-) -> np.ndarray:
+def _select_rules(rules: tuple[Dose, ...], bsa: np.ndarray, arm_id: str, field: str) -> np.ndarray:
     """Index of the rule that applies to each row (exactly one must)."""
     masks = np.stack(
         [
@@ -277,7 +276,7 @@ def _select_rules(
     return np.argmax(masks, axis=0)
 
 
-def _compute_rule(design: Design, rule: s.Dose, w: np.ndarray, bsa: np.ndarray) -> dict[str, Any]:
+def _compute_rule(design: Design, rule: Dose, w: np.ndarray, bsa: np.ndarray) -> dict[str, Any]:
     """Amounts of one dose rule for arrays of weights and body-surface areas."""
     factor = {"fixed": np.ones_like(w), "per_kg": w, "per_m2": bsa}[rule.basis]
     lo = rule.amount * factor
@@ -313,7 +312,7 @@ def _compute_rule(design: Design, rule: s.Dose, w: np.ndarray, bsa: np.ndarray) 
     return out
 
 
-def _rule_text(rule: s.Dose, row: Mapping[str, Any], cap_note: str | None) -> str:
+def _rule_text(rule: Dose, row: Mapping[str, Any], cap_note: str | None) -> str:
     """One computed dose as text, e.g. ``'350 µg (35 MIU) once daily'``."""
     u = rule.unit
     if rule.frequency == "continuous_infusion":
@@ -367,9 +366,9 @@ def _empty_columns(n: int) -> dict[str, np.ndarray]:
 
 def _component_frame(
     design: Design,
-    arm: s.Arm,
+    arm: Arm,
     index: int,
-    component: s.Component,
+    component: Component,
     age_group: str,
     weight: np.ndarray,
     height: np.ndarray,
@@ -711,13 +710,14 @@ _REFERENCE_FIELDS = (
 
 
 def reference_patients(design: Design, path: str | Path | None = None) -> pd.DataFrame:
-    """The reference patients of the book's dose table (``data/cohort/reference_patients.yaml``).
+    """The reference patients of the book's dose table (``path``, default the design's
+    :data:`REFERENCE_PATIENTS`).
 
     Returns one row per patient with ``label``, ``age_group`` and the contract fields
     ``patient_id``, ``age_years``, ``gestational_age_at_birth_weeks``, ``sex``, ``weight_kg``,
     ``height_cm`` (contract dtypes).
     """
-    path = Path(path) if path is not None else DEFAULT_REFERENCE_PATIENTS
+    path = data_file(design if path is None else path, REFERENCE_PATIENTS)
     label = f"cohort/{path.name}"
     raw = read_yaml(path, label)
     if not isinstance(raw, dict) or not isinstance(raw.get("patients"), list):

@@ -50,9 +50,11 @@ import pandas as pd
 import phoenix
 from pydantic import Field, model_validator
 
-from palette_core.design.loader import REPO_ROOT, Design, _parse
-from palette_core.design.schema import Bound, Frozen
+from palette_core.design.common import Frozen, parse_model
+from palette_core.design.loader import Design, data_file
+from palette_core.design.strata import Bound
 from palette_core.errors import DesignSchemaError, UnknownReferenceError, UnknownUnitError
+from palette_core.yamlio import read_yaml
 
 # ----------------------------------------------------------------------------- vocabulary
 ELIGIBLE, INELIGIBLE, INDETERMINATE = "eligible", "ineligible", "indeterminate"
@@ -61,8 +63,9 @@ TOO_YOUNG, OUT_OF_RANGE = "too_young", "out_of_range"
 #: exclusions column: no exclusion applies / at least one applies / open
 NO_EXCLUSION, EXCLUDED = "none", "excluded"
 
-SOFA_REFERENCE = REPO_ROOT / "data" / "reference" / "sofa.yaml"
-_SOFA_LABEL = "reference/sofa.yaml"
+#: The SOFA reference, relative to the data root (:attr:`Design.data_root`).
+SOFA_REFERENCE = "reference/sofa.yaml"
+_SOFA_LABEL = SOFA_REFERENCE
 
 #: Calendar definition (not a threshold): the Phoenix package takes age in months.
 MONTHS_PER_YEAR = 12.0
@@ -178,21 +181,27 @@ class SofaReference(Frozen):
         raise KeyError(f"unknown SOFA component {component_id!r}")
 
 
-@lru_cache(maxsize=8)
-def load_sofa_reference(path: str | Path | None = None) -> SofaReference:
+def load_sofa_reference(source: Design | str | Path) -> SofaReference:
     """Read and validate the SOFA reference file (cached per path).
+
+    Parameters
+    ----------
+    source
+        The design (the file is :data:`SOFA_REFERENCE` under its data root) or the file's path.
 
     Raises
     ------
     DesignSchemaError
         The file is missing or malformed (names the entry and field at fault).
     """
-    from palette_core.yamlio import read_yaml
+    return _load_sofa_reference(data_file(source, SOFA_REFERENCE))
 
-    path = Path(path) if path is not None else SOFA_REFERENCE
+
+@lru_cache(maxsize=8)
+def _load_sofa_reference(path: Path) -> SofaReference:
     if not path.is_file():
         raise DesignSchemaError(str(path), None, None, "SOFA reference file not found")
-    ref = _parse(SofaReference, read_yaml(path, _SOFA_LABEL), _SOFA_LABEL)
+    ref = parse_model(SofaReference, read_yaml(path, _SOFA_LABEL), _SOFA_LABEL)
     ids = [c.id for c in ref.components]
     if len(set(ids)) != len(ids):
         raise DesignSchemaError(_SOFA_LABEL, None, "components", "component ids repeat")
@@ -517,7 +526,7 @@ def sofa_scores(
         Same index as ``patients``; Int64 columns ``sofa_<id>``, ``sofa_<id>_max`` for each
         component, ``sofa_total``, ``sofa_total_max``.
     """
-    ref = reference if reference is not None else load_sofa_reference()
+    ref = reference if reference is not None else load_sofa_reference(design)
     check_sofa_reference(ref, design)
     n = len(patients)
     fields = dict.fromkeys(f for c in ref.components for f in c.fields)
@@ -578,7 +587,7 @@ def sepsis3(
         The columns of :func:`sofa_scores` plus ``baseline_sofa_used``, ``sofa_increase``,
         ``sofa_increase_max`` (Int64), ``sepsis3`` and ``sepsis3_reason`` (string).
     """
-    ref = reference if reference is not None else load_sofa_reference()
+    ref = reference if reference is not None else load_sofa_reference(design)
     d = ref.sepsis_definitions.sepsis3
     scores = sofa_scores(patients, design, ref)
     n = len(patients)
@@ -739,7 +748,7 @@ def phoenix_sepsis(
     pandas.DataFrame
         The columns of :func:`phoenix_scores` plus ``phoenix_sepsis`` and ``phoenix_reason``.
     """
-    ref = reference if reference is not None else load_sofa_reference()
+    ref = reference if reference is not None else load_sofa_reference(design)
     thr = ref.sepsis_definitions.phoenix.min_score
     scores = phoenix_scores(patients, design)
     n = len(patients)
@@ -870,7 +879,7 @@ def assess_eligibility(
     design
         The loaded design (age groups, exclusion criteria, record contract).
     reference
-        The SOFA reference (default: ``data/reference/sofa.yaml``).
+        The SOFA reference (default: ``reference/sofa.yaml`` under the design's data root).
     with_reasons
         Build the ``eligibility_reasons`` text (set False in bulk simulation; the column is
         then <NA>).
@@ -905,7 +914,7 @@ def assess_eligibility(
     >>> print(r["eligibility_reasons"])
     age: adult (52.0 y); sepsis-3: suspected infection; SOFA 4 - baseline 0 (not recorded, assumed, RF-08) = 4 >= 2; exclusions: none
     """
-    ref = reference if reference is not None else load_sofa_reference()
+    ref = reference if reference is not None else load_sofa_reference(design)
     n = len(patients)
     index = patients.index
     age = classify_age(patients, design, with_reasons)

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from palette_core.design import schema as s
 from palette_core.design.loader import Design
+from palette_core.design.records import PatientField
 from palette_core.errors import PatientFileError, PatientRecordError
 
 DTYPES = {
@@ -119,7 +119,7 @@ def contract_schema(design: Design) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=True, ordered=False)
 
 
-def _parse_column(raw: pd.Series, fld: s.PatientField) -> tuple[pd.Series, pd.Series]:
+def _parse_column(raw: pd.Series, fld: PatientField) -> tuple[pd.Series, pd.Series]:
     """Parse one raw column to its contract dtype; also return a mask of unparseable values."""
     present = raw.notna() & ~raw.astype("string").str.strip().isin(
         ["", "NA", "nan", "NaN", "<NA>"]

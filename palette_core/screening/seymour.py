@@ -23,7 +23,8 @@ reason; nothing is floored or guessed.
 
 Examples
 --------
->>> ref = load_seymour_reference()
+>>> from palette_core import load_design
+>>> ref = load_seymour_reference(load_design())
 >>> ref.classes
 ('alpha', 'beta', 'gamma', 'delta')
 >>> len(ref.variables)
@@ -42,10 +43,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from palette_core.design.loader import Design, data_file
 from palette_core.errors import DesignSchemaError
 from palette_core.yamlio import read_yaml
 
-REFERENCE_PATH = Path(__file__).resolve().parents[2] / "data" / "reference" / "seymour2019.yaml"
+#: The Seymour 2019 constants, relative to the data root (:attr:`Design.data_root`).
+REFERENCE_FILE = "reference/seymour2019.yaml"
 TRANSFORMS = ("none", "log", "log_101_minus")
 
 #: Output columns of :func:`assign_seymour` besides the distances.
@@ -93,8 +96,13 @@ class SeymourReference:
         raise KeyError(f"{name!r} is not a Seymour 2019 variable")
 
 
-def load_seymour_reference(path: str | Path | None = None) -> SeymourReference:
+def load_seymour_reference(source: Design | str | Path) -> SeymourReference:
     """Read and check the Seymour 2019 constants (cached per path).
+
+    Parameters
+    ----------
+    source
+        The design (the file is :data:`REFERENCE_FILE` under its data root) or the file's path.
 
     Raises
     ------
@@ -102,7 +110,7 @@ def load_seymour_reference(path: str | Path | None = None) -> SeymourReference:
         The file is malformed: a missing key, an unknown transform, an SD that is not positive,
         or a centroid that does not list every class.
     """
-    return _load(Path(path) if path is not None else REFERENCE_PATH)
+    return _load(data_file(source, REFERENCE_FILE))
 
 
 @lru_cache(maxsize=8)
@@ -202,13 +210,12 @@ def _transform(x: np.ndarray, transform: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def standardise(
-    patients: pd.DataFrame, reference: SeymourReference | None = None
+    patients: pd.DataFrame, ref: SeymourReference
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """z-scores of the 29 variables (rows x variables), with masks of missing and undefined values.
 
     A missing value and a value whose transform is undefined both give NaN in ``z``.
     """
-    ref = reference if reference is not None else load_seymour_reference()
     n, p = len(patients), len(ref.variables)
     z = np.empty((n, p))
     missing = np.empty((n, p), dtype=bool)
@@ -228,7 +235,7 @@ def _weights(ref: SeymourReference, exclude: Iterable[str]) -> np.ndarray:
 
 def seymour_distances(
     patients: pd.DataFrame,
-    reference: SeymourReference | None = None,
+    ref: SeymourReference,
     *,
     exclude: Iterable[str] = (),
 ) -> pd.DataFrame:
@@ -236,9 +243,8 @@ def seymour_distances(
 
     NaN where a variable that enters the distance is missing or its transform is undefined.
     ``exclude`` names variables (SENECA name or record field) left out of the distance;
-    ``exclude=reference.script_omits`` reproduces the authors' script.
+    ``exclude=ref.script_omits`` reproduces the authors' script.
     """
-    ref = reference if reference is not None else load_seymour_reference()
     z, _, _ = standardise(patients, ref)
     return _distance_frame(z, ref, _weights(ref, exclude), patients.index)
 
@@ -253,7 +259,7 @@ def _distance_frame(
 
 def assign_seymour(
     patients: pd.DataFrame,
-    reference: SeymourReference | None = None,
+    ref: SeymourReference,
     *,
     exclude: Iterable[str] = (),
 ) -> pd.DataFrame:
@@ -269,13 +275,14 @@ def assign_seymour(
     Examples
     --------
     >>> import pandas as pd
-    >>> out = assign_seymour(pd.DataFrame({"age_years": [70.0]}))
+    >>> from palette_core import load_design
+    >>> ref = load_seymour_reference(load_design())
+    >>> out = assign_seymour(pd.DataFrame({"age_years": [70.0]}), ref)
     >>> out["seymour_computed"].isna().item()
     True
     >>> out["seymour_reason"].item()[:44]
     'not computable: 28 of 29 variables missing ('
     """
-    ref = reference if reference is not None else load_seymour_reference()
     use = _weights(ref, exclude)
     z, missing, undefined = standardise(patients, ref)
     dist = _distance_frame(z, ref, use, patients.index)
@@ -346,7 +353,7 @@ __all__ = [
     "CLASS_COLUMN",
     "REASON_COLUMN",
     "UNUSABLE_COLUMN",
-    "REFERENCE_PATH",
+    "REFERENCE_FILE",
     "SeymourReference",
     "SeymourVariable",
     "assign_seymour",

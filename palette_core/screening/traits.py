@@ -46,8 +46,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from palette_core.design import schema as s
+from palette_core.design.allocation import PriorityPolicy, RandomPolicy
 from palette_core.design.loader import Design
+from palette_core.design.traits import AllOf, AnyOf, Comparison, HookRule, Trait
 from palette_core.errors import MissingHookError, UnknownReferenceError
 from palette_core.screening.seymour import (
     CLASS_COLUMN,
@@ -125,7 +126,7 @@ def seymour_hook(patients: pd.DataFrame, design: Design) -> HookResult:
     When both exist and disagree, the computed class is used and the reason says so. When
     neither exists the class is unknown and the reason names the missing variables.
     """
-    ref = load_seymour_reference()
+    ref = load_seymour_reference(design)
     computed = assign_seymour(patients, ref)
     calc, why = computed[CLASS_COLUMN], computed[REASON_COLUMN]
     site = _strings(patients, "seymour_class")
@@ -206,12 +207,17 @@ def resolve_hooks(
 
 
 def check_hooks(design: Design, hooks: Mapping[str, HookFunction] = HOOKS) -> None:
-    """Raise :class:`MissingHookError` if a declared hook has no implementation."""
+    """Raise :class:`MissingHookError` if a declared hook has no implementation.
+
+    The design declares hooks as data (``traits.yaml``); whether each has code is screening's
+    business, so the loader does not ask. :func:`classify_traits` checks it before it
+    classifies, and ``palette design check`` (and every command that screens) calls this.
+    """
     resolve_hooks(design, hooks)
 
 
 # ----------------------------------------------------------------------------- rules
-def threshold_in_biomarker_unit(design: Design, comparison: s.Comparison) -> float:
+def threshold_in_biomarker_unit(design: Design, comparison: Comparison) -> float:
     """The comparison's threshold converted to its biomarker's declared unit.
 
     Rounded to ``THRESHOLD_DIGITS`` significant digits to remove conversion noise.
@@ -226,12 +232,12 @@ def threshold_in_biomarker_unit(design: Design, comparison: s.Comparison) -> flo
     return float(f"{value:.{THRESHOLD_DIGITS}g}")
 
 
-def comparisons(condition: Any) -> list[s.Comparison]:
+def comparisons(condition: Any) -> list[Comparison]:
     """The comparison leaves of a rule, left to right."""
-    if isinstance(condition, s.AllOf | s.AnyOf):
-        kids = condition.all_of if isinstance(condition, s.AllOf) else condition.any_of
+    if isinstance(condition, AllOf | AnyOf):
+        kids = condition.all_of if isinstance(condition, AllOf) else condition.any_of
         return [leaf for kid in kids for leaf in comparisons(kid)]
-    return [condition] if isinstance(condition, s.Comparison) else []
+    return [condition] if isinstance(condition, Comparison) else []
 
 
 def _number_text(x: float) -> str:
@@ -255,21 +261,19 @@ def rule_text(condition: Any, design: Design) -> str:
     >>> rule_text(d.trait("hypercoagulation").rules["adult"], d)
     'inr ≥ 1.4 and (platelets < 150 ×10^9/L or platelet_fall_24h > 30 %)'
     """
-    if isinstance(condition, s.Comparison):
+    if isinstance(condition, Comparison):
         unit = design.biomarkers[condition.biomarker].unit
         thr = threshold_in_biomarker_unit(design, condition)
         return (
             f"{condition.biomarker} {_SYMBOL[condition.op]} {_number_text(thr)}{_unit_text(unit)}"
         )
-    if isinstance(condition, s.HookRule):
+    if isinstance(condition, HookRule):
         return f"{condition.hook} ∈ {{{', '.join(condition.positive)}}}"
     word, kids = (
-        (" and ", condition.all_of)
-        if isinstance(condition, s.AllOf)
-        else (" or ", condition.any_of)
+        (" and ", condition.all_of) if isinstance(condition, AllOf) else (" or ", condition.any_of)
     )
     parts = [
-        f"({rule_text(k, design)})" if isinstance(k, s.AllOf | s.AnyOf) else rule_text(k, design)
+        f"({rule_text(k, design)})" if isinstance(k, AllOf | AnyOf) else rule_text(k, design)
         for k in kids
     ]
     return word.join(parts)
@@ -292,13 +296,13 @@ class _Evaluator:
         self._hooks: dict[str, HookResult] = {}
 
     def __call__(self, cond: Any) -> _Result:
-        if isinstance(cond, s.Comparison):
+        if isinstance(cond, Comparison):
             return self.comparison(cond)
-        if isinstance(cond, s.HookRule):
+        if isinstance(cond, HookRule):
             return self.hook(cond)
-        if isinstance(cond, s.AllOf):
+        if isinstance(cond, AllOf):
             return self.combine([self(k) for k in cond.all_of], np.minimum)
-        if isinstance(cond, s.AnyOf):
+        if isinstance(cond, AnyOf):
             return self.combine([self(k) for k in cond.any_of], np.maximum)
         raise TypeError(f"not a rule condition: {cond!r}")
 
@@ -308,7 +312,7 @@ class _Evaluator:
         col = pd.to_numeric(self.patients[column], errors="coerce")
         return col.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
 
-    def comparison(self, c: s.Comparison) -> _Result:
+    def comparison(self, c: Comparison) -> _Result:
         unit = _unit_text(self.design.biomarkers[c.biomarker].unit)
         thr = threshold_in_biomarker_unit(self.design, c)
         x = self.values(c.biomarker)
@@ -340,7 +344,7 @@ class _Evaluator:
             self._hooks[name] = HookResult(value, reason)
         return self._hooks[name]
 
-    def hook(self, h: s.HookRule) -> _Result:
+    def hook(self, h: HookRule) -> _Result:
         res = self.hook_result(h.hook)
         value = res.value.to_numpy(dtype=object, na_value=None)
         known = res.value.notna().to_numpy()
@@ -430,7 +434,7 @@ def _readings(design: Design, reading: Reading) -> dict[str, str | None]:
     return chosen
 
 
-def _rules(trait: s.Trait, reading: str | None) -> Mapping[str, Any]:
+def _rules(trait: Trait, reading: str | None) -> Mapping[str, Any]:
     if reading is None:
         return trait.rules
     return next(a for a in trait.alternative_readings if a.id == reading).rules
@@ -554,6 +558,46 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
+def choose_trait(xp: Any, positive: Any, u: Any, weights: Any, rank: Any, random: bool) -> Any:
+    """The multi-trait policy's choice: index of the trait each patient is randomised in.
+
+    The pure core of :func:`assign_trait`, shared with the trial simulator: NumPy or JAX
+    (``xp``), no validation, vectorised over patients (leading axes). ``positive`` is
+    ``[..., n_traits]`` bool, ``u`` ``[...]`` the patients' uniforms, ``weights`` and ``rank``
+    ``[n_traits]`` the random policy's weights and the priority policy's ranks (0 = first).
+    Returns ``[...]`` ints: the only positive trait; with several, under ``random`` the first
+    trait whose cumulative weight among the positive ones exceeds ``u`` times their total
+    (the last positive one if rounding leaves none), else the positive trait of lowest rank;
+    -1 with none positive.
+    """
+    positive = xp.asarray(positive, dtype=bool)
+    n_traits = positive.shape[-1]
+    k = positive.sum(axis=-1)
+    cum = xp.cumsum(positive * xp.asarray(weights, dtype=float), axis=-1)
+    hit = (xp.asarray(u, dtype=float) * cum[..., -1])[..., None] < cum
+    last = n_traits - 1 - xp.argmax(positive[..., ::-1], axis=-1)
+    by_weight = xp.where(hit.any(axis=-1), xp.argmax(hit, axis=-1), last)
+    by_rank = xp.argmin(xp.where(positive, xp.asarray(rank), n_traits), axis=-1)
+    several = by_weight if random else by_rank
+    return xp.where(k == 0, -1, xp.where(k == 1, xp.argmax(positive, axis=-1), several))
+
+
+def policy_arrays(design: Design, policy: Policy = "default") -> tuple[bool, Any, Any]:
+    """``(random, weights, rank)`` of a policy of ``multi_trait_policy.yaml``, in design order,
+    the arguments :func:`choose_trait` takes."""
+    if policy == "default":
+        pol: RandomPolicy | PriorityPolicy = design.multi_trait_policy.default
+    elif policy == "sensitivity":
+        pol = design.multi_trait_policy.sensitivity
+    else:
+        raise ValueError(f"policy must be 'default' or 'sensitivity', got {policy!r}")
+    ids = list(design.trait_ids)
+    if isinstance(pol, RandomPolicy):
+        return True, np.array([pol.weights[t] for t in ids], dtype=float), np.arange(len(ids))
+    rank = np.array([pol.order.index(t) for t in ids])
+    return False, np.ones(len(ids)), rank
+
+
 def assign_trait(
     traits: pd.DataFrame,
     design: Design,
@@ -589,11 +633,12 @@ def assign_trait(
         the assignment: the policy randomises each patient in one trait only).
     """
     if policy == "default":
-        pol: s.RandomPolicy | s.PriorityPolicy = design.multi_trait_policy.default
+        pol: RandomPolicy | PriorityPolicy = design.multi_trait_policy.default
     elif policy == "sensitivity":
         pol = design.multi_trait_policy.sensitivity
     else:
         raise ValueError(f"policy must be 'default' or 'sensitivity', got {policy!r}")
+    random, weights, rank = policy_arrays(design, policy)
     ids = list(design.trait_ids)
     cols = trait_columns(design)
     absent = [c for c in cols if c not in traits.columns]
@@ -603,12 +648,10 @@ def assign_trait(
     pos = status == POSITIVE
     n = len(traits)
     k = pos.sum(axis=1)
-    choice = np.full(n, -1)
-    choice[k == 1] = np.argmax(pos[k == 1], axis=1) if (k == 1).any() else []
     u = np.full(n, np.nan)
     rule = np.where(k == 0, "no positive trait", "only positive trait").astype(object)
     several = k >= 2
-    if isinstance(pol, s.RandomPolicy):
+    if isinstance(pol, RandomPolicy):
         seed = _check_seed(seed)
         if patient_ids is None:
             raise ValueError("patient_ids is required: the draw depends on (seed, patient id)")
@@ -622,14 +665,9 @@ def assign_trait(
         if blank:
             raise ValueError(f"patient id missing for row(s) {blank[:10]} that need a draw")
         u[need] = [patient_uniform(seed, pid[i]) for i in need]
-        w = np.array([pol.weights[t] for t in ids], dtype=float)
-        cum = np.cumsum(pos * w, axis=1)
-        total = cum[:, -1]
-        hit = (u * total)[:, None] < cum  # cum rises only at positive traits
-        last = len(ids) - 1 - np.argmax(pos[:, ::-1], axis=1)
-        pick = np.where(hit.any(axis=1), np.argmax(hit, axis=1), last)
-        choice[several] = pick[several]
-        weights_txt = _join(pos, [f"{t} {_number_text(w[j])}" for j, t in enumerate(ids)], ", ")
+        weights_txt = _join(
+            pos, [f"{t} {_number_text(weights[j])}" for j, t in enumerate(ids)], ", "
+        )
         rule[several] = (
             "random among "
             + k[several].astype(str).astype(object)
@@ -638,12 +676,10 @@ def assign_trait(
             + ")"
         )
     else:
-        rank = np.array([pol.order.index(t) for t in ids])
-        ranked = np.where(pos, rank[None, :], len(ids))
-        choice[several] = np.argmin(ranked, axis=1)[several]
         order = [ids.index(t) for t in pol.order]
         chain = _join(pos[:, order], [ids[j] for j in order], " > ")
         rule[several] = "priority order (" + chain[several] + ")"
+    choice = choose_trait(np, pos, np.where(np.isnan(u), 0.0, u), weights, rank, random)
     assigned = pd.Series(pd.NA, index=traits.index, dtype="string")
     has = choice >= 0
     assigned[has] = np.asarray(ids, dtype=object)[choice[has]]
@@ -687,9 +723,11 @@ __all__ = [
     "HookResult",
     "assign_trait",
     "check_hooks",
+    "choose_trait",
     "classify_traits",
     "comparisons",
     "patient_uniform",
+    "policy_arrays",
     "rule_text",
     "seymour_hook",
     "threshold_in_biomarker_unit",

@@ -72,7 +72,7 @@ def test_simulation_rejects_unknown_arm_and_bad_baseline(design, spec):
 def test_known_odds_ratios_are_recovered_within_their_intervals(design, spec, fitter):
     log_or = {a: float(np.log(v)) for a, v in TRUE_OR.items()}
     cells = c.simulate_cells(design, spec, log_or, 600, 11, baseline={"adult": 0.3, "child": 0.15})
-    res = fitter.fit(m.model_data(design, cells, spec), seed=5)
+    res = fitter.fit(m.model_data(design, cells, spec), m.model_priors(design), seed=5)
     draws = res.idata.posterior["log_or"].values.reshape(-1, len(spec.arms))
     q = summarise({"mortality28": draws}, list(spec.arms), design)
     truth = np.array([TRUE_OR.get(a, 1.0) for a in q["arm"]])

@@ -8,10 +8,13 @@ import pytest
 from support import TINY_NUTS
 
 from palette_core.analysis import models as m
-from palette_core.analysis.fit import FitResult, Fitter, az, gate
+from palette_core.analysis.diagnostics import FitResult, az, gate
+from palette_core.analysis.fit import Fitter
+from palette_core.design import load_design
 from palette_core.errors import ConvergenceError, ModelDataError
 
 N_ERAS = 1
+PRIORS = m.model_priors(load_design())
 
 
 def _cells(design, rates: dict[str, float], n: dict[str, int], seed: int) -> pd.DataFrame:
@@ -35,22 +38,22 @@ def fitter(spec):
 
 @pytest.fixture(scope="module")
 def first_fit(design, spec, fitter) -> FitResult:
-    return fitter.fit(m.model_data(design, _cells(design, {}, {}, 0), spec), seed=1)
+    return fitter.fit(m.model_data(design, _cells(design, {}, {}, 0), spec), PRIORS, seed=1)
 
 
 def test_second_fit_with_same_shapes_does_not_recompile(design, spec, fitter, first_fit):
     assert fitter.n_traces == 1
     data = m.model_data(design, _cells(design, {"hypo_gcsf": 0.1}, {}, 1), spec)
-    second = fitter.fit(data, seed=2)
+    second = fitter.fit(data, PRIORS, seed=2)
     assert fitter.n_traces == 1
-    assert fitter._run._cache_size() == 1
+    assert fitter._one._cache_size() == 1
     a = first_fit.idata.posterior["log_or"].values
     b = second.idata.posterior["log_or"].values
     assert a.shape == b.shape and not np.allclose(a, b)
 
 
 def test_same_seed_same_draws(design, spec, fitter, first_fit):
-    again = fitter.fit(m.model_data(design, _cells(design, {}, {}, 0), spec), seed=1)
+    again = fitter.fit(m.model_data(design, _cells(design, {}, {}, 0), spec), PRIORS, seed=1)
     np.testing.assert_array_equal(
         again.idata.posterior["log_or"].values, first_fit.idata.posterior["log_or"].values
     )
@@ -108,9 +111,9 @@ def test_borrowing_moves_sparse_trait_towards_the_other_trait(design, spec, fitt
     rates = {"hinf_anakinra": 0.12, "mals_anakinra": 0.3}
     n = {"hinf_anakinra": 150, "hinf_usual_care": 150, "mals_anakinra": 6, "mals_usual_care": 6}
     cells = _cells(design, rates, n, 3)
-    on = fitter.fit(m.model_data(design, cells, spec), seed=3)
+    on = fitter.fit(m.model_data(design, cells, spec), PRIORS, seed=3)
     spec_off = m.model_spec(design, "mortality28", N_ERAS, borrowing="none")
-    off = Fitter(spec_off, **TINY_NUTS).fit(m.model_data(design, cells, spec_off), seed=3)
+    off = Fitter(spec_off, **TINY_NUTS).fit(m.model_data(design, cells, spec_off), PRIORS, seed=3)
 
     def mean(fit, arm):
         return float(fit.idata.posterior["log_or"].sel(arm=arm).mean())

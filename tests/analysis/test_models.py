@@ -11,10 +11,11 @@ from numpyro import handlers
 from numpyro.infer.util import log_density
 
 from palette_core.analysis import models as m
-from palette_core.design.loader import Design, modified_design
+from palette_core.design.loader import Design, load_design, modified_design
 from palette_core.errors import ModelDataError
 
 N_ERAS = 2
+PRIORS = m.model_priors(load_design())
 
 
 def _binary_cells(design: Design, seed: int) -> pd.DataFrame:
@@ -34,8 +35,9 @@ def _ordinal_cells(design: Design, seed: int) -> pd.DataFrame:
     return g
 
 
-def _prior_params(spec: m.ModelSpec, data: m.CellData, seed: int) -> dict:
-    tr = handlers.trace(handlers.seed(m.joint_model, seed)).get_trace(spec, data)
+def _prior_params(spec: m.ModelSpec, data: m.CellData, seed: int, priors=None) -> dict:
+    priors = PRIORS if priors is None else priors
+    tr = handlers.trace(handlers.seed(m.joint_model, seed)).get_trace(spec, data, priors)
     return {k: v["value"] for k, v in tr.items() if v["type"] == "sample" and not v["is_observed"]}
 
 
@@ -53,8 +55,8 @@ def test_cell_likelihood_equals_per_patient_likelihood(design, outcome, seed, bo
     cell, y = m.expand_patients(data)
     assert len(cell) == int(np.asarray(data.counts).sum()) > 50
     with jax.enable_x64(True):
-        suff, _ = log_density(m.joint_model, (spec, data), {}, params)
-        per_patient, _ = log_density(m.per_patient_model, (spec, data, cell, y), {}, params)
+        suff, _ = log_density(m.joint_model, (spec, data, PRIORS), {}, params)
+        per_patient, _ = log_density(m.per_patient_model, (spec, data, PRIORS, cell, y), {}, params)
     assert abs(float(suff) - float(per_patient)) < 1e-6
 
 
@@ -63,14 +65,17 @@ def test_binary_per_patient_model_is_bernoulli(design):
     spec = m.model_spec(design, "mortality28", N_ERAS)
     data = m.model_data(design, _binary_cells(design, 3), spec)
     cell, y = m.expand_patients(data)
-    tr = handlers.trace(handlers.seed(m.per_patient_model, 0)).get_trace(spec, data, cell, y)
+    tr = handlers.trace(handlers.seed(m.per_patient_model, 0)).get_trace(
+        spec, data, PRIORS, cell, y
+    )
     assert isinstance(tr["y"]["fn"], dist.BernoulliLogits)
 
 
 def test_priors_are_read_from_the_design(design):
     spec = m.model_spec(design, "mortality28", N_ERAS)
-    assert spec.arm_scale == design.priors.arm_log_or.scale
-    assert spec.between_trait_scale == design.priors.between_trait_sd.scale
+    priors = m.model_priors(design)
+    assert float(priors.arm_scale) == design.priors.arm_log_or.scale
+    assert float(priors.between_trait_scale) == design.priors.between_trait_sd.scale
 
     def edit(d):
         d["between_trait_sd"]["scale"] = 0.77
@@ -78,9 +83,11 @@ def test_priors_are_read_from_the_design(design):
 
     with modified_design(None, "proposed/priors.yaml", edit) as changed:
         spec2 = m.model_spec(changed, "mortality28", N_ERAS)
+        priors2 = m.model_priors(changed)
+    assert spec2 == spec  # priors are not part of the (static) spec
     data = m.model_data(design, _binary_cells(design, 0), spec)
-    tr1 = handlers.trace(handlers.seed(m.joint_model, 5)).get_trace(spec, data)
-    tr2 = handlers.trace(handlers.seed(m.joint_model, 5)).get_trace(spec2, data)
+    tr1 = handlers.trace(handlers.seed(m.joint_model, 5)).get_trace(spec, data, priors)
+    tr2 = handlers.trace(handlers.seed(m.joint_model, 5)).get_trace(spec, data, priors2)
     assert float(tr2["between_trait_sd"]["fn"].scale) == pytest.approx(0.77)
     ungrouped = np.array([g < 0 for g in spec.arm_group])
     ratio = (
@@ -91,10 +98,12 @@ def test_priors_are_read_from_the_design(design):
 
 
 def test_prior_scale_overrides_and_unknown_names(design):
-    spec = m.model_spec(design, "osfd28", N_ERAS, prior_scales={"between_trait_sd": 0.1})
-    assert spec.between_trait_scale == 0.1
+    priors = m.model_priors(design, {"between_trait_sd": 0.1})
+    assert float(priors.between_trait_scale) == pytest.approx(0.1)
     with pytest.raises(ModelDataError, match="prior_scales"):
-        m.model_spec(design, "osfd28", N_ERAS, prior_scales={"tau": 0.1})
+        m.model_priors(design, {"tau": 0.1})
+    with pytest.raises(ModelDataError, match="positive"):
+        m.model_priors(design, {"arm_log_or": True})
 
 
 def _one_arm_cells(design, arm_id, outcome, good_for_arm: bool) -> pd.DataFrame:
@@ -124,8 +133,10 @@ def test_positive_log_or_means_benefit(design, outcome):
     def logp(good: bool, theta: float) -> float:
         data = m.model_data(design, _one_arm_cells(design, arm_id, outcome, good), spec)
         z = np.zeros(len(spec.arms), dtype=np.float32)
-        z[e] = (theta - spec.arm_loc) / spec.arm_scale
-        return float(log_density(m.joint_model, (spec, data), {}, {**params, "arm_z": z})[0])
+        z[e] = (theta - float(PRIORS.arm_loc)) / float(PRIORS.arm_scale)
+        return float(
+            log_density(m.joint_model, (spec, data, PRIORS), {}, {**params, "arm_z": z})[0]
+        )
 
     assert logp(True, 1.0) > logp(True, -1.0)
     assert logp(False, 1.0) < logp(False, -1.0)
@@ -208,7 +219,7 @@ def test_per_trait_eras_give_one_walk_per_trait(design):
         m.cell_grid(design, 3).iloc[:0].assign(events=0, patients=0)[list(m.BINARY_COLUMNS)],
         spec,
     )
-    tr = handlers.trace(handlers.seed(m.joint_model, 0)).get_trace(spec, data)
+    tr = handlers.trace(handlers.seed(m.joint_model, 0)).get_trace(spec, data, PRIORS)
     assert tr["era_effect"]["value"].shape == (len(spec.traits), 3)
     np.testing.assert_array_equal(np.asarray(tr["era_effect"]["value"])[:, 0], 0.0)
 
@@ -216,14 +227,14 @@ def test_per_trait_eras_give_one_walk_per_trait(design):
 def test_no_borrowing_has_no_hierarchical_sites(design):
     spec = m.model_spec(design, "mortality28", N_ERAS, borrowing="none")
     data = m.model_data(design, _binary_cells(design, 0), spec)
-    tr = handlers.trace(handlers.seed(m.joint_model, 0)).get_trace(spec, data)
+    tr = handlers.trace(handlers.seed(m.joint_model, 0)).get_trace(spec, data, PRIORS)
     assert "between_trait_sd" not in tr and "group_mean" not in tr
 
 
 def test_category_log_probs_are_stable_for_far_apart_cutpoints():
     cut = np.array([[-60.0, -30.0, 0.0, 0.001, 40.0, 80.0]], dtype=np.float32)
     eta = np.array([0.5], dtype=np.float32)
-    log_p = np.asarray(m._category_log_probs(eta, cut))
+    log_p = np.asarray(m.category_log_probs(eta, cut))
     assert np.all(np.isfinite(log_p))
     np.testing.assert_allclose(np.logaddexp.reduce(log_p, axis=-1), 0.0, atol=1e-5)
     with jax.enable_x64(True):

@@ -3,13 +3,14 @@ and an ordinal fit that recovers the direction of a known effect."""
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
 from support import TINY_NUTS
 
 from palette_core.analysis import checking, sensitivity
-from palette_core.analysis.models import exnex_draws, model_spec
+from palette_core.analysis.models import exnex_draws, model_priors, model_spec
 from palette_core.errors import ModelDataError
 
 
@@ -65,7 +66,7 @@ def test_sensitivity_analyses_expand_prior_scales_from_the_design(design):
 def _prior(design, borrowing, n=3000):
     spec = model_spec(design, "mortality28", 1, borrowing=borrowing)
     draws = checking.prior_draws(design, spec, n, seed=5)
-    draws["log_or"], draws["log_or_child"] = exnex_draws(draws, spec, seed=6)
+    draws["log_or"], draws["log_or_child"] = exnex_draws(draws, spec, jax.random.key(6))
     return spec, draws
 
 
@@ -101,7 +102,7 @@ def test_exnex_prior_is_a_mixture_between_borrowing_and_none(design):
 
 def test_exnex_weight_outside_zero_one_is_refused(design):
     with pytest.raises(ModelDataError, match="EXNEX"):
-        model_spec(design, "mortality28", 1, borrowing="exnex", prior_scales={"exnex": 1.5})
+        model_priors(design, {"exnex": 1.5})
 
 
 def _cells(design):

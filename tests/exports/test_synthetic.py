@@ -21,7 +21,7 @@ from palette_core.errors import DesignSchemaError, OutOfRangeError, UnknownRefer
 from palette_core.exports.contract import read_export
 from palette_core.exports.derive import derive_outcomes
 from palette_core.exports.synthetic import (
-    DEFAULT_OUT,
+    EXPORT_FOLDER,
     SUPPORT_TYPES,
     UNKNOWN_ARM,
     SyntheticExport,
@@ -54,8 +54,8 @@ DATE_COLS = (
 
 
 @pytest.fixture(scope="module")
-def scenario() -> dict:
-    return load_scenario()
+def scenario(design) -> dict:
+    return load_scenario(design)
 
 
 @pytest.fixture(scope="module")
@@ -298,12 +298,13 @@ def test_written_files_and_manifest(written, small):
 
 def test_shipped_export_is_what_the_scenario_makes(design):
     """data/exports/synthetic_interim is up to date with the scenario and this code."""
-    manifest = json.loads((DEFAULT_OUT / "manifest.json").read_text(encoding="utf-8"))
+    shipped = design.data_root / EXPORT_FOLDER
+    manifest = json.loads((shipped / "manifest.json").read_text(encoding="utf-8"))
     for name, sha in manifest["files"].items():
-        assert file_sha256(DEFAULT_OUT / name) == sha, f"{name} changed since it was written"
+        assert file_sha256(shipped / name) == sha, f"{name} changed since it was written"
     fresh = make_synthetic_export(design)
-    assert (DEFAULT_OUT / "patients.csv").read_text(encoding="utf-8") == patients_csv(fresh)
-    assert (DEFAULT_OUT / "truth.csv").read_text(encoding="utf-8") == truth_csv(fresh)
+    assert (shipped / "patients.csv").read_text(encoding="utf-8") == patients_csv(fresh)
+    assert (shipped / "truth.csv").read_text(encoding="utf-8") == truth_csv(fresh)
     counts = fresh.counts()
     assert 1100 <= counts["randomised"] <= 1300
     assert counts["by_status"]["pending"] >= 50

@@ -7,6 +7,7 @@ compiled samplers are shared, so the analyses here are quick.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -14,14 +15,16 @@ import shutil
 import altair as alt
 import pandas as pd
 import pytest
-from support import TEST_DATA
+from support import DATA, TEST_DATA
 
 from palette_core.analysis.decisions import decide
 from palette_core.errors import StaleResultError
+from palette_core.exports.synthetic import true_odds_ratios
 from palette_core.interim import report as rep
 from palette_core.interim.analyse import analyse, load_analysis
 
 TINY = TEST_DATA / "exports" / "tiny_interim"
+WORKED = DATA / "derived" / "worked_interim"
 SEED = 11
 
 
@@ -191,3 +194,35 @@ def test_load_analysis_can_refuse_another_designs_result(stored, design, tmp_pat
     assert load_analysis(copy).manifest["design_hash"] == "0" * 64
     with pytest.raises(StaleResultError):
         load_analysis(copy, design=design, allow_stale=False)
+
+
+def test_the_stored_reports_are_what_the_templates_render(design, tmp_path):
+    """The worked interim analysis's reports, rendered again from its stored tables, are the
+    committed files byte for byte (after a change to the templates, rerun write_reports on
+    data/derived/worked_interim with the synthetic export's true odds ratios)."""
+    paths = rep.write_reports(WORKED, tmp_path, truth=true_odds_ratios(design))
+    for path in paths:
+        assert path.read_bytes() == (WORKED / path.name).read_bytes(), path.name
+
+
+def test_every_value_in_the_page_is_escaped():
+    """Autoescape: text from the manifest or the sections cannot inject markup."""
+    a = load_analysis(WORKED)
+    evil = '<script>alert("x")</script>'
+    manifest = {**a.manifest, "trial": evil, "export": {**a.manifest["export"], "export_id": evil}}
+    a = dataclasses.replace(a, manifest=manifest)
+    sections = [("s<1>", "Title <b>", "Text & <i>more</i>", [pd.DataFrame({"x": [evil]})])]
+    page = rep._render("open report", "open", a, "banner <hr>", sections)
+    assert "<script" not in page and "<b>" not in page and "<i>" not in page
+    assert "<hr>" not in page and 'id="s&lt;1&gt;"' in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; open report" in page  # <title>
+    assert "<h2>Title &lt;b&gt;</h2>" in page and "<p>Text &amp; &lt;i&gt;more" in page
+    assert "&lt;script&gt;" in page.split("<table", 2)[2]  # the table cell, escaped by pandas
+
+
+def test_an_empty_table_says_none_and_the_stylesheet_is_inline():
+    a = load_analysis(WORKED)
+    page = rep._render("open report", "open", a, "b", [("e", "Empty", "", [pd.DataFrame()])])
+    assert '<section id="e"><h2>Empty</h2>\n<p class="empty">None.</p>\n</section>' in page
+    css = (rep._TEMPLATES / rep.STYLESHEET).read_text(encoding="utf-8")
+    assert f"<style>\n{css}</style>" in page

@@ -366,7 +366,7 @@ def test_an_added_arm_with_an_opening_date_opens_no_earlier(design):
 
 
 def test_an_arm_given_as_a_schema_object_is_accepted(design):
-    from palette_core.design.schema import Arm
+    from palette_core.design.arms import Arm
 
     spec = Arm.model_validate(_new_arm())
     state = lc.add_arm(lc.initial_state(design), spec, D1, "amendment")
@@ -409,6 +409,21 @@ def test_an_arm_given_as_a_schema_object_is_accepted(design):
             UnknownReferenceError,
             "components[0].substance",
             "not in substances.yaml",
+        ),
+        (
+            {
+                "components": [
+                    {
+                        "substance": "mtx100",
+                        "route": "extracorporeal",
+                        "procedure": {"max_hours_per_day": 30, "max_consecutive_days": 4},
+                    }
+                ]
+            },
+            None,
+            OutOfRangeError,
+            "components[0].procedure",
+            "hours per day",
         ),
         ({"colour": "red"}, None, DesignSchemaError, "colour", "Extra inputs"),
     ],

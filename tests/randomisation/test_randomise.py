@@ -236,8 +236,8 @@ BAD_STATES = [
         "usual care",
     ),
     (lambda d: d["traits"]["mals"].update(mals_mtx100=True), "traits.mals.mals_mtx100", "number"),
-    (lambda d: d.update(version=2), "version", "must be 1"),
-    (lambda d: d.update(effective_from="soon"), "effective_from", "ISO date"),
+    (lambda d: d.update(version=2), "version", "expected 1, got 2"),
+    (lambda d: d.update(effective_from="soon"), "effective_from", "ISO 8601 date"),
     (lambda d: d.update(extra=1), None, "unknown key"),
 ]
 

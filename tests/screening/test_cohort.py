@@ -13,24 +13,24 @@ import numpy as np
 import pandas as pd
 import phoenix
 import pytest
+import support
 import yaml
 
-from palette_core.design.loader import DEFAULT_DESIGN_DIR
 from palette_core.errors import (
     ConflictingArgumentsError,
     DesignError,
     OutOfRangeError,
 )
 from palette_core.screening.cohort import (
-    DEFAULT_COHORT_PARAMS,
+    COHORT_PARAMS,
     calibrate_locations,
     generate_cohort,
     load_cohort_params,
 )
 
 N = 10_000
-CONTRACT = yaml.safe_load((DEFAULT_DESIGN_DIR / "patient_record.yaml").read_text())["fields"]
-PARAMS = yaml.safe_load(DEFAULT_COHORT_PARAMS.read_text())
+CONTRACT = yaml.safe_load((support.DATA / "design" / "patient_record.yaml").read_text())["fields"]
+PARAMS = yaml.safe_load((support.DATA / COHORT_PARAMS).read_text())
 DTYPE = {
     "float": "float64",
     "int": "Int64",
@@ -211,7 +211,7 @@ def test_seymour_classes_follow_the_published_proportions(adults):
 
 def test_lymphocyte_median_solved_from_the_target_agrees_with_drewry(design):
     # a 68 % share below 1.0 with sigma 0.75 puts the median at the published 0.7 x10^9/L
-    medians = calibrate_locations(design, load_cohort_params())
+    medians = calibrate_locations(design, load_cohort_params(design))
     assert medians[("lymphocytes", "adult")] == pytest.approx(0.7, abs=0.02)
 
 

@@ -53,7 +53,8 @@ DTYPE = {
 }
 WEEKS_PER_YEAR = 52.1775
 
-EXCLUSION_FIELDS = exclusion_fields(load_design())
+DESIGN = load_design()  # for module-level constants and helpers; tests use the fixture
+EXCLUSION_FIELDS = exclusion_fields(DESIGN)
 NO_EXCLUSIONS = dict.fromkeys(EXCLUSION_FIELDS.values(), False) | {"health_insurance": True}
 # an adult with every SOFA input recorded and normal (SOFA 0), infection suspected
 ADULT = {
@@ -123,8 +124,8 @@ def phoenix_csv() -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- reference file
-def test_sofa_reference_cites_vincent_1996_and_has_six_components():
-    ref = load_sofa_reference()
+def test_sofa_reference_cites_vincent_1996_and_has_six_components(design):
+    ref = load_sofa_reference(design)
     assert "Vincent" in ref.source.citation and "1996" in ref.source.citation
     assert [c.id for c in ref.components] == [
         "respiratory",
@@ -139,11 +140,11 @@ def test_sofa_reference_cites_vincent_1996_and_has_six_components():
 
 
 def test_sofa_reference_fields_and_units_match_the_patient_record(design):
-    check_sofa_reference(load_sofa_reference(), design)
+    check_sofa_reference(load_sofa_reference(design), design)
 
 
 def _edited_reference(edit) -> SofaReference:
-    raw = load_sofa_reference().model_dump()
+    raw = load_sofa_reference(DESIGN).model_dump()
     edit(raw)
     return SofaReference.model_validate(raw)
 
@@ -160,8 +161,8 @@ def test_sofa_rule_in_another_unit_is_a_typed_error(design):
         check_sofa_reference(ref, design)
 
 
-def test_malformed_sofa_reference_file_names_entry_and_field(tmp_path: Path):
-    raw = yaml.safe_load(SOFA_REFERENCE.read_text(encoding="utf-8"))
+def test_malformed_sofa_reference_file_names_entry_and_field(design, tmp_path: Path):
+    raw = yaml.safe_load((design.data_root / SOFA_REFERENCE).read_text(encoding="utf-8"))
     raw["components"][0]["rules"][0]["op"] = "=<"
     bad = tmp_path / "sofa.yaml"
     bad.write_text(yaml.safe_dump(raw))
@@ -576,7 +577,7 @@ def test_phoenix_step_agrees_with_the_package_on_its_own_test_data(design):
         assert ours[f"phoenix_{organ}"].tolist() == direct[f"phoenix_{organ}_score"].tolist(), organ
     assert ours["phoenix_score"].tolist() == direct["phoenix_sepsis_score"].tolist()
     # the published threshold (sofa.yaml) is the package's own sepsis indicator
-    thr = load_sofa_reference().sepsis_definitions.phoenix.min_score
+    thr = load_sofa_reference(design).sepsis_definitions.phoenix.min_score
     assert ((ours["phoenix_score"] >= thr).astype(int)).tolist() == direct[
         "phoenix_sepsis"
     ].tolist()
@@ -785,7 +786,7 @@ def test_eligibility_flow_counts_patients_through_the_steps(design):
 def _cutoffs() -> dict[str, list[float]]:
     """SOFA cut-off values per field, so that generated values land on the boundaries."""
     out: dict[str, list[float]] = {}
-    for c in load_sofa_reference().components:
+    for c in load_sofa_reference(DESIGN).components:
         for r in c.rules:
             if r.value is not None:
                 out.setdefault(r.field, []).append(r.value)

@@ -38,8 +38,8 @@ DIST_COLS = ["dist_alpha", "dist_beta", "dist_gamma", "dist_delta"]
 
 
 @pytest.fixture(scope="module")
-def ref():
-    return load_seymour_reference()
+def ref(design):
+    return load_seymour_reference(design)
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +143,8 @@ def test_sign_convention_of_the_script_is_resolved(ref):
         (("script_distance_omits",), ["height"], "is not a variable"),
     ],
 )
-def test_malformed_reference_raises_a_typed_error(tmp_path, path, value, message):
-    raw = yaml.safe_load((Path(load_seymour_reference().path)).read_text(encoding="utf-8"))
+def test_malformed_reference_raises_a_typed_error(ref, tmp_path, path, value, message):
+    raw = yaml.safe_load((Path(ref.path)).read_text(encoding="utf-8"))
     target = raw
     for key in path[:-1]:
         target = target[key]

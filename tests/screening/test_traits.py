@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import DATA, TEST_DATA
 
-from palette_core.design import schema as s
 from palette_core.design.loader import load_design, modified_design
+from palette_core.design.traits import AllOf, AnyOf, Comparison, HookRule
 from palette_core.errors import MissingHookError, UnknownReferenceError
 from palette_core.screening.seymour import load_seymour_reference
 from palette_core.screening.traits import (
@@ -70,7 +71,7 @@ def status(out: pd.DataFrame, trait: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- boundaries
-def _value(leaf: s.Comparison, want: bool) -> float:
+def _value(leaf: Comparison, want: bool) -> float:
     """A value of the leaf's biomarker that makes the comparison ``want``, well off the boundary."""
     thr = threshold_in_biomarker_unit(DESIGN, leaf)
     step = max(abs(thr) * 0.2, 0.05)
@@ -80,29 +81,29 @@ def _value(leaf: s.Comparison, want: bool) -> float:
 
 def _force(cond: Any, want: bool) -> dict[str, float]:
     """Biomarker values that make ``cond`` evaluate to ``want``."""
-    if isinstance(cond, s.Comparison):
+    if isinstance(cond, Comparison):
         return {cond.biomarker: _value(cond, want)}
-    if isinstance(cond, s.HookRule):
+    if isinstance(cond, HookRule):
         raise TypeError("hook rules have no numeric boundary; they are tested separately")
-    kids = cond.all_of if isinstance(cond, s.AllOf) else cond.any_of
-    every = isinstance(cond, s.AllOf) == want  # AND true / OR false: every kid must be want
+    kids = cond.all_of if isinstance(cond, AllOf) else cond.any_of
+    every = isinstance(cond, AllOf) == want  # AND true / OR false: every kid must be want
     out: dict[str, float] = {}
     for i, kid in enumerate(kids):
         out |= _force(kid, want if (every or i == 0) else not want)
     return out
 
 
-def _context(cond: Any, target: s.Comparison) -> dict[str, float] | None:
+def _context(cond: Any, target: Comparison) -> dict[str, float] | None:
     """Values for every other leaf such that ``target`` alone decides ``cond``."""
     if cond is target:
         return {}
-    if isinstance(cond, s.AllOf | s.AnyOf):
-        kids = cond.all_of if isinstance(cond, s.AllOf) else cond.any_of
+    if isinstance(cond, AllOf | AnyOf):
+        kids = cond.all_of if isinstance(cond, AllOf) else cond.any_of
         for i, kid in enumerate(kids):
             inner = _context(kid, target)
             if inner is not None:
                 others = [k for j, k in enumerate(kids) if j != i]
-                sibling_value = isinstance(cond, s.AllOf)  # AND: siblings true; OR: false
+                sibling_value = isinstance(cond, AllOf)  # AND: siblings true; OR: false
                 for other in others:
                     inner |= _force(other, sibling_value)
                 return inner
@@ -223,7 +224,7 @@ def test_conversion_noise_does_not_move_the_boundary():
     """A threshold whose conversion carries float noise is rounded back to the value meant."""
     noisy = 0.1 * 3 * 1000  # 300.00000000000006 /mm3
     assert noisy != 300.0
-    leaf = s.Comparison(biomarker="platelets", op="<", threshold=noisy, unit="/mm3")
+    leaf = Comparison(biomarker="platelets", op="<", threshold=noisy, unit="/mm3")
     assert DESIGN.to_unit(noisy, "/mm3", "10^9/L") != 0.3
     assert threshold_in_biomarker_unit(DESIGN, leaf) == 0.3
 
@@ -388,7 +389,7 @@ def test_absent_columns_give_indeterminate_never_negative():
 # ----------------------------------------------------------------------------- hooks
 def completed_mock_row(row: int) -> pd.DataFrame:
     """One SENECA mock patient with the script's imputed values filled in, as a record."""
-    ref = load_seymour_reference()
+    ref = load_seymour_reference(DESIGN)
     mock = pd.read_csv(SENECA / "SENECA - Mock Dataset.csv").set_index("id")
     for r in pd.read_csv(SENECA / "recovered_imputations.csv").itertuples(index=False):
         mock.loc[r.id, r.variable] = r.value
@@ -427,9 +428,11 @@ def test_algorithm_hook_declared_in_the_design_without_implementation_is_refused
             "note": "declared in data, not yet implemented",
         }
 
-    with pytest.raises(MissingHookError, match="new_signature"):
-        with modified_design(None, "traits.yaml", add_hook):
-            pass
+    with modified_design(None, "traits.yaml", add_hook) as changed:  # the design is data
+        with pytest.raises(MissingHookError, match="new_signature"):
+            check_hooks(changed)
+        with pytest.raises(MissingHookError, match="new_signature"):
+            classify_traits(frame(lymphocytes=[0.5]), changed, "adult")
 
 
 def test_input_hook_without_its_input_field_is_refused():
@@ -441,9 +444,9 @@ def test_input_hook_without_its_input_field_is_refused():
             "note": "no input_field",
         }
 
-    with pytest.raises(MissingHookError, match="input_field"):
-        with modified_design(None, "traits.yaml", add_hook):
-            pass
+    with modified_design(None, "traits.yaml", add_hook) as changed:
+        with pytest.raises(MissingHookError, match="input_field"):
+            check_hooks(changed)
 
 
 def test_site_recorded_input_hook_needs_no_code():
@@ -655,7 +658,7 @@ def test_policy_arguments_are_checked(kwargs, message):
 
 
 # ----------------------------------------------------------------------------- properties
-SEYMOUR_FIELDS = load_seymour_reference().fields
+SEYMOUR_FIELDS = load_seymour_reference(DESIGN).fields
 NUMERIC = sorted(
     {b for b in DESIGN.biomarkers}
     | {f for f in SEYMOUR_FIELDS if CONTRACT[f]["kind"] in ("float", "int")}
@@ -716,3 +719,25 @@ def test_a_patient_is_classified_the_same_alone_as_in_a_batch(table):
     last = patients.index[-1]
     alone = classify_traits(patients.loc[[last]], DESIGN, groups.loc[[last]])
     pd.testing.assert_frame_equal(alone, batch.loc[[last]])
+
+
+def test_choose_trait_is_the_same_core_in_numpy_and_under_jax_jit():
+    """The simulator calls the policy's pure core in JAX: it must choose as assign_trait does."""
+    import jax
+    import jax.numpy as jnp
+
+    from palette_core.screening.traits import choose_trait, policy_arrays
+
+    rng = np.random.default_rng(7)
+    positive = rng.random((500, len(DESIGN.trait_ids))) < 0.3
+    u = rng.random(500)
+    for policy in ("default", "sensitivity"):
+        random, weights, rank = policy_arrays(DESIGN, policy)
+        expected = choose_trait(np, positive, u, weights, rank, random)
+        core = partial(choose_trait, jnp, weights=weights, rank=rank, random=random)
+        got = jax.jit(core)(positive, u)
+        np.testing.assert_array_equal(np.asarray(got), expected)
+        k = positive.sum(axis=1)
+        assert np.all((expected == -1) == (k == 0))
+        chosen = expected[k > 0]
+        assert np.all(positive[np.flatnonzero(k > 0), chosen])

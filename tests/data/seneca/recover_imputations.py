@@ -24,12 +24,14 @@ import pandas as pd
 from palette_core.screening.seymour import load_seymour_reference, standardise
 
 HERE = Path(__file__).resolve().parent
+#: the repository's constants (the script is run from a checkout)
+REFERENCE = HERE.parents[2] / "data" / "reference" / "seymour2019.yaml"
 TOL = 1e-8
 
 
 def mock_as_record(mock: pd.DataFrame) -> pd.DataFrame:
     """The mock data under PALETTE's field names (sex 1/0 becomes male/female)."""
-    ref = load_seymour_reference()
+    ref = load_seymour_reference(REFERENCE)
     out = pd.DataFrame(index=mock.index)
     for v in ref.variables:
         col = mock[v.seneca]
@@ -53,7 +55,7 @@ def _enumerate(blocks: list[np.ndarray], target: np.ndarray) -> tuple[np.ndarray
 
 
 def recover(mock: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
-    ref = load_seymour_reference()
+    ref = load_seymour_reference(REFERENCE)
     use = np.array([v.seneca not in ref.script_omits for v in ref.variables])
     record = mock_as_record(mock)
     z, missing, _ = standardise(record, ref)

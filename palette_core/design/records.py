@@ -1,0 +1,377 @@
+"""The two record contracts: the patient record (``patient_record.yaml``) and the data export
+(``export_contract.yaml``).
+
+The patient record is what screening reads: every field's kind, unit, physiological range and
+categories; each biomarker of ``traits.yaml`` and each site-recorded hook class has its field.
+The export contract is what the interim analysis reads from a data export: the metadata of
+``export.yaml`` and the columns of ``patients.csv``, including those the code reads by name
+(:data:`EXPORT_CORE_FIELDS`, :data:`EXPORT_META_FIELDS`) and the dates and intervals from
+which the outcomes of ``proposed/outcomes.yaml`` are derived.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import Field
+
+from palette_core.design.common import Frozen, References
+from palette_core.design.outcomes import OutcomesFile
+from palette_core.design.traits import Biomarker, Hook
+from palette_core.errors import (
+    ConflictingArgumentsError,
+    DesignSchemaError,
+    DuplicateIdError,
+    OutOfRangeError,
+    UnknownReferenceError,
+    UnknownUnitError,
+)
+
+
+# ----------------------------------------------------------------------------- patient record
+class PatientField(Frozen):
+    """One field of the patient record contract (patient_record.yaml)."""
+
+    kind: Literal["float", "int", "bool", "category", "str"]
+    unit: str | None = None
+    range: tuple[float, float] | None = None
+    categories: tuple[str, ...] | None = None
+    required: bool = False
+    group: Literal[
+        "identity",
+        "demographics",
+        "sepsis",
+        "sofa",
+        "phoenix",
+        "biomarkers",
+        "seymour",
+        "inclusion",
+        "exclusion",
+    ]
+    description: str
+
+
+class PatientRecordFile(Frozen):
+    fields: dict[str, PatientField]
+
+
+def check_patient_record(
+    fields: Mapping[str, PatientField],
+    biomarkers: Mapping[str, Biomarker],
+    hooks: Mapping[str, Hook],
+    refs: References,
+) -> None:
+    """patient_record.yaml: ranges and categories by kind; a field, in the biomarker's unit, for
+    every biomarker; the categories of a hook's input field are the hook's classes."""
+    f = "patient_record.yaml"
+    for name, fld in fields.items():
+        numeric = fld.kind in ("float", "int")
+        if fld.unit is not None:
+            refs.check_unit(fld.unit, f, name, "unit")
+        if numeric and fld.range is None:
+            raise DesignSchemaError(
+                f, name, "range", "a numeric field needs its physiological range"
+            )
+        if fld.range is not None:
+            if not numeric:
+                raise ConflictingArgumentsError(
+                    f, name, "range", f"a {fld.kind} field has no range"
+                )
+            if not fld.range[0] < fld.range[1]:
+                raise OutOfRangeError(
+                    f,
+                    name,
+                    "range",
+                    f"lower bound {fld.range[0]} must be below upper bound {fld.range[1]}",
+                )
+        if (fld.kind == "category") != (fld.categories is not None):
+            raise ConflictingArgumentsError(
+                f, name, "categories", "categories are given for, and only for, category fields"
+            )
+    for bid, b in biomarkers.items():
+        fld = fields.get(bid)
+        if fld is None:
+            raise UnknownReferenceError(
+                f,
+                bid,
+                None,
+                f"biomarker {bid!r} of traits.yaml has no field in the patient record",
+            )
+        if fld.unit is None or refs.unit_id(fld.unit) != refs.unit_id(b.unit):
+            raise UnknownUnitError(
+                f,
+                bid,
+                "unit",
+                f"field unit {fld.unit!r} differs from the biomarker unit {b.unit!r} in traits.yaml",
+            )
+    for hid, h in hooks.items():
+        if h.input_field is None:
+            continue
+        fld = fields.get(h.input_field)
+        if fld is None:
+            raise UnknownReferenceError(
+                "traits.yaml",
+                hid,
+                "input_field",
+                f"field {h.input_field!r} is not in patient_record.yaml",
+            )
+        if fld.categories is None or set(fld.categories) != set(h.classes):
+            raise ConflictingArgumentsError(
+                f,
+                h.input_field,
+                "categories",
+                f"{fld.categories} differ from the classes {list(h.classes)} of hook {hid!r} in traits.yaml",
+            )
+
+
+# ----------------------------------------------------------------------------- data export
+ExportKind = Literal[
+    "str", "date", "category", "float", "trait_list", "substance_list", "interval_list"
+]
+ExportGroup = Literal[
+    "identity", "randomisation", "follow_up", "organ_support", "safety", "adherence"
+]
+
+#: The export columns that palette_core.exports.contract and palette_core.exports.derive read by
+#: name: name -> (kind, categories_from, must be required). The contract may declare more columns.
+EXPORT_CORE_FIELDS: dict[str, tuple[str, str | None, bool]] = {
+    "patient_id": ("str", None, True),
+    "site_id": ("str", None, True),
+    "country": ("str", None, True),
+    "randomisation_date": ("date", None, True),
+    "age_group": ("category", "age_groups", True),
+    "positive_traits": ("trait_list", None, True),
+    "assigned_trait": ("category", "traits", True),
+    "arm": ("category", "arms", True),
+    "death_date": ("date", None, False),
+    "icu_discharge_date": ("date", None, False),
+    "hospital_discharge_date": ("date", None, False),
+    "last_known_alive_date": ("date", None, False),
+    "withdrawal_date": ("date", None, False),
+    "withdrawal_scope": ("category", None, False),
+    "open_label_substances": ("substance_list", None, False),
+}
+#: The metadata of an export (export.yaml) that palette_core.exports.contract reads: name -> kind.
+EXPORT_META_FIELDS: dict[str, str] = {
+    "trial_id": "str",
+    "export_id": "str",
+    "data_cut": "date",
+    "created_by": "str",
+}
+
+
+class ExportMetaField(Frozen):
+    """One entry of an export's ``export.yaml`` (export_contract.yaml ``metadata``)."""
+
+    kind: Literal["str", "date"]
+    required: bool = False
+    description: str
+
+
+class ExportField(Frozen):
+    """One column of an export's ``patients.csv`` (export_contract.yaml ``fields``).
+
+    ``outcome`` (date fields) names the binary outcome of ``proposed/outcomes.yaml`` whose event
+    the date records; ``organ_support`` (interval lists) names the organ-support type of the
+    ordinal outcome that the intervals record.
+    """
+
+    kind: ExportKind
+    required: bool = False
+    unique: bool = False
+    pattern: str | None = None
+    unit: str | None = None
+    range: tuple[float, float] | None = None
+    categories: tuple[str, ...] | None = None
+    categories_from: Literal["traits", "arms", "age_groups", "substances"] | None = None
+    outcome: str | None = None
+    organ_support: str | None = None
+    group: ExportGroup
+    description: str
+
+
+class ExportContractFile(Frozen):
+    metadata: dict[str, ExportMetaField] = Field(min_length=1)
+    fields: dict[str, ExportField] = Field(min_length=1)
+
+
+def _check_export_metadata(c: ExportContractFile, f: str) -> None:
+    for name, kind in EXPORT_META_FIELDS.items():
+        meta = c.metadata.get(name)
+        required = name != "created_by"
+        if meta is None:
+            if required:
+                raise DesignSchemaError(
+                    f,
+                    name,
+                    None,
+                    "metadata entry missing (palette_core.exports.contract reads it)",
+                )
+            continue
+        if meta.kind != kind:
+            raise ConflictingArgumentsError(
+                f, name, "kind", f"must be {kind!r} (palette_core.exports.contract reads it so)"
+            )
+        if required and not meta.required:
+            raise ConflictingArgumentsError(f, name, "required", "must be required")
+    for name in c.metadata:
+        if name not in EXPORT_META_FIELDS:
+            raise UnknownReferenceError(
+                f,
+                name,
+                None,
+                f"no metadata entry {name!r} is known to palette_core.exports.contract "
+                f"({', '.join(EXPORT_META_FIELDS)})",
+            )
+
+
+def _check_export_field(name: str, fld: ExportField, f: str, refs: References) -> None:
+    if fld.unit is not None:
+        refs.check_unit(fld.unit, f, name, "unit")
+    if fld.kind == "float" and fld.range is None:
+        raise DesignSchemaError(f, name, "range", "a float field needs its plausible range")
+    if fld.range is not None:
+        if fld.kind != "float":
+            raise ConflictingArgumentsError(f, name, "range", f"a {fld.kind} has no range")
+        if not fld.range[0] < fld.range[1]:
+            raise OutOfRangeError(
+                f,
+                name,
+                "range",
+                f"lower bound {fld.range[0]} must be below upper bound {fld.range[1]}",
+            )
+    if fld.unit is not None and fld.kind != "float":
+        raise ConflictingArgumentsError(f, name, "unit", f"a {fld.kind} has no unit")
+    if fld.pattern is not None:
+        if fld.kind != "str":
+            raise ConflictingArgumentsError(f, name, "pattern", "only a str field has a pattern")
+        try:
+            re.compile(fld.pattern)
+        except re.error as exc:
+            raise DesignSchemaError(
+                f, name, "pattern", f"not a regular expression: {exc}"
+            ) from None
+    given = (fld.categories is not None) + (fld.categories_from is not None)
+    if fld.kind == "category" and given != 1:
+        raise ConflictingArgumentsError(
+            f,
+            name,
+            "categories",
+            "a category field needs exactly one of categories and categories_from",
+        )
+    if fld.kind != "category" and given:
+        raise ConflictingArgumentsError(
+            f, name, "categories", f"a {fld.kind} field has no categories"
+        )
+    if fld.categories is not None and len(set(fld.categories)) != len(fld.categories):
+        raise DuplicateIdError(f, name, "categories", "a category is listed twice")
+    if fld.unique and fld.kind != "str":
+        raise ConflictingArgumentsError(f, name, "unique", "only a str field is unique")
+    if fld.outcome is not None and fld.kind != "date":
+        raise ConflictingArgumentsError(
+            f, name, "outcome", "only a date field records an outcome's event"
+        )
+    if (fld.organ_support is not None) != (fld.kind == "interval_list"):
+        raise ConflictingArgumentsError(
+            f,
+            name,
+            "organ_support",
+            "every interval_list field, and only it, names its organ-support type",
+        )
+
+
+def _check_export_outcomes(c: ExportContractFile, outcomes: OutcomesFile, f: str) -> None:
+    """Each binary outcome is dated by one field, each organ support recorded by one field."""
+    binary = {o.id for o in outcomes.outcomes if o.type == "binary"}
+    supports = {t for o in outcomes.outcomes for t in o.organ_support}
+    dated: dict[str, str] = {}
+    recorded: dict[str, str] = {}
+    for name, fld in c.fields.items():
+        if fld.outcome is not None:
+            if fld.outcome not in binary:
+                raise UnknownReferenceError(
+                    f,
+                    name,
+                    "outcome",
+                    f"{fld.outcome!r} is not a binary outcome of proposed/outcomes.yaml",
+                )
+            if fld.outcome in dated:
+                raise DuplicateIdError(
+                    f, name, "outcome", f"{dated[fld.outcome]!r} already dates {fld.outcome!r}"
+                )
+            dated[fld.outcome] = name
+        if fld.organ_support is not None:
+            if fld.organ_support not in supports:
+                raise UnknownReferenceError(
+                    f,
+                    name,
+                    "organ_support",
+                    f"{fld.organ_support!r} is not an organ support of proposed/outcomes.yaml",
+                )
+            if fld.organ_support in recorded:
+                raise DuplicateIdError(
+                    f,
+                    name,
+                    "organ_support",
+                    f"{recorded[fld.organ_support]!r} already records {fld.organ_support!r}",
+                )
+            recorded[fld.organ_support] = name
+    undated = sorted(binary - set(dated))
+    if undated:
+        raise ConflictingArgumentsError(
+            f, None, "fields", f"no date field records the binary outcome(s) {undated}"
+        )
+    unrecorded = sorted(supports - set(recorded))
+    if unrecorded:
+        raise ConflictingArgumentsError(
+            f, None, "fields", f"no interval_list field records organ support(s) {unrecorded}"
+        )
+
+
+def check_export_contract(
+    contract: ExportContractFile, outcomes: OutcomesFile, refs: References
+) -> None:
+    """export_contract.yaml: every column the code reads, every outcome derivable."""
+    f = "export_contract.yaml"
+    _check_export_metadata(contract, f)
+    for name, fld in contract.fields.items():
+        _check_export_field(name, fld, f, refs)
+    for name, (kind, source, required) in EXPORT_CORE_FIELDS.items():
+        fld = contract.fields.get(name)
+        if fld is None:
+            raise DesignSchemaError(
+                f,
+                name,
+                None,
+                "field missing (palette_core.exports.contract and outcomes read it)",
+            )
+        if fld.kind != kind:
+            raise ConflictingArgumentsError(
+                f, name, "kind", f"must be {kind!r} (palette_core reads it so)"
+            )
+        if source is not None and fld.categories_from != source:
+            raise ConflictingArgumentsError(f, name, "categories_from", f"must be {source!r}")
+        if required and not fld.required:
+            raise ConflictingArgumentsError(f, name, "required", "must be required")
+    if not contract.fields["patient_id"].unique:
+        raise ConflictingArgumentsError(
+            f, "patient_id", "unique", "a patient is exported once: must be unique"
+        )
+    _check_export_outcomes(contract, outcomes, f)
+
+
+__all__ = [
+    "EXPORT_CORE_FIELDS",
+    "EXPORT_META_FIELDS",
+    "ExportContractFile",
+    "ExportField",
+    "ExportGroup",
+    "ExportKind",
+    "ExportMetaField",
+    "PatientField",
+    "PatientRecordFile",
+    "check_export_contract",
+    "check_patient_record",
+]

@@ -1,0 +1,221 @@
+"""Benchmark of the simulation engine: ``python -m palette_core.simulate.bench`` (``scripts/bench``).
+
+Each workload is a small function (:data:`WORKLOADS`) that returns rows measured in the same
+run: the compilation (trace and lower, then XLA compile, in a fresh process without the
+persistent compilation cache, so that it is a real compilation), seconds per 1000 trials in this process once compiled,
+the same on local Dask worker processes once each has compiled (the cluster's start and the
+first chunks are reported apart), and peak resident memory (``resource.getrusage``: this process, and the
+largest worker). Beside them, adaptr's own published timings of the same designs. Nothing here
+is a pass/fail test: the numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from palette_core.simulate import engine
+
+
+@dataclass(frozen=True)
+class Published:
+    """A timing adaptr's documentation prints: ``seconds`` for ``n_rep`` trials."""
+
+    source: str
+    n_rep: int
+    seconds: float
+    workers: str
+
+    @property
+    def per_1000(self) -> float:
+        return 1000.0 * self.seconds / self.n_rep
+
+
+#: adaptr's printed "Simulation time" of run_trials() for the scenarios benchmarked here
+ADAPTR_TIMINGS: dict[str, list[Published]] = {
+    "readme": [
+        Published(
+            "adaptr 1.1.2 README, summary() of run_trials(n_rep = 10)",
+            10,
+            0.448,
+            "1 (no cluster set up)",
+        ),
+        Published(
+            "adaptr 1.0/1.1 Overview vignette, run_trials(n_rep = 25)",
+            25,
+            1.18,
+            "1 (no cluster set up)",
+        ),
+    ],
+    "readme_v1_4_null": [
+        Published(
+            "adaptr 1.4.0 README, summary() of calibrate_trial()$best_sims",
+            1000,
+            33.1,
+            "2 (setup_cluster(2))",
+        ),
+    ],
+    "overview_v1_5_null": [
+        Published(
+            "adaptr 1.5.0 Overview vignette, summary() of best_sims",
+            1000,
+            39.8,
+            "1 (setup_cluster(1))",
+        ),
+    ],
+}
+
+
+def _max_rss_mib(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def compile_seconds(scenario_file: str, scenario: str, chunk_size: int) -> dict[str, float]:
+    """Trace+lower and XLA-compile times of one chunk function, in this process."""
+    scenarios = engine.load_scenarios(scenario_file)
+    program = scenarios.program()
+    fn = engine.compiled_chunk(program, scenarios.settings_json, chunk_size)
+    params = scenarios.scenario(scenario).params
+    index = np.arange(chunk_size, dtype=np.int32)
+    t0 = time.perf_counter()
+    lowered = fn.lower(np.uint32(0), np.int32(0), index, params)
+    t1 = time.perf_counter()
+    lowered.compile()
+    t2 = time.perf_counter()
+    return {"trace_lower_s": t1 - t0, "xla_compile_s": t2 - t1}
+
+
+def _fresh_compile_seconds(scenario_file: str, scenario: str, chunk_size: int) -> dict[str, float]:
+    """:func:`compile_seconds` in a new process without the persistent compilation cache."""
+    code = (
+        "import json, sys; from palette_core.simulate.bench import compile_seconds; "
+        "print(json.dumps(compile_seconds(*sys.argv[1:3], int(sys.argv[3]))))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+    out = subprocess.run(
+        [sys.executable, "-c", code, scenario_file, scenario, str(chunk_size)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def adaptr_workload(
+    scenario: str, trials: int, chunk_size: int, workers: int, seed: int = 1
+) -> list[dict[str, Any]]:
+    """adaptr's binomial design (``data/scenarios/adaptr_readme.yaml``), one scenario."""
+    from palette_core.simulate.adaptr import scenario_path
+
+    scenarios = engine.load_scenarios(scenario_path())
+    chunk = min(chunk_size, trials)
+    comp = _fresh_compile_seconds(str(scenario_path()), scenario, chunk)
+    run = dict(chunk_size=chunk, names=[scenario], progress=False)
+    engine.run_scenarios(
+        scenarios, chunk, seed + 1, scheduler=engine.IN_PROCESS, **run
+    )  # jit cache
+    t0 = time.perf_counter()
+    res = engine.run_scenarios(scenarios, trials, seed, scheduler=engine.IN_PROCESS, **run)
+    in_process = time.perf_counter() - t0
+    rows = [
+        {
+            "workload": f"adaptr {scenario}",
+            "mode": "in-process, compiled",
+            "trials": trials,
+            "s_per_1000": 1000 * in_process / trials,
+            "mean_size": float(res.trials["final_n"].mean()),
+            **comp,
+            "peak_rss_mib": _max_rss_mib(resource.RUSAGE_SELF),
+        }
+    ]
+    if workers > 0:
+        from dask.distributed import LocalCluster
+
+        t0 = time.perf_counter()
+        with LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            started = time.perf_counter() - t0
+            address = cluster.scheduler_address
+            t0 = time.perf_counter()  # one chunk per worker: each compiles (or reads the cache)
+            engine.run_scenarios(scenarios, chunk * workers, seed + 2, scheduler=address, **run)
+            warm = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            engine.run_scenarios(scenarios, trials, seed, scheduler=address, **run)
+            steady = time.perf_counter() - t0
+        rows.append(
+            {
+                "workload": f"adaptr {scenario}",
+                "mode": f"Dask, {workers} local processes, compiled (cluster start {started:.1f} s "
+                f"and first chunks {warm:.1f} s not counted)",
+                "trials": trials,
+                "s_per_1000": 1000 * steady / trials,
+                "peak_rss_mib": _max_rss_mib(resource.RUSAGE_CHILDREN),
+            }
+        )
+    for pub in ADAPTR_TIMINGS.get(scenario, []):
+        rows.append(
+            {
+                "workload": f"adaptr {scenario}",
+                "mode": f"adaptr (R), published: {pub.source}; workers {pub.workers}",
+                "trials": pub.n_rep,
+                "s_per_1000": pub.per_1000,
+            }
+        )
+    return rows
+
+
+#: name -> ``workload(trials, chunk_size, workers) -> rows``; the PALETTE trial adds its own
+WORKLOADS: dict[str, Callable[[int, int, int], list[dict[str, Any]]]] = {
+    "adaptr_readme": lambda n, c, w: adaptr_workload("readme", n, c, w),
+    "adaptr_readme_v1_4_null": lambda n, c, w: adaptr_workload("readme_v1_4_null", n, c, w),
+}
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        extras = []
+        if "trace_lower_s" in r:
+            extras.append(
+                f"compile: trace+lower {r['trace_lower_s']:.1f} s, XLA {r['xla_compile_s']:.1f} s"
+            )
+        if "peak_rss_mib" in r:
+            extras.append(f"peak RSS {r['peak_rss_mib']:.0f} MiB")
+        if "mean_size" in r:
+            extras.append(f"mean size {r['mean_size']:.0f}")
+        tail = f" ({'; '.join(extras)})" if extras else ""
+        print(
+            f"{r['workload']:<32} {r['s_per_1000']:8.2f} s / 1000 trials  [{r['mode']}, n={r['trials']}]{tail}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m palette_core.simulate.bench", description=__doc__)
+    p.add_argument("--workload", action="append", choices=sorted(WORKLOADS), help="default: all")
+    p.add_argument("--trials", type=int, default=4000)
+    p.add_argument("--chunk-size", type=int, default=engine.DEFAULT_CHUNK_SIZE)
+    p.add_argument("--workers", type=int, default=2, help="local Dask processes (0: skip)")
+    args = p.parse_args(argv)
+    import jax
+
+    print(f"jax {jax.__version__} on {jax.default_backend()}; chunk size {args.chunk_size}")
+    for name in args.workload or sorted(WORKLOADS):
+        _print(WORKLOADS[name](args.trials, args.chunk_size, args.workers))
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":  # the guard matters: Dask's worker processes import this module
+    sys.exit(main())
