@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import ROOT
+from support import package_modules
 
 PACKAGE = "palette_core"
 
@@ -45,19 +45,6 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.module} (line {self.line}): {self.imported}"
-
-
-def module_name(path: Path, root: Path = ROOT) -> str:
-    """``palette_core/a/b.py`` -> ``palette_core.a.b``; a package's ``__init__`` -> the package."""
-    parts = list(path.relative_to(root).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def package_modules(root: Path = ROOT) -> dict[str, Path]:
-    """Every module of palette_core by dotted name."""
-    return {module_name(p, root): p for p in sorted((root / PACKAGE).rglob("*.py"))}
 
 
 def _is_private(name: str) -> bool:
@@ -232,9 +219,9 @@ def test_function_imports_are_found_with_their_target_module() -> None:
 
 
 def test_module_names_follow_the_package_layout(tmp_path: Path) -> None:
-    (tmp_path / PACKAGE / "sub").mkdir(parents=True)
+    (tmp_path / "palette_core" / "sub").mkdir(parents=True)
     for rel in ("__init__.py", "cli.py", "sub/__init__.py", "sub/mod.py"):
-        (tmp_path / PACKAGE / rel).write_text("")
+        (tmp_path / "palette_core" / rel).write_text("")
     assert sorted(package_modules(tmp_path)) == [
         "palette_core",
         "palette_core.cli",

@@ -18,7 +18,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
-from support import ROOT
+from support import ROOT, package_modules
 
 PACKAGE = "palette_core"
 BOOK_ONLY = ("palette_core.chapters",)
@@ -94,11 +94,10 @@ def book(pyproject) -> set[str]:
 
 @pytest.fixture(scope="module")
 def imports() -> dict[str, set[str]]:
-    modules = {}
-    for path in sorted((ROOT / PACKAGE).rglob("*.py")):
-        dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-        modules[dotted] = third_party(top_level_imports(path.read_text(encoding="utf-8")))
-    return modules
+    return {
+        name: third_party(top_level_imports(path.read_text(encoding="utf-8")))
+        for name, path in package_modules().items()
+    }
 
 
 def _allowed(module: str, runtime: set[str], book: set[str]) -> set[str]:
