@@ -5,7 +5,7 @@ from __future__ import annotations
 from palette_core.chapters import interim as ch
 from palette_core.exports.synthetic import load_scenario, true_odds_ratios
 from palette_core.interim.analyse import load_analysis
-from palette_core.results.store import DEFAULT_ROOT, WORKED_INTERIM
+from palette_core.results.store import WORKED_INTERIM, derived_root
 
 
 def test_export_contract_table_lists_every_column_once(design):
@@ -16,8 +16,8 @@ def test_export_contract_table_lists_every_column_once(design):
 
 
 def test_interim_numbers_agree_with_the_stored_analysis(design):
-    analysis = load_analysis(DEFAULT_ROOT / WORKED_INTERIM)
-    scenario = load_scenario()
+    analysis = load_analysis(derived_root(design) / WORKED_INTERIM, design=design)
+    scenario = load_scenario(design)
     n = ch.interim_numbers(analysis, design, scenario)
     assert n["n_rows"] == analysis.manifest["counts"]["rows"]
     assert n["n_injected"] == len(scenario["bad_rows"]["kinds"])
