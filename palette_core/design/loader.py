@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import shutil
 import tempfile
@@ -66,7 +67,12 @@ from palette_core.design.arms import (
 )
 from palette_core.design.common import References, Unit, UnitsFile, parse_model, unique_ids
 from palette_core.design.eligibility import EligibilityFile, check_eligibility
-from palette_core.design.lifecycle import LifecycleFile, check_lifecycle
+from palette_core.design.lifecycle import (
+    LifecycleFile,
+    SuspensionLift,
+    check_lifecycle,
+    check_suspension,
+)
 from palette_core.design.locate import default_design_dir
 from palette_core.design.outcomes import (
     EstimandsFile,
@@ -205,13 +211,66 @@ class Design:
         return next((g for g in self.shared_effect_groups if arm_id in g.arms), None)
 
     def dose_blocks(self, arm_id: str, age_group: str) -> tuple[Finding, ...]:
-        """Findings that make this arm's dose unsafe to compute for this age group."""
-        return tuple(
+        """Findings that make this arm's dose unsafe to compute for this age group.
+
+        A block whose suspension the sponsor's decision lifted (``proposed/lifecycle.yaml``
+        ``suspension.lifted``, whatever its date) no longer counts: the decided dose is in
+        ``arms.yaml``. Equal to :meth:`suspended_by` with no date.
+        """
+        return self.suspended_by(arm_id, age_group)
+
+    def lift_of(self, arm_id: str, age_group: str) -> SuspensionLift | None:
+        """The sponsor's decision that lifted the suspension of this arm for this age group."""
+        return next(
+            (
+                x
+                for x in self.lifecycle.suspension.lifted
+                if x.arm == arm_id and age_group in x.age_groups
+            ),
+            None,
+        )
+
+    def suspended_by(
+        self, arm_id: str, age_group: str, on: dt.date | None = None
+    ) -> tuple[Finding, ...]:
+        """The findings that suspend this arm for this age group on the date ``on``.
+
+        Every finding whose ``blocks_dose`` names the arm and the age group, unless the
+        suspension was lifted (``suspension.lifted``) on or before ``on``; with ``on=None``,
+        unless it was lifted at all (the design as it stands). Empty: not suspended.
+        """
+        lift = self.lift_of(arm_id, age_group)
+        if lift is not None and (on is None or lift.on <= on):
+            return ()
+        found = (
             f
             for f in self.findings
             for b in f.blocks_dose
             if b.arm == arm_id and age_group in b.age_groups
         )
+        return tuple(dict.fromkeys(found))
+
+    def suspended_age_groups(self, arm_id: str, on: dt.date | None = None) -> tuple[str, ...]:
+        """The age groups the arm admits for which it is suspended on ``on`` (see
+        :meth:`suspended_by`)."""
+        arm = self.arm(arm_id)
+        return tuple(g for g in self.arm_age_groups(arm) if self.suspended_by(arm_id, g, on))
+
+    def is_suspended(self, arm_id: str, on: dt.date | None = None) -> bool:
+        """Is the arm suspended as a whole: for every age group it admits, on ``on``?"""
+        arm = self.arm(arm_id)
+        groups = self.arm_age_groups(arm)
+        return (
+            arm.role == "experimental"
+            and bool(groups)
+            and all(self.suspended_by(arm_id, g, on) for g in groups)
+        )
+
+    def allocatable_age_groups(self, arm_id: str, on: dt.date | None = None) -> tuple[str, ...]:
+        """The age groups a patient may be randomised to this arm in, on ``on``: those the arm
+        admits, less those it is suspended for."""
+        arm = self.arm(arm_id)
+        return tuple(g for g in self.arm_age_groups(arm) if not self.suspended_by(arm_id, g, on))
 
     def outcome(self, outcome_id: str) -> Outcome:
         for o in self.outcomes.outcomes:
@@ -288,6 +347,9 @@ def _check(d: Design) -> None:
     check_allocation(d.allocation, d.trial.arms_per_trait)
     check_multi_trait_policy(d.multi_trait_policy, d.trait_ids)
     check_lifecycle(d.lifecycle, d.arms)
+    check_suspension(
+        d.lifecycle, d.arms, d.findings, refs, {a.id: d.arm_age_groups(a) for a in d.arms}
+    )
     check_estimands(d.estimands, d.outcomes)
     check_export_contract(d.export_contract, d.outcomes, refs)
     check_interim_analysis(d.interim_analysis, d.outcomes, d.export_contract)
