@@ -66,6 +66,11 @@ from palette_core.design.arms import (
     check_shared_effect_groups,
 )
 from palette_core.design.common import References, Unit, UnitsFile, parse_model, unique_ids
+from palette_core.design.dosing_weight import (
+    DOSING_WEIGHT_FILE,
+    DosingWeightFile,
+    check_dosing_weight,
+)
 from palette_core.design.eligibility import EligibilityFile, check_eligibility
 from palette_core.design.lifecycle import (
     LifecycleFile,
@@ -117,6 +122,7 @@ DESIGN_FILES: dict[str, type[BaseModel]] = {
     "proposed/lifecycle.yaml": LifecycleFile,
     "proposed/estimands.yaml": EstimandsFile,
     "proposed/interim_analysis.yaml": InterimAnalysisFile,
+    DOSING_WEIGHT_FILE: DosingWeightFile,
 }
 
 
@@ -156,6 +162,7 @@ class Design:
     estimands: EstimandsFile
     export_contract: ExportContractFile
     interim_analysis: InterimAnalysisFile
+    dosing_weight: DosingWeightFile
     references: References
 
     # -- paths
@@ -336,6 +343,7 @@ def _check(d: Design) -> None:
     check_traits(d.biomarkers, d.hooks, d.traits, refs)
     check_arms(d.arms, d.traits, d.substances, d.trial.arms_per_trait, refs)
     check_shared_effect_groups(d.shared_effect_groups, d.arms)
+    check_dosing_weight(d.dosing_weight, d.arms, d.substances, refs)
     check_findings(d.findings, {a.id for a in d.arms}, refs)
     check_eligibility(d.eligibility, d.patient_fields, refs)
     check_patient_record(d.patient_fields, d.biomarkers, d.hooks, refs)
@@ -418,6 +426,7 @@ def load_design(root: str | Path | None = None, *, data_root: str | Path | None 
         estimands=parsed["proposed/estimands.yaml"],
         export_contract=parsed["export_contract.yaml"],
         interim_analysis=parsed["proposed/interim_analysis.yaml"],
+        dosing_weight=parsed[DOSING_WEIGHT_FILE],
         references=References.build(
             units, [g.id for g in strata.age_groups], [f.id for f in findings.findings]
         ),
