@@ -86,13 +86,13 @@ from palette_core.design.outcomes import (
     check_estimands,
     check_outcomes,
 )
-from palette_core.design.records import (
-    ExportContractFile,
+from palette_core.design.patient_record import (
     PatientField,
     PatientRecordFile,
-    check_export_contract,
     check_patient_record,
+    check_record_rules,
 )
+from palette_core.design.records import ExportContractFile, check_export_contract
 from palette_core.design.strata import StrataFile, check_strata
 from palette_core.design.traits import Biomarker, Hook, Trait, TraitsFile, check_traits
 from palette_core.design.trial import Finding, FindingsFile, TrialFile, check_findings
@@ -151,6 +151,7 @@ class Design:
     eligibility: EligibilityFile
     findings: tuple[Finding, ...]
     patient_fields: Mapping[str, PatientField]
+    patient_record: PatientRecordFile
     strata: StrataFile
     outcomes: OutcomesFile
     priors: PriorsFile
@@ -347,6 +348,7 @@ def _check(d: Design) -> None:
     check_findings(d.findings, {a.id for a in d.arms}, refs)
     check_eligibility(d.eligibility, d.patient_fields, refs)
     check_patient_record(d.patient_fields, d.biomarkers, d.hooks, refs)
+    check_record_rules(d.patient_record)
     check_strata(d.strata, refs)
     check_outcomes(d.outcomes, d.substances)
     check_priors(d.priors)
@@ -415,6 +417,7 @@ def load_design(root: str | Path | None = None, *, data_root: str | Path | None 
         eligibility=parsed["eligibility.yaml"],
         findings=findings.findings,
         patient_fields=MappingProxyType(parsed["patient_record.yaml"].fields),
+        patient_record=parsed["patient_record.yaml"],
         strata=strata,
         outcomes=parsed["proposed/outcomes.yaml"],
         priors=parsed["proposed/priors.yaml"],

@@ -325,6 +325,8 @@ def load_allocation_state(path: str | Path, design: Design) -> AllocationState:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise AllocationStateError(str(path), None, f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise AllocationStateError(str(path), None, "a JSON value nested too deeply") from None
     return allocation_state_from_dict(data, design, str(path), hashlib.sha256(raw).hexdigest())
 
 
@@ -609,6 +611,12 @@ def randomise_patients(
     stratify = tuple(stratify)
     stratum_of("-", stratify=stratify)  # rejects an unknown factor before anything is done
     log_path = Path(log_path)
+    rpath = Path(restricted) if restricted is not None else alloclog.restricted_path_for(log_path)
+    for p in (log_path, rpath):
+        if not p.parent.is_dir():
+            raise AllocationLogError(
+                str(p), f"the folder {p.parent} does not exist: create it, or name another log"
+            )
     trial = design.trial.registry_id
     seed = trait_draw_seed(secret, trial) if seed_for_trait_draw is None else seed_for_trait_draw
     validation = _validation(patients, design)

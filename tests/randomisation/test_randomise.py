@@ -584,7 +584,7 @@ def test_cli_randomise_shows_the_site_the_arm_only(env_secret, tmp_path, capsys)
     ]
     assert all(len(line.split("\t")) == 4 for line in lines)
     assert "probab" not in out and "0.2" not in out
-    assert "row 4 (patient EX-04): not randomised: ineligible" in err
+    assert "row 4 (line 5) (patient EX-04): not randomised: ineligible" in err
     assert "randomised 4 of 7 rows" in err
     assert main(["log", "verify", str(log)]) == 0
     assert main(["log", "replay", str(log)]) == 0
