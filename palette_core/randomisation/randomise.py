@@ -105,6 +105,7 @@ from palette_core.randomisation import records
 from palette_core.randomisation.records import STATE_VERSION, AllocationStateRecord
 from palette_core.screening.classify import classify_patients
 from palette_core.screening.patients import PatientValidation, validate_patients
+from palette_core.tableio import normalise_id
 
 SECRET_ENV = "PALETTE_TRIAL_SECRET"
 SECRET_FILE_ENV = "PALETTE_TRIAL_SECRET_FILE"
@@ -525,8 +526,8 @@ def _builder(
     trial = design.trial.registry_id
 
     def build(snap: alloclog.LogSnapshot) -> tuple[dict[str, Any], dict[str, Any]]:
-        for e in snap.open_entries:
-            if e["patient_id"] == plan.patient_id:
+        for e in snap.open_entries:  # a log written before ids were canonical still counts
+            if normalise_id(str(e["patient_id"])) == normalise_id(plan.patient_id):
                 raise AlreadyRandomisedError(
                     plan.patient_id,
                     f"already randomised (sequence {e['sequence']}, {e['time']}): a patient is "
