@@ -87,6 +87,9 @@ ERROR_COLUMNS = ["row", "patient_id", "field", "value", "problem"]
 AGE_DAYS = "age_days"
 #: fields whose text is an identifier, compared in canonical form
 ID_FIELDS = ("patient_id", "site_id")
+#: the dates a record may hold (a date outside is an entry error, and beyond what a
+#: ``datetime64[ns]`` column can hold)
+_FIRST_DAY, _LAST_DAY = dt.date(1800, 1, 1), dt.date(2200, 12, 31)
 #: the largest whole number a float64 holds exactly
 _MAX_WHOLE = 2.0**53
 
@@ -223,10 +226,14 @@ def _parse_column(raw: pd.Series, fld: PatientField) -> tuple[pd.Series, pd.Seri
         parsed: list[Any] = []
         for i, (v, here) in enumerate(zip(text, present, strict=True)):
             try:
-                parsed.append(pd.Timestamp(parse_iso_date(str(v))) if here else pd.NaT)
+                day = parse_iso_date(str(v)) if here else None
             except ValueError as exc:
-                parsed.append(pd.NaT)
+                day = None
                 problems.iloc[i] = str(exc)
+            if day is not None and not _FIRST_DAY <= day <= _LAST_DAY:
+                problems.iloc[i] = f"{day} is not a plausible date ({_FIRST_DAY} to {_LAST_DAY})"
+                day = None
+            parsed.append(pd.NaT if day is None else pd.Timestamp(day))
         return pd.Series(parsed, index=raw.index, dtype="datetime64[ns]"), problems
     values = text.where(present).astype("string")
     if fld.kind == "category" and fld.categories is not None:
@@ -244,7 +251,7 @@ class _Errors:
     """The problems found, one dict per problem; at most one per (row, field)."""
 
     def __init__(self, ids: pd.Series):
-        self.ids = ids
+        self.ids = list(ids)
         self.rows: list[dict[str, Any]] = []
         self.seen: set[tuple[int, str]] = set()
         self.unread: set[int] = set()  # rows the reader could not read: one problem each
@@ -253,7 +260,7 @@ class _Errors:
         if (i + 1, field) in self.seen or i in self.unread:
             return
         self.seen.add((i + 1, field))
-        pid = self.ids.iloc[i] if i < len(self.ids) else pd.NA
+        pid = self.ids[i] if i < len(self.ids) else pd.NA
         self.rows.append(
             {"row": i + 1, "patient_id": pid, "field": field, "value": str(value)[:200],
              "problem": problem}
@@ -285,7 +292,7 @@ def _identifiers(frame: pd.DataFrame, raw: pd.DataFrame, errors: _Errors) -> Non
         frame[name] = pd.Series(canon, index=frame.index, dtype="string")
     if "patient_id" not in frame.columns:
         return
-    errors.ids = frame["patient_id"]
+    errors.ids = list(frame["patient_id"])
     rows: dict[str, list[int]] = {}
     for i, pid in enumerate(frame["patient_id"]):
         if pd.notna(pid):
@@ -323,38 +330,38 @@ def _years_between(born: dt.date, on: dt.date) -> tuple[int, float]:
 def _age(frame: pd.DataFrame, raw: pd.DataFrame, design: Design, errors: _Errors) -> None:
     """``age_days`` and ``age_years`` from the dates; the age rule of the contract."""
     limit = design.patient_record.age.dates_required_below_years
-    n = len(frame)
-    days = pd.Series(pd.NA, index=frame.index, dtype="Int64")
-    years = frame["age_years"].astype("float64").copy()
-    born, on = frame["date_of_birth"], frame["screening_date"]
-    for i in range(n):
-        b, s, given = born.iloc[i], on.iloc[i], years.iloc[i]
-        has_b, has_s = pd.notna(b), pd.notna(s)
-        if has_b != has_s:
-            missing = "screening_date" if has_b else "date_of_birth"
-            present = "date_of_birth" if has_b else "screening_date"
+    max_years = design.patient_fields["age_years"].range[1]  # type: ignore[index]
+    days: list[Any] = [pd.NA] * len(frame)
+    years = frame["age_years"].to_numpy(dtype="float64", na_value=np.nan).copy()
+    raw_age = list(raw["age_years"]) if "age_years" in raw else list(years)
+    born = [None if pd.isna(v) else v.date() for v in frame["date_of_birth"]]
+    on = [None if pd.isna(v) else v.date() for v in frame["screening_date"]]
+    for i, (b, s) in enumerate(zip(born, on, strict=True)):
+        given = years[i]
+        if (b is None) != (s is None):
+            missing = "screening_date" if b is not None else "date_of_birth"
+            present = "date_of_birth" if b is not None else "screening_date"
             errors.add(i, missing, "", f"required with {present} (the age is counted between them)")
             continue
-        if has_b:
-            b, s = b.date(), s.date()
+        if b is not None and s is not None:
             if s < b:
                 errors.add(i, "screening_date", s, f"before date_of_birth {b}")
-                years.iloc[i] = np.nan
+                years[i] = np.nan
                 continue
             completed, exact = _years_between(b, s)
-            if completed > design.patient_fields["age_years"].range[1]:  # type: ignore[index]
+            if completed > max_years:
                 errors.add(i, "date_of_birth", b, f"an age of {completed} years is implausible")
-                years.iloc[i] = np.nan
+                years[i] = np.nan
                 continue
             if not np.isnan(given) and math.floor(given) != completed:
                 errors.add(
                     i,
                     "age_years",
-                    raw["age_years"].iloc[i] if "age_years" in raw else given,
+                    raw_age[i],
                     f"disagrees with the dates ({completed} completed years from {b} to {s})",
                 )
-            days.iloc[i] = (s - b).days
-            years.iloc[i] = exact
+            days[i] = (s - b).days
+            years[i] = exact
         elif np.isnan(given):
             if (i + 1, "age_years") not in errors.seen:
                 errors.add(i, "age_years", "", "required but missing (or give date_of_birth and "
@@ -363,14 +370,14 @@ def _age(frame: pd.DataFrame, raw: pd.DataFrame, design: Design, errors: _Errors
             errors.add(
                 i,
                 "age_years",
-                raw["age_years"].iloc[i] if "age_years" in raw else given,
+                raw_age[i],
                 f"below {limit:g} year(s) the age is given by date_of_birth and screening_date "
                 "(an age in fractional years is ambiguous: the corrected gestational age is "
                 "counted in days)",
             )
-            years.iloc[i] = np.nan
-    frame["age_years"] = years
-    frame[AGE_DAYS] = days
+            years[i] = np.nan
+    frame["age_years"] = pd.Series(years, index=frame.index, dtype="float64")
+    frame[AGE_DAYS] = pd.Series(pd.array(days, dtype="Int64"), index=frame.index)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -381,6 +388,7 @@ def _band_ranges(frame: pd.DataFrame, design: Design, errors: _Errors) -> None:
         if not fld.range_by_age:
             continue
         values = frame[name].astype("float64").to_numpy()
+        bad = np.zeros(len(frame), dtype=bool)
         for i in np.flatnonzero(~np.isnan(values) & ~np.isnan(age)):
             band = next((b for b in fld.range_by_age if age[i] < b.below_age_years), None)
             if band is None:
@@ -395,7 +403,9 @@ def _band_ranges(frame: pd.DataFrame, design: Design, errors: _Errors) -> None:
                     f"outside the range [{lo:g}, {hi:g}]{unit} for an age below "
                     f"{band.below_age_years:g} years (a unit error?)",
                 )
-                frame.loc[frame.index[i], name] = _missing(fld.kind)
+                bad[i] = True
+        if bad.any():
+            frame[name] = frame[name].mask(bad, _missing(fld.kind))
 
 
 def _rule_failures(rule: ConsistencyRule, frame: pd.DataFrame) -> list[tuple[int, str]]:
@@ -506,23 +516,30 @@ def validate_patients(
             frame[name] = pd.Series(_missing(fld.kind), index=raw.index, dtype=DTYPES[fld.kind])
             continue
         values, problems = _parse_column(raw[name], fld)
-        for i in np.flatnonzero((problems != "").to_numpy(dtype=bool)):
-            errors.add(int(i), name, raw[name].iloc[i], problems.iloc[i])
+        cells, why = raw[name].to_numpy(dtype=object), problems.to_numpy(dtype=object)
+        for i in np.flatnonzero(why != ""):
+            errors.add(int(i), name, cells[i], why[i])
         frame[name] = values
     _identifiers(frame, raw, errors)
     try:
         contract_schema(design).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        for _, case in exc.failure_cases.iterrows():
-            col, idx = case["column"], case["index"]
+        failed: dict[str, list[int]] = {}
+        cases = exc.failure_cases
+        cells: dict[str, np.ndarray] = {}
+        for col, idx, check in zip(cases["column"], cases["index"], cases["check"], strict=True):
             if idx is None or pd.isna(idx) or col not in frame.columns:
                 continue
             i = int(idx)
-            problem = str(case["check"])
-            if problem == "not_nullable":
-                problem = "required but missing"
-            errors.add(i, col, frame[col].iloc[i], problem)
-            frame.loc[i, col] = _missing(design.patient_fields[col].kind)
+            problem = "required but missing" if str(check) == "not_nullable" else str(check)
+            if col not in cells:
+                cells[col] = frame[col].to_numpy(dtype=object)
+            errors.add(i, col, cells[col][i], problem)
+            failed.setdefault(col, []).append(i)
+        for col, rows in failed.items():  # the offending values removed, a column at a time
+            mask = np.zeros(len(frame), dtype=bool)
+            mask[rows] = True
+            frame[col] = frame[col].mask(mask, _missing(design.patient_fields[col].kind))
     _age(frame, raw, design, errors)
     _band_ranges(frame, design, errors)
     _consistency(frame, design, errors)

@@ -155,6 +155,8 @@ def test_a_newborns_age_is_counted_in_days_from_the_dates(design):
         ({**infant(7), "age_years": "2"}, "age_years", "disagrees with the dates"),
         ({**infant(7), "date_of_birth": "2026-02-30"}, "date_of_birth", ""),
         ({**infant(7), "date_of_birth": "1800-01-01"}, "date_of_birth", "implausible"),
+        ({**infant(7), "date_of_birth": "0001-01-01"}, "date_of_birth", "not a plausible date"),
+        ({**infant(7), "screening_date": "9999-12-31"}, "screening_date", "not a plausible date"),
         (
             {**infant(7), "gestational_age_at_birth_days": "7"},
             "gestational_age_at_birth_days",
