@@ -44,11 +44,11 @@ def infant(days_old: int, **fields: str) -> dict[str, str]:
     ("field", "value", "unit_mistake"),
     [
         ("lymphocytes", "450", "cells/uL for 10^9/L"),
-        ("creatinine_mg_dl", "150", "umol/L for mg/dL"),
+        ("creatinine_mg_dl", "28", "umol/L for mg/dL (0.32 mg/dL)"),
         ("bilirubin_mg_dl", "60", "umol/L for mg/dL"),
         ("lactate_mmol_l", "36", "mg/dL for mmol/L"),
         ("fibrinogen_mg_dl", "3.5", "g/L for mg/dL"),
-        ("plasminogen", "90", "percent activity for umol/L"),
+        ("plasminogen", "8", "percent activity for umol/L"),
     ],
 )
 def test_a_value_in_the_wrong_unit_is_refused_not_read(design, field, value, unit_mistake):
@@ -75,7 +75,7 @@ def test_a_lymphocyte_count_per_microlitre_no_longer_makes_the_patient_negative(
         (36, None, "weight_kg", "3300"),  # grams for kg
         (None, "3", "weight_kg", "150"),
         (None, "30", "weight_kg", "10"),
-        (None, "30", "height_cm", "1.75"),  # metres for cm
+        (None, "30", "height_cm", "69"),  # inches for cm
         (200, None, "creatinine_mg_dl", "12"),  # an infant: 12 mg/dL is a unit error
     ],
 )
