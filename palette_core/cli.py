@@ -1,5 +1,21 @@
 """The ``palette`` command line.
 
+Exit status, the same in every command:
+
+* **0** done, every row (or entry) fine;
+* **1** done, but some rows are invalid or were not randomised, or the log or the design has
+  problems: each is reported on stderr with its file, row (and CSV line) and field;
+* **2** an input cannot be used as a whole: a file that cannot be read (empty, binary, not
+  UTF-8, an unbalanced quote, a carriage return inside a line, a corrupt Parquet file, a JSON
+  value nested too deeply), columns that do not fit the contract, an invalid design, a
+  missing secret, a log whose folder does not exist; one line names the file and the problem;
+* **3** an internal error (a bug in palette_core, not a problem of the input): one line says
+  so; set ``PALETTE_DEBUG=1`` to see the traceback.
+
+Outputs written as CSV neutralise formula prefixes (a text cell starting with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return is written with a leading ``'``), so that no output
+opened in a spreadsheet runs a formula.
+
 ``palette design check`` validates ``data/design`` (every hook it declares must have an
 implementation) and prints the registry-fidelity findings. Exit status: 0 valid and faithful;
 1 valid but the fidelity check reports problems; 2 the design is invalid or not found (the typed
@@ -10,15 +26,16 @@ Every command that reads the design takes ``--design DIR``; without it, the fold
 design of its own: pass one).
 
 ``palette classify FILE --seed N`` screens a file of patients. Exit status: 0 every row valid;
-1 some rows invalid (they are reported on stderr and kept, unclassified, in the output);
-2 the file or the design cannot be read.
+1 some rows invalid (each reported on stderr with its row, CSV line and field, and kept,
+unclassified, in the output: as many output rows as input rows); 2 the file or the design
+cannot be read; 3 an internal error.
 
 ``palette randomise FILE --log LOG`` classifies the patients of a file and randomises the
 eligible ones with the trial secret (``$PALETTE_TRIAL_SECRET``, ``$PALETTE_TRIAL_SECRET_FILE``
 or ``--secret-file``); it prints, per randomised patient, only sequence, patient id, trait and
 arm. Exit status: 0 every row randomised; 1 some rows not randomised (reasons on stderr, nothing
 logged for them); 2 the secret, the allocation state, the design, the file or the log cannot be
-used.
+used; 3 an internal error.
 
 ``palette analyse EXPORT`` runs the pre-specified interim analysis of a data export (validate,
 derive outcomes, fit, decide, allocate, sensitivity analyses) and writes the results and the
@@ -39,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -63,7 +81,11 @@ from palette_core.registry.fidelity import check_fidelity
 from palette_core.screening.classify import classification_summary, classify_patients
 from palette_core.screening.patients import read_patients
 from palette_core.screening.traits import check_hooks
+from palette_core.tableio import neutralise_formulas
 
+#: Exit statuses (see the module docstring).
+EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE, EXIT_INTERNAL = 0, 1, 2, 3
+DEBUG_ENV = "PALETTE_DEBUG"
 DESIGN_HELP = (
     f"design directory (default: ${DESIGN_ENV}, else data/design of the source checkout "
     "palette_core runs from)"
@@ -415,12 +437,19 @@ def _randomise(args: argparse.Namespace) -> int:
     except (PaletteError, ValueError) as exc:
         print(f"palette: {exc}", file=sys.stderr)
         return 2
+    except RecursionError:
+        print(
+            f"palette: {args.log}: a JSON value nested too deeply: not an allocation log",
+            file=sys.stderr,
+        )
+        return 2
     print("sequence\tpatient_id\ttrait\tarm")
     for a in result.allocations:
         print(f"{a.sequence}\t{a.patient_id}\t{a.trait}\t{a.arm}")
     for r in result.refused:
         print(
-            f"{args.file}: row {r.row} (patient {r.patient_id}): not randomised: {r.reason}",
+            f"{args.file}: {validation.where(r.row)} (patient {r.patient_id}): not randomised: "
+            f"{r.reason}",
             file=sys.stderr,
         )
     n = len(validation.frame)
@@ -486,6 +515,12 @@ def _log(args: argparse.Namespace) -> int:
             return 0
     except (PaletteError, ValueError) as exc:
         print(f"palette: {exc}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print(
+            f"palette: {args.log}: a JSON value nested too deeply: not an allocation log",
+            file=sys.stderr,
+        )
         return 2
     raise AssertionError("unreachable: argparse requires a log subcommand")  # pragma: no cover
 
@@ -555,13 +590,18 @@ def _classify(args: argparse.Namespace) -> int:
     result.insert(1, "seed", args.seed)
     result.insert(2, "policy", args.policy)
     out = args.out or args.file.with_suffix(".classified.csv")
-    if out.suffix.lower() == ".parquet":
-        result.to_parquet(out, index=False)
-    else:
-        result.to_csv(out, index=False)
+    try:
+        if out.suffix.lower() == ".parquet":
+            result.to_parquet(out, index=False)
+        else:
+            neutralise_formulas(result).to_csv(out, index=False)
+    except OSError as exc:
+        print(f"palette: {out}: cannot write the output ({exc.strerror})", file=sys.stderr)
+        return 2
     for _, e in validation.errors.iterrows():
         print(
-            f"{args.file}: row {e['row']} (patient {e['patient_id']}), field {e['field']!r} = {e['value']!r}: {e['problem']}",
+            f"{args.file}: {validation.where(int(e['row']))} (patient {e['patient_id']}), "
+            f"field {e['field']!r} = {e['value']!r}: {e['problem']}",
             file=sys.stderr,
         )
     summary = classification_summary(result, design)
@@ -612,25 +652,39 @@ def _results_rebuild(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status (see the module docstring)."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "design" and args.design_command == "check":
-            return _design_check(args)
-        if args.command == "classify":
-            return _classify(args)
-        if args.command == "randomise":
-            return _randomise(args)
-        if args.command == "log":
-            return _log(args)
-        if args.command == "analyse":
-            return _analyse(args)
-        if args.command == "results" and args.results_command == "rebuild":
-            return _results_rebuild(args)
-        if args.command == "simulate":
-            return _simulate(args)
+        return _dispatch(args)
     except BrokenPipeError:  # e.g. `palette design check | head`
         sys.stderr.close()
-        return 0
+        return EXIT_OK
+    except Exception as exc:  # a bug, not a problem of the input: say so, no traceback
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(
+            f"palette: internal error ({type(exc).__name__}: {str(exc)[:300]}); this is a bug "
+            f"in palette_core, not a problem of the input; set {DEBUG_ENV}=1 for the traceback",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "design" and args.design_command == "check":
+        return _design_check(args)
+    if args.command == "classify":
+        return _classify(args)
+    if args.command == "randomise":
+        return _randomise(args)
+    if args.command == "log":
+        return _log(args)
+    if args.command == "analyse":
+        return _analyse(args)
+    if args.command == "results" and args.results_command == "rebuild":
+        return _results_rebuild(args)
+    if args.command == "simulate":
+        return _simulate(args)
     raise AssertionError("unreachable: argparse requires a command")  # pragma: no cover
 
 

@@ -37,7 +37,22 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     return loader.construct_mapping(node, deep=deep)
 
 
+def _construct_timestamp(loader: _StrictLoader, node: yaml.ScalarNode) -> Any:
+    """A YAML date or time stamp; an impossible one (2026-02-30) is a typed error with its line,
+    not the ``ValueError`` of the date constructor."""
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except (ValueError, OverflowError) as exc:
+        raise DesignSchemaError(
+            loader.name,
+            None,
+            None,
+            f"line {node.start_mark.line + 1}: {node.value!r} is not a calendar date ({exc})",
+        ) from None
+
+
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def read_yaml(path: Path, label: str) -> Any:

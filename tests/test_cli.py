@@ -14,7 +14,7 @@ import support
 from palette_core.cli import _parser, main
 from palette_core.design import DESIGN_ENV, locate
 
-FINDING_IDS = [f"RF-{i:02d}" for i in range(1, 24)]
+FINDING_IDS = [f"RF-{i:02d}" for i in range(1, 26)]
 PALETTE = Path(sys.executable).parent / "palette"
 
 

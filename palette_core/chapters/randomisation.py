@@ -207,8 +207,9 @@ def allocation_chart(evolution: pd.DataFrame) -> alt.Chart:
 def lifecycle_chart(transitions: pd.DataFrame) -> alt.LayerChart:
     """State diagram of an arm's lifecycle from a table with columns ``from`` and ``to``.
 
-    States without an incoming transition are drawn on the left, terminal states on the
-    right, the others in between; an arrow (a line ending in a triangle) marks each transition.
+    States without an incoming transition are drawn on the left, terminal states (no way out)
+    on the right, every other state one column after the furthest state that leads to it; an
+    arrow (a line ending in a triangle) marks each transition.
 
     Parameters
     ----------
@@ -222,11 +223,19 @@ def lifecycle_chart(transitions: pd.DataFrame) -> alt.LayerChart:
         Boxes, labels and arrows.
     """
     states = list(dict.fromkeys(list(transitions["from"]) + list(transitions["to"])))
-    incoming = set(transitions["to"])
     outgoing = set(transitions["from"])
-    stage = {st_: 0 if st_ not in incoming else (2 if st_ not in outgoing else 1) for st_ in states}
+    pairs = list(zip(transitions["from"], transitions["to"], strict=True))
+    stage = dict.fromkeys(states, 0)
+    for _ in states:  # longest path from a source; at most one pass per state (no cycle)
+        for a, b in pairs:
+            if b in outgoing and stage[b] < stage[a] + 1:
+                stage[b] = stage[a] + 1
+    last = max((stage[x] for x in states if x in outgoing), default=0) + 1
+    for x in states:
+        if x not in outgoing:
+            stage[x] = last
     nodes = []
-    for level in (0, 1, 2):
+    for level in range(last + 1):
         members = [st_ for st_ in states if stage[st_] == level]
         for i, st_ in enumerate(members):
             nodes.append(
@@ -250,7 +259,7 @@ def lifecycle_chart(transitions: pd.DataFrame) -> alt.LayerChart:
             for a, b in zip(transitions["from"], transitions["to"], strict=True)
         ]
     )
-    scale_x = alt.Scale(domain=[-0.4, 2.4])
+    scale_x = alt.Scale(domain=[-0.4, last + 0.4])
     scale_y = alt.Scale(domain=[-3, 3])
     lines = (
         alt.Chart(edges)
@@ -282,6 +291,40 @@ def lifecycle_chart(transitions: pd.DataFrame) -> alt.LayerChart:
     return (lines + heads + boxes + labels).properties(
         width=520, height=300, title="Arm lifecycle: states and transitions"
     )
+
+
+def suspension_table(design: Design) -> pd.DataFrame:
+    """Every arm suspended for some age group because a registry finding blocks its dose.
+
+    One row per arm: trait, arm, the age groups it is suspended for (all of them: the arm is
+    in the suspension state; some: the arm is open for the others), the findings, and the
+    sponsor's decision that lifted it (``-`` while none is recorded).
+    """
+    start = design.trial.study_start
+    rows = []
+    for a in design.arms:
+        groups = [g for g in design.arm_age_groups(a) if design.suspended_by(a.id, g, start)]
+        if not groups:
+            continue
+        found = {f.id: f.title for g in groups for f in design.suspended_by(a.id, g, start)}
+        lifts = [design.lift_of(a.id, g) for g in groups]
+        lifted = "; ".join(dict.fromkeys(f"{x.on} ({x.decision})" for x in lifts if x is not None))
+        rows.append(
+            {
+                "Trait": design.trait(a.trait).short_name or design.trait(a.trait).name,
+                "Arm": a.short_name or a.name,
+                "Suspended for": ", ".join(
+                    next(s.label for s in design.strata.age_groups if s.id == g).lower()
+                    for g in groups
+                ),
+                "State": design.lifecycle.suspension.state
+                if len(groups) == len(design.arm_age_groups(a))
+                else "open (other age groups)",
+                "Findings": "; ".join(f"{k}: {v}" for k, v in found.items()),
+                "Lifted": lifted or "-",
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def lifecycle_example(design: Design, examples: RandomisationExamples) -> PlatformState:

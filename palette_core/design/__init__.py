@@ -5,7 +5,8 @@
 checks them: :mod:`~palette_core.design.common` (schema base, units, references),
 :mod:`~palette_core.design.trial` (registry facts and findings),
 :mod:`~palette_core.design.traits`, :mod:`~palette_core.design.arms` (with substances and
-shared-effect groups), :mod:`~palette_core.design.eligibility`,
+shared-effect groups), :mod:`~palette_core.design.dosing_weight`,
+:mod:`~palette_core.design.eligibility`,
 :mod:`~palette_core.design.records` (patient record and export contract),
 :mod:`~palette_core.design.strata`, :mod:`~palette_core.design.outcomes` (with estimands),
 :mod:`~palette_core.design.analysis` (priors, decisions, looks, interim analysis),

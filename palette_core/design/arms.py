@@ -4,7 +4,8 @@ An arm belongs to one trait: its usual-care control, or an experimental arm whos
 give substances (drugs, devices, blood products) by structured dose rules, a transcription of
 the registry text (not a prescription). A shared-effect group declares the same intervention
 tested in several traits, so that the model can borrow between them; it is never inferred from
-names.
+names. Which body weight a dose per kg is computed on is
+:mod:`~palette_core.design.dosing_weight`'s.
 """
 
 from __future__ import annotations

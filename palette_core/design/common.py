@@ -29,9 +29,13 @@ from palette_core.errors import (
 
 
 class Frozen(BaseModel):
-    """Base of every design schema: immutable, and an unknown field is an error."""
+    """Base of every design schema: immutable, an unknown field is an error, and a number must
+    be finite (``.nan`` and ``.inf`` are refused: a NaN dose would compare as neither too small
+    nor too large and pass every range check)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False
+    )
 
 
 Route = Literal["intravenous", "subcutaneous", "intramuscular", "enteral", "extracorporeal"]

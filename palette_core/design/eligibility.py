@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from palette_core.design.common import Frozen, References
-from palette_core.design.records import PatientField
+from palette_core.design.patient_record import PatientField
 from palette_core.errors import ConflictingArgumentsError, DesignSchemaError, UnknownReferenceError
 
 FILE = "eligibility.yaml"

@@ -6,6 +6,14 @@ moving its usual care to a closed state when no experimental arm is open or plan
 added by amendment starts ``planned``. :func:`check_added_arm` gives an arm that joins by
 amendment the checks an entry of ``arms.yaml`` gets (the state that follows the amendment is
 :mod:`palette_core.randomisation.lifecycle`'s).
+
+**Suspension** (``suspension``): an arm or age stratum whose dose a registry finding blocks is
+suspended from the start (a dose that cannot be computed cannot be given). The state the
+suspended arms take is declared here (it must admit experimental arms, not be terminal, and
+have a way back to ``open`` that needs the sponsor's decision); ``suspension.lifted`` records
+the sponsor's decisions that lift a suspension, each naming blocked (arm, age group) pairs,
+dated and referenced (:func:`check_suspension`). The design answers who is suspended on a date
+(:meth:`palette_core.design.loader.Design.suspended_by`).
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ from typing import Literal
 from pydantic import Field
 
 from palette_core.design.arms import Arm, Substance, check_arm_age_groups, check_components
-from palette_core.design.common import Frozen, Proposed, References, unique_ids
+from palette_core.design.common import AgeGroupId, Frozen, Proposed, References, unique_ids
 from palette_core.design.traits import Trait
+from palette_core.design.trial import Finding
 from palette_core.errors import (
     ConflictingArgumentsError,
     DesignSchemaError,
@@ -32,7 +41,7 @@ FILE = "proposed/lifecycle.yaml"
 ADD_ARM = "add_arm (amendment)"
 
 ArmRole = Literal["control", "experimental"]
-Requirement = Literal["dmc_decision", "amendment", "date"]
+Requirement = Literal["dmc_decision", "amendment", "date", "sponsor_decision"]
 
 
 class LifecycleState(Frozen):
@@ -65,12 +74,32 @@ class AddingArms(Frozen):
     rationale: str
 
 
+class SuspensionLift(Frozen):
+    """A sponsor's decision that lifts the suspension of an arm for some age groups."""
+
+    arm: str
+    age_groups: tuple[AgeGroupId, ...] = Field(min_length=1)
+    on: dt.date
+    decision: str
+    summary: str
+
+
+class Suspension(Frozen):
+    """How blocked doses suspend arms, and the sponsor's decisions that lifted suspensions."""
+
+    state: str
+    reason: str
+    rationale: str
+    lifted: tuple[SuspensionLift, ...] = ()
+
+
 class LifecycleFile(Frozen):
     status: Proposed
     states: tuple[LifecycleState, ...] = Field(min_length=1)
     transitions: tuple[LifecycleTransition, ...] = Field(min_length=1)
     trait_rule: TraitRule
     adding_arms: AddingArms
+    suspension: Suspension
 
 
 def _check_transitions(
@@ -194,6 +223,80 @@ def check_lifecycle(lc: LifecycleFile, arms: tuple[Arm, ...]) -> None:
             )
 
 
+def check_suspension(
+    lc: LifecycleFile,
+    arms: tuple[Arm, ...],
+    findings: tuple[Finding, ...],
+    refs: References,
+    arm_age_groups: Mapping[str, tuple[str, ...]],
+) -> None:
+    """``suspension``: a state for suspended arms with a way back, and well-formed lifts.
+
+    The state must be declared, admit experimental arms, not be terminal, and have a move to
+    ``open`` that requires the sponsor's decision. Each lift names an arm and age groups that a
+    finding blocks (``blocks_dose``) and that the arm admits, once each, with a decision
+    reference and a summary that are not blank.
+    """
+    f = FILE
+    sus = lc.suspension
+    states = {st.id: st for st in lc.states}
+    if sus.state not in states:
+        raise UnknownReferenceError(
+            f, "suspension", "state", f"state {sus.state!r} is not declared under states"
+        )
+    st = states[sus.state]
+    if sus.state in ("open", "planned") or "experimental" not in st.roles or st.terminal:
+        raise ConflictingArgumentsError(
+            f,
+            "suspension",
+            "state",
+            f"{sus.state!r} must be a non-terminal state of experimental arms other than open "
+            "and planned (a suspension can be lifted)",
+        )
+    back = [t for t in lc.transitions if t.from_ == sus.state and t.to == "open"]
+    if not back or "sponsor_decision" not in back[0].requires:
+        raise ConflictingArgumentsError(
+            f,
+            "suspension",
+            "state",
+            f"no transition {sus.state} -> open requiring sponsor_decision: a suspension "
+            "could never be lifted",
+        )
+    if not sus.reason.strip():
+        raise DesignSchemaError(f, "suspension", "reason", "must not be blank")
+    blocked = {(b.arm, g) for x in findings for b in x.blocks_dose for g in b.age_groups}
+    arm_ids = {a.id for a in arms}
+    seen: set[tuple[str, str]] = set()
+    for i, lift in enumerate(sus.lifted):
+        entry = f"suspension.lifted[{i}]"
+        if lift.arm not in arm_ids:
+            raise UnknownReferenceError(f, entry, "arm", f"arm {lift.arm!r} is not in arms.yaml")
+        for g in lift.age_groups:
+            refs.check_age_group(g, f, entry, "age_groups")
+            if g not in arm_age_groups[lift.arm]:
+                raise ConflictingArgumentsError(
+                    f, entry, "age_groups", f"arm {lift.arm!r} does not admit age group {g!r}"
+                )
+            if (lift.arm, g) not in blocked:
+                raise ConflictingArgumentsError(
+                    f,
+                    entry,
+                    "age_groups",
+                    f"no registry finding blocks the dose of {lift.arm!r} for {g!r}: nothing "
+                    "to lift",
+                )
+            if (lift.arm, g) in seen:
+                raise DuplicateIdError(
+                    f, entry, "age_groups", f"{lift.arm!r} for {g!r} is lifted twice"
+                )
+            seen.add((lift.arm, g))
+        for fld in ("decision", "summary"):
+            if not getattr(lift, fld).strip():
+                raise DesignSchemaError(
+                    f, entry, fld, "the sponsor's decision must be recorded (not blank)"
+                )
+
+
 def check_added_arm(
     arm: Arm,
     *,
@@ -283,7 +386,10 @@ __all__ = [
     "LifecycleState",
     "LifecycleTransition",
     "Requirement",
+    "Suspension",
+    "SuspensionLift",
     "TraitRule",
     "check_added_arm",
     "check_lifecycle",
+    "check_suspension",
 ]

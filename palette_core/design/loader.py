@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import shutil
 import tempfile
@@ -65,8 +66,18 @@ from palette_core.design.arms import (
     check_shared_effect_groups,
 )
 from palette_core.design.common import References, Unit, UnitsFile, parse_model, unique_ids
+from palette_core.design.dosing_weight import (
+    DOSING_WEIGHT_FILE,
+    DosingWeightFile,
+    check_dosing_weight,
+)
 from palette_core.design.eligibility import EligibilityFile, check_eligibility
-from palette_core.design.lifecycle import LifecycleFile, check_lifecycle
+from palette_core.design.lifecycle import (
+    LifecycleFile,
+    SuspensionLift,
+    check_lifecycle,
+    check_suspension,
+)
 from palette_core.design.locate import default_design_dir
 from palette_core.design.outcomes import (
     EstimandsFile,
@@ -75,13 +86,13 @@ from palette_core.design.outcomes import (
     check_estimands,
     check_outcomes,
 )
-from palette_core.design.records import (
-    ExportContractFile,
+from palette_core.design.patient_record import (
     PatientField,
     PatientRecordFile,
-    check_export_contract,
     check_patient_record,
+    check_record_rules,
 )
+from palette_core.design.records import ExportContractFile, check_export_contract
 from palette_core.design.strata import StrataFile, check_strata
 from palette_core.design.traits import Biomarker, Hook, Trait, TraitsFile, check_traits
 from palette_core.design.trial import Finding, FindingsFile, TrialFile, check_findings
@@ -111,6 +122,7 @@ DESIGN_FILES: dict[str, type[BaseModel]] = {
     "proposed/lifecycle.yaml": LifecycleFile,
     "proposed/estimands.yaml": EstimandsFile,
     "proposed/interim_analysis.yaml": InterimAnalysisFile,
+    DOSING_WEIGHT_FILE: DosingWeightFile,
 }
 
 
@@ -139,6 +151,7 @@ class Design:
     eligibility: EligibilityFile
     findings: tuple[Finding, ...]
     patient_fields: Mapping[str, PatientField]
+    patient_record: PatientRecordFile
     strata: StrataFile
     outcomes: OutcomesFile
     priors: PriorsFile
@@ -150,6 +163,7 @@ class Design:
     estimands: EstimandsFile
     export_contract: ExportContractFile
     interim_analysis: InterimAnalysisFile
+    dosing_weight: DosingWeightFile
     references: References
 
     # -- paths
@@ -205,13 +219,66 @@ class Design:
         return next((g for g in self.shared_effect_groups if arm_id in g.arms), None)
 
     def dose_blocks(self, arm_id: str, age_group: str) -> tuple[Finding, ...]:
-        """Findings that make this arm's dose unsafe to compute for this age group."""
-        return tuple(
+        """Findings that make this arm's dose unsafe to compute for this age group.
+
+        A block whose suspension the sponsor's decision lifted (``proposed/lifecycle.yaml``
+        ``suspension.lifted``, whatever its date) no longer counts: the decided dose is in
+        ``arms.yaml``. Equal to :meth:`suspended_by` with no date.
+        """
+        return self.suspended_by(arm_id, age_group)
+
+    def lift_of(self, arm_id: str, age_group: str) -> SuspensionLift | None:
+        """The sponsor's decision that lifted the suspension of this arm for this age group."""
+        return next(
+            (
+                x
+                for x in self.lifecycle.suspension.lifted
+                if x.arm == arm_id and age_group in x.age_groups
+            ),
+            None,
+        )
+
+    def suspended_by(
+        self, arm_id: str, age_group: str, on: dt.date | None = None
+    ) -> tuple[Finding, ...]:
+        """The findings that suspend this arm for this age group on the date ``on``.
+
+        Every finding whose ``blocks_dose`` names the arm and the age group, unless the
+        suspension was lifted (``suspension.lifted``) on or before ``on``; with ``on=None``,
+        unless it was lifted at all (the design as it stands). Empty: not suspended.
+        """
+        lift = self.lift_of(arm_id, age_group)
+        if lift is not None and (on is None or lift.on <= on):
+            return ()
+        found = (
             f
             for f in self.findings
             for b in f.blocks_dose
             if b.arm == arm_id and age_group in b.age_groups
         )
+        return tuple(dict.fromkeys(found))
+
+    def suspended_age_groups(self, arm_id: str, on: dt.date | None = None) -> tuple[str, ...]:
+        """The age groups the arm admits for which it is suspended on ``on`` (see
+        :meth:`suspended_by`)."""
+        arm = self.arm(arm_id)
+        return tuple(g for g in self.arm_age_groups(arm) if self.suspended_by(arm_id, g, on))
+
+    def is_suspended(self, arm_id: str, on: dt.date | None = None) -> bool:
+        """Is the arm suspended as a whole: for every age group it admits, on ``on``?"""
+        arm = self.arm(arm_id)
+        groups = self.arm_age_groups(arm)
+        return (
+            arm.role == "experimental"
+            and bool(groups)
+            and all(self.suspended_by(arm_id, g, on) for g in groups)
+        )
+
+    def allocatable_age_groups(self, arm_id: str, on: dt.date | None = None) -> tuple[str, ...]:
+        """The age groups a patient may be randomised to this arm in, on ``on``: those the arm
+        admits, less those it is suspended for."""
+        arm = self.arm(arm_id)
+        return tuple(g for g in self.arm_age_groups(arm) if not self.suspended_by(arm_id, g, on))
 
     def outcome(self, outcome_id: str) -> Outcome:
         for o in self.outcomes.outcomes:
@@ -277,9 +344,11 @@ def _check(d: Design) -> None:
     check_traits(d.biomarkers, d.hooks, d.traits, refs)
     check_arms(d.arms, d.traits, d.substances, d.trial.arms_per_trait, refs)
     check_shared_effect_groups(d.shared_effect_groups, d.arms)
+    check_dosing_weight(d.dosing_weight, d.arms, d.substances, refs)
     check_findings(d.findings, {a.id for a in d.arms}, refs)
     check_eligibility(d.eligibility, d.patient_fields, refs)
     check_patient_record(d.patient_fields, d.biomarkers, d.hooks, refs)
+    check_record_rules(d.patient_record)
     check_strata(d.strata, refs)
     check_outcomes(d.outcomes, d.substances)
     check_priors(d.priors)
@@ -288,6 +357,9 @@ def _check(d: Design) -> None:
     check_allocation(d.allocation, d.trial.arms_per_trait)
     check_multi_trait_policy(d.multi_trait_policy, d.trait_ids)
     check_lifecycle(d.lifecycle, d.arms)
+    check_suspension(
+        d.lifecycle, d.arms, d.findings, refs, {a.id: d.arm_age_groups(a) for a in d.arms}
+    )
     check_estimands(d.estimands, d.outcomes)
     check_export_contract(d.export_contract, d.outcomes, refs)
     check_interim_analysis(d.interim_analysis, d.outcomes, d.export_contract)
@@ -345,6 +417,7 @@ def load_design(root: str | Path | None = None, *, data_root: str | Path | None 
         eligibility=parsed["eligibility.yaml"],
         findings=findings.findings,
         patient_fields=MappingProxyType(parsed["patient_record.yaml"].fields),
+        patient_record=parsed["patient_record.yaml"],
         strata=strata,
         outcomes=parsed["proposed/outcomes.yaml"],
         priors=parsed["proposed/priors.yaml"],
@@ -356,6 +429,7 @@ def load_design(root: str | Path | None = None, *, data_root: str | Path | None 
         estimands=parsed["proposed/estimands.yaml"],
         export_contract=parsed["export_contract.yaml"],
         interim_analysis=parsed["proposed/interim_analysis.yaml"],
+        dosing_weight=parsed[DOSING_WEIGHT_FILE],
         references=References.build(
             units, [g.id for g in strata.age_groups], [f.id for f in findings.findings]
         ),

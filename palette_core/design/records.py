@@ -1,130 +1,26 @@
-"""The two record contracts: the patient record (``patient_record.yaml``) and the data export
-(``export_contract.yaml``).
-
-The patient record is what screening reads: every field's kind, unit, physiological range and
-categories; each biomarker of ``traits.yaml`` and each site-recorded hook class has its field.
-The export contract is what the interim analysis reads from a data export: the metadata of
-``export.yaml`` and the columns of ``patients.csv``, including those the code reads by name
-(:data:`EXPORT_CORE_FIELDS`, :data:`EXPORT_META_FIELDS`) and the dates and intervals from
-which the outcomes of ``proposed/outcomes.yaml`` are derived.
+"""The data export contract (``export_contract.yaml``): what the interim analysis reads from a
+data export: the metadata of ``export.yaml`` and the columns of ``patients.csv``, including
+those the code reads by name (:data:`EXPORT_CORE_FIELDS`, :data:`EXPORT_META_FIELDS`) and the
+dates and intervals from which the outcomes of ``proposed/outcomes.yaml`` are derived. The
+patient record contract is in :mod:`palette_core.design.patient_record`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field
 
 from palette_core.design.common import Frozen, References
 from palette_core.design.outcomes import OutcomesFile
-from palette_core.design.traits import Biomarker, Hook
 from palette_core.errors import (
     ConflictingArgumentsError,
     DesignSchemaError,
     DuplicateIdError,
     OutOfRangeError,
     UnknownReferenceError,
-    UnknownUnitError,
 )
-
-
-# ----------------------------------------------------------------------------- patient record
-class PatientField(Frozen):
-    """One field of the patient record contract (patient_record.yaml)."""
-
-    kind: Literal["float", "int", "bool", "category", "str"]
-    unit: str | None = None
-    range: tuple[float, float] | None = None
-    categories: tuple[str, ...] | None = None
-    required: bool = False
-    group: Literal[
-        "identity",
-        "demographics",
-        "sepsis",
-        "sofa",
-        "phoenix",
-        "biomarkers",
-        "seymour",
-        "inclusion",
-        "exclusion",
-    ]
-    description: str
-
-
-class PatientRecordFile(Frozen):
-    fields: dict[str, PatientField]
-
-
-def check_patient_record(
-    fields: Mapping[str, PatientField],
-    biomarkers: Mapping[str, Biomarker],
-    hooks: Mapping[str, Hook],
-    refs: References,
-) -> None:
-    """patient_record.yaml: ranges and categories by kind; a field, in the biomarker's unit, for
-    every biomarker; the categories of a hook's input field are the hook's classes."""
-    f = "patient_record.yaml"
-    for name, fld in fields.items():
-        numeric = fld.kind in ("float", "int")
-        if fld.unit is not None:
-            refs.check_unit(fld.unit, f, name, "unit")
-        if numeric and fld.range is None:
-            raise DesignSchemaError(
-                f, name, "range", "a numeric field needs its physiological range"
-            )
-        if fld.range is not None:
-            if not numeric:
-                raise ConflictingArgumentsError(
-                    f, name, "range", f"a {fld.kind} field has no range"
-                )
-            if not fld.range[0] < fld.range[1]:
-                raise OutOfRangeError(
-                    f,
-                    name,
-                    "range",
-                    f"lower bound {fld.range[0]} must be below upper bound {fld.range[1]}",
-                )
-        if (fld.kind == "category") != (fld.categories is not None):
-            raise ConflictingArgumentsError(
-                f, name, "categories", "categories are given for, and only for, category fields"
-            )
-    for bid, b in biomarkers.items():
-        fld = fields.get(bid)
-        if fld is None:
-            raise UnknownReferenceError(
-                f,
-                bid,
-                None,
-                f"biomarker {bid!r} of traits.yaml has no field in the patient record",
-            )
-        if fld.unit is None or refs.unit_id(fld.unit) != refs.unit_id(b.unit):
-            raise UnknownUnitError(
-                f,
-                bid,
-                "unit",
-                f"field unit {fld.unit!r} differs from the biomarker unit {b.unit!r} in traits.yaml",
-            )
-    for hid, h in hooks.items():
-        if h.input_field is None:
-            continue
-        fld = fields.get(h.input_field)
-        if fld is None:
-            raise UnknownReferenceError(
-                "traits.yaml",
-                hid,
-                "input_field",
-                f"field {h.input_field!r} is not in patient_record.yaml",
-            )
-        if fld.categories is None or set(fld.categories) != set(h.classes):
-            raise ConflictingArgumentsError(
-                f,
-                h.input_field,
-                "categories",
-                f"{fld.categories} differ from the classes {list(h.classes)} of hook {hid!r} in traits.yaml",
-            )
-
 
 # ----------------------------------------------------------------------------- data export
 ExportKind = Literal[
@@ -370,8 +266,5 @@ __all__ = [
     "ExportGroup",
     "ExportKind",
     "ExportMetaField",
-    "PatientField",
-    "PatientRecordFile",
     "check_export_contract",
-    "check_patient_record",
 ]

@@ -51,9 +51,7 @@ Examples
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import math
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -69,6 +67,7 @@ from palette_core.design.loader import Design
 from palette_core.design.records import EXPORT_META_FIELDS, ExportField
 from palette_core.errors import DesignError, ExportFileError, ExportRowError
 from palette_core.isotime import parse_iso_date
+from palette_core.tableio import id_problem, normalise_id, read_csv_records
 from palette_core.yamlio import read_yaml
 
 META_FILE = "export.yaml"
@@ -88,6 +87,8 @@ DTYPES = {
     "interval_list": "object",
 }
 _MISSING_TEXT = {"", "NA", "nan", "NaN", "<NA>", "NaT", "None"}
+#: identifier fields, compared in canonical form (:func:`palette_core.tableio.normalise_id`)
+ID_FIELDS = ("patient_id", "site_id")
 
 Interval = tuple[dt.date, dt.date | None]
 
@@ -649,6 +650,16 @@ def validate_export(
     fields = design.export_contract.fields
     order = {name: i for i, name in enumerate(fields)}
     text = {name: [_text(v) for v in raw[name]] for name in fields}
+    bad_ids: list[tuple[int, str, str]] = []
+    for name in ID_FIELDS:  # one canonical form, so that look-alike ids are the same id
+        for i, t in enumerate(text[name]):
+            if t:
+                canonical = normalise_id(t)
+                why = id_problem(canonical)
+                if why is None:
+                    text[name][i] = canonical
+                else:
+                    bad_ids.append((i, name, why))
     ids = [t if t else None for t in text["patient_id"]]
     problems: list[dict[str, Any]] = []
 
@@ -668,6 +679,9 @@ def validate_export(
         {"line": np.asarray(lines, dtype=np.int64), "row": np.arange(n, dtype=np.int64)},
         index=index,
     )
+    for i, name, why in bad_ids:
+        report(i, name, why)
+        text[name][i] = ""
     for name, fld in fields.items():
         values: list[Any] = []
         for i, cell in enumerate(text[name]):
@@ -732,45 +746,22 @@ def validate_export(
 
 # ----------------------------------------------------------------------------- files
 def _read_csv(path: Path) -> tuple[pd.DataFrame, list[int]]:
-    """Read ``patients.csv`` as text, keeping the line on which each record starts."""
-    if not path.is_file():
-        raise ExportFileError(path, None, "file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ExportFileError(path, None, f"not UTF-8 text (byte {exc.start})") from None
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    records: list[list[str]] = []
-    lines: list[int] = []
-    header: list[str] | None = None
-    try:
-        while True:
-            start = reader.line_num + 1
-            try:
-                record = next(reader)
-            except StopIteration:
-                break
-            if header is None:
-                header = record
-                continue
-            if not record or (len(record) == 1 and record[0] == "" and len(header) > 1):
-                continue  # a blank line holds no data
-            if len(record) != len(header):
-                raise ExportFileError(
-                    path,
-                    None,
-                    f"line {start}: {len(record)} values but the header has {len(header)} columns",
-                )
-            records.append(record)
-            lines.append(start)
-    except csv.Error as exc:
-        raise ExportFileError(path, None, f"line {reader.line_num}: not valid CSV: {exc}") from None
-    if header is None:
-        raise ExportFileError(path, None, "empty file: no header line")
-    raw = pd.DataFrame(records, columns=header, dtype=object)
-    if not records:
-        raw = pd.DataFrame({c: pd.Series([], dtype=object) for c in header})
-    return raw, lines
+    """Read ``patients.csv`` as text, keeping the line on which each record starts
+    (:func:`palette_core.tableio.read_csv_records`); a record whose number of values differs
+    from the header's makes the file unreadable (it would shift columns)."""
+
+    def fail(message: str) -> ExportFileError:
+        return ExportFileError(path, None, message)
+
+    table = read_csv_records(path, fail)
+    width = len(table.header)
+    for record, line in zip(table.records, table.lines, strict=True):
+        if len(record) != width:
+            raise fail(f"line {line}: {len(record)} values but the header has {width} columns")
+    raw = pd.DataFrame([list(r) for r in table.records], columns=list(table.header), dtype=object)
+    if not table.records:
+        raw = pd.DataFrame({c: pd.Series([], dtype=object) for c in table.header})
+    return raw, list(table.lines)
 
 
 def read_meta(path: str | Path, design: Design) -> ExportMeta:

@@ -33,12 +33,19 @@ Design choices
   never change a decision by themselves.
 * **Arm states.** By default an arm is open at the look if ``arms.yaml`` starts it open or
   the export holds a patient allocated to it (an arm cannot have patients unless it opened);
-  a planned arm without patients stays planned. The caller may pass the states of the
+  a planned arm without patients stays planned; an arm suspended for every age group it
+  admits on the data cut (a dose blocked by a registry finding, ``proposed/lifecycle.yaml``
+  ``suspension``) is suspended, patients or not, and gets no allocation. The caller may pass the states of the
   lifecycle instead (:func:`palette_core.randomisation.lifecycle.states_mapping`). An open arm whose
   decision is not "continue" closes into the matching lifecycle state (graduated, futility,
   harm, cap_reached) for the next period's allocation; usual care closes with its trait when
-  no experimental arm is open or planned (``proposed/lifecycle.yaml`` trait rule). The DMC
-  confirms the moves; the allocation record is the proposal that follows from the rules.
+  no experimental arm is open, planned or suspended (``proposed/lifecycle.yaml`` trait rule).
+  The DMC confirms the moves; the allocation record is the proposal that follows from the
+  rules.
+* **Suspended allocations.** A patient allocated to an arm that was suspended for the
+  patient's age group on the randomisation date (a dose that cannot be computed cannot be
+  given) stays in the analysis (intention to treat) and is listed in the table
+  ``suspended_allocations`` with the findings; both reports flag it.
 * **Eras.** The model's number of calendar eras is that of the latest era holding a complete
   outcome (eras are counted from the study start, ``interim_analysis.yaml``); for the
   concurrent-controls analysis an arm is open in every era in which a patient of its trait
@@ -141,6 +148,18 @@ TABLES = (
     "allocation",
     "safety",
     "diagnostics",
+    "suspended_allocations",
+)
+#: columns of the table ``suspended_allocations``
+SUSPENDED_COLUMNS = (
+    "line",
+    "patient_id",
+    "site_id",
+    "randomisation_date",
+    "assigned_trait",
+    "age_group",
+    "arm",
+    "findings",
 )
 ALLOCATION_FILE = "allocation_state.json"
 MANIFEST_FILE = "manifest.json"
@@ -343,10 +362,15 @@ def n_complete_by_arm(derived: pd.DataFrame, design: Design) -> dict[str, int]:
 
 
 def arm_states_before(
-    design: Design, derived: pd.DataFrame, states: Mapping[str, str] | None = None
+    design: Design,
+    derived: pd.DataFrame,
+    states: Mapping[str, str] | None = None,
+    on: dt.date | None = None,
 ) -> dict[str, str]:
     """The arm states at the look (see the module docstring): ``states`` if given, else the
-    initial states of ``arms.yaml`` with every arm that has patients in the export open."""
+    initial states of ``arms.yaml`` with every arm that has patients in the export open, and
+    every arm suspended for all its age groups on ``on`` (the data cut; ``None``: the design
+    as it stands) suspended."""
     if states is not None:
         missing = [a.id for a in design.arms if a.id not in states]
         if missing:
@@ -357,7 +381,41 @@ def arm_states_before(
     for a in design.arms:
         initial = a.availability.initial_state
         out[a.id] = _allocation.OPEN if a.id in with_patients else initial
+        if design.is_suspended(a.id, on):
+            out[a.id] = design.lifecycle.suspension.state
     return out
+
+
+def suspended_allocations(derived: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """Patients allocated to an arm suspended for their age group on their randomisation date.
+
+    A dose that cannot be computed cannot be given (``proposed/lifecycle.yaml``
+    ``suspension``): such an allocation should not have happened. The patients stay in the
+    analysis; this table, flagged in both reports, lists them with the findings that
+    suspended the arm (columns :data:`SUSPENDED_COLUMNS`, export order).
+    """
+    rows = derived  # every row with an arm: a withdrawal does not undo the allocation
+    known = {a.id for a in design.arms}
+    out = []
+    for _, r in rows.iterrows():
+        arm, group, day = r["arm"], r["age_group"], r["randomisation_date"]
+        if pd.isna(arm) or pd.isna(group) or pd.isna(day) or str(arm) not in known:
+            continue
+        found = design.suspended_by(str(arm), str(group), pd.Timestamp(day).date())
+        if found:
+            out.append(
+                {
+                    "line": r["line"],
+                    "patient_id": r["patient_id"],
+                    "site_id": r["site_id"],
+                    "randomisation_date": pd.Timestamp(day).date().isoformat(),
+                    "assigned_trait": r["assigned_trait"],
+                    "age_group": group,
+                    "arm": arm,
+                    "findings": ", ".join(f.id for f in found),
+                }
+            )
+    return pd.DataFrame(out, columns=list(SUSPENDED_COLUMNS))
 
 
 def arm_states_after(
@@ -370,9 +428,10 @@ def arm_states_after(
         if after.get(arm) == _allocation.OPEN and decision in DECISION_STATE:
             after[arm] = DECISION_STATE[decision]
     rule = design.lifecycle.trait_rule
+    live_states = ("open", "planned", design.lifecycle.suspension.state)
     for t in design.trait_ids:
         control = design.control_of(t).id
-        live = any(after[a.id] in ("open", "planned") for a in design.experimental_arms(t))
+        live = any(after[a.id] in live_states for a in design.experimental_arms(t))
         if not live:
             after[control] = rule.control_closed_state
     return after
@@ -664,7 +723,7 @@ def analyse(
 
     # 4. quantities, decisions, states, allocation
     report(steps[3])
-    before = arm_states_before(design, derived, states)
+    before = arm_states_before(design, derived, states, meta.data_cut)
     open_now = [a for a in arms if before[a] == _allocation.OPEN]
     info = _derive.information(derived, design)
     quantities = [summarise(draws, arms, design, open_arms=open_now, analysis=PRIMARY)]
@@ -739,6 +798,7 @@ def analyse(
             for a in design.arms_of(t)
         ]
     )
+    suspended = suspended_allocations(derived, design)
     incomplete = derived.loc[
         derived["status"] != "complete",
         ["line", "patient_id", "site_id", "assigned_trait", "age_group", "status", "status_reason"],
@@ -766,6 +826,7 @@ def analyse(
         "allocation": allocation,
         "safety": safety_by_arm(derived, design),
         "diagnostics": pd.DataFrame(diags, columns=list(DIAGNOSTIC_COLUMNS)),
+        "suspended_allocations": suspended,
     }
     for o in outcomes:
         tables[f"cells_{o}"] = cells[o]
@@ -800,6 +861,7 @@ def analyse(
             "valid": int(validation.n_valid),
             "invalid": int(validation.n_invalid),
             **{s: int((derived["status"] == s).sum()) for s in STATUS_COLUMNS},
+            "suspended_allocations": len(suspended),
         },
         gates_passed=bool(all(r["gates_passed"] for r in diags)),
         tables=[f"{n}.csv" for n in tables],
@@ -896,5 +958,6 @@ __all__ = [
     "primary_outcome",
     "safety_by_arm",
     "status_counts",
+    "suspended_allocations",
     "write_analysis",
 ]

@@ -16,6 +16,11 @@ Two reports, as DMC charters ask:
   harm check in children, next-period allocation probabilities, safety by arm, model
   diagnostics and the sensitivity analyses.
 
+Both reports flag, in a banner and a section, patients allocated to an arm that was suspended
+for their age group when they were randomised (a dose that cannot be computed cannot be
+given, ``proposed/lifecycle.yaml`` ``suspension``): the open report lists the patients without
+the arm, the closed report with the arm and the findings.
+
 :func:`write_reports` writes both as self-contained HTML from one jinja2 template with
 autoescape (``templates/report.html``, package data): tables as HTML (pandas escapes their
 cells), charts as inline SVG rendered by vl-convert with no network access
@@ -271,6 +276,62 @@ def pooled_osfd_chart(source: Source) -> alt.Chart:
             tooltip=["osfd28", "patients"],
         )
         .properties(width=560, height=200, title="OSFD to day 28, all arms pooled")
+    )
+
+
+def _suspended(a: InterimAnalysis) -> pd.DataFrame:
+    """The stored table of suspended allocations (empty for an analysis written before it)."""
+    if "suspended_allocations" not in a.tables:
+        return pd.DataFrame(columns=["line", "patient_id", "site_id", "randomisation_date"])
+    return a.table("suspended_allocations")
+
+
+def suspended_allocations_open(source: Source) -> pd.DataFrame:
+    """Patients allocated to an arm suspended for their age group, without the arm (open)."""
+    df = _suspended(_analysis(source))
+    cols = {
+        "line": "CSV line",
+        "patient_id": "Patient",
+        "site_id": "Site",
+        "randomisation_date": "Randomised",
+        "age_group": "Age group",
+    }
+    return df[[c for c in cols if c in df.columns]].rename(columns=cols)
+
+
+def suspended_allocations_closed(source: Source) -> pd.DataFrame:
+    """Patients allocated to an arm suspended for their age group, with the arm and the
+    findings that suspended it (closed)."""
+    a = _analysis(source)
+    df = _suspended(a)
+    labels = _labels(a)
+    out = df.rename(
+        columns={
+            "line": "CSV line",
+            "patient_id": "Patient",
+            "site_id": "Site",
+            "randomisation_date": "Randomised",
+            "assigned_trait": "Trait",
+            "age_group": "Age group",
+            "arm": "Arm",
+            "findings": "Suspended by",
+        }
+    )
+    if "Arm" in out.columns:
+        out["Arm"] = out["Arm"].map(lambda x: labels.get(x, x))
+    return out
+
+
+def suspended_banner(source: Source) -> str:
+    """The warning both reports show when patients were allocated to a suspended arm; ``""``
+    when none was."""
+    n = len(_suspended(_analysis(source)))
+    if not n:
+        return ""
+    return (
+        f"{n} patient(s) were allocated to an arm suspended for their age group at "
+        "randomisation (a dose that cannot be computed cannot be given): see the section "
+        "Allocations to suspended arms."
     )
 
 
@@ -609,6 +670,7 @@ def _render(title: str, kind: str, a: InterimAnalysis, banner: str, sections: li
         export_id=e.get("export_id", ""),
         data_cut=e.get("data_cut", ""),
         gates_passed=m.get("gates_passed", True),
+        suspended_warning=suspended_banner(a),
         provenance=_table_html(header(a), "meta"),
         stylesheet=Markup((_TEMPLATES / STYLESHEET).read_text(encoding="utf-8")),
         sections=[
@@ -638,6 +700,11 @@ def open_report_sections(source: Source) -> list[Section]:
         ("problems", "Data problems",
          "Rows that break the export contract: they are kept, counted and excluded from the "
          "analysis.", [data_problems(a)]),
+        ("suspended", "Allocations to suspended arms",
+         "Patients allocated to an arm that was suspended for their age group when they were "
+         "randomised: its dose could not be computed, so it should not have been given. They "
+         "stay in the analysis; the arm and the findings are in the closed report.",
+         [suspended_allocations_open(a)]),
     ]  # fmt: skip
 
 
@@ -647,6 +714,10 @@ def closed_report_sections(source: Source, truth: pd.DataFrame | None = None) ->
     primary = _primary_outcome(a)
     sections: list[Section] = [
         ("summary", "Export summary", "", [export_summary(a), accrual_by_arm(a)]),
+        ("suspended", "Allocations to suspended arms",
+         "Patients allocated to an arm suspended for their age group at randomisation, with the "
+         "registry findings that block its dose (proposed/lifecycle.yaml suspension); they stay "
+         "in the analysis.", [suspended_allocations_closed(a)]),
         ("decisions", "Decisions (primary analysis)",
          "Decision rules of proposed/decisions.yaml applied to the primary analysis.",
          [decisions_table(a)]),
@@ -742,6 +813,9 @@ __all__ = [
     "probabilities_table",
     "rules_table",
     "safety_table",
+    "suspended_allocations_closed",
+    "suspended_allocations_open",
+    "suspended_banner",
     "sensitivity_chart",
     "sensitivity_decisions",
     "sensitivity_table",

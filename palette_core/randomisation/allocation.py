@@ -321,8 +321,15 @@ class TraitArms(NamedTuple):
 
 
 def initial_states(design: Design) -> dict[str, str]:
-    """``arm_id -> availability.initial_state`` of every arm (``"open"`` or ``"planned"``)."""
-    return {a.id: a.availability.initial_state for a in design.arms}
+    """``arm_id -> state`` of every arm at the study start: ``availability.initial_state``
+    (``"open"`` or ``"planned"``), or the suspension state for an arm whose dose a registry
+    finding blocks for every age group it admits (:meth:`Design.is_suspended`)."""
+    start = design.trial.study_start
+    suspended = design.lifecycle.suspension.state
+    return {
+        a.id: suspended if design.is_suspended(a.id, start) else a.availability.initial_state
+        for a in design.arms
+    }
 
 
 def _trait(design: Design, trait_id: Any) -> str:
@@ -637,7 +644,8 @@ def example_trial(
     true_rates
         ``arm_id -> probability of a good outcome`` for usual care and every open arm.
     states
-        ``arm_id -> state``; defaults to :func:`initial_states` (Octaplas LG planned).
+        ``arm_id -> state``; defaults to :func:`initial_states` (Octaplas LG planned, arms whose
+        dose is blocked for every age group suspended).
 
     Returns
     -------

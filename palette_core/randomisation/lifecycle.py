@@ -8,7 +8,12 @@ audited and rebuilt (:func:`from_json` replays the log and refuses a state that 
 cannot reach).
 
 * :func:`initial_state` - every arm of ``arms.yaml`` in its ``availability.initial_state`` on
-  the study start date of ``trial.yaml``.
+  the study start date of ``trial.yaml``, except an arm whose dose a registry finding blocks
+  for every age group it admits: that arm starts *suspended* (``suspension`` of
+  ``proposed/lifecycle.yaml``; a dose that cannot be computed cannot be given), and leaves
+  the state only by a dated request once the sponsor's decision is recorded
+  (``suspension.lifted``). An arm suspended for some age groups only stays in its state;
+  :func:`suspended_age_groups` names them (the randomiser never draws it for them).
 * :func:`transition` (and :func:`open_arm`, :func:`close_arm`) - one requested move of an
   experimental arm; usual care never moves by itself.
 * The trait rule - when a trait's last open or planned experimental arm closes, its usual care
@@ -66,7 +71,12 @@ FORMAT = LIFECYCLE_FORMAT
 OPEN, PLANNED = "open", "planned"
 #: how a move came about: the design's initial state, a request, the trait rule, an amendment
 By = Origin
-REQUIREMENT_LABELS = {"dmc_decision": "DMC decision", "amendment": "amendment", "date": "date"}
+REQUIREMENT_LABELS = {
+    "dmc_decision": "DMC decision",
+    "amendment": "amendment",
+    "date": "date",
+    "sponsor_decision": "sponsor's decision",
+}
 
 
 # ----------------------------------------------------------------------------- the state
@@ -153,15 +163,31 @@ class PlatformState:
         return next(a for a in self.arms_of(trait_id) if a.role == "control")
 
 
+def _suspension_reason(design: Design, arm_id: str, on: dt.date | None) -> str:
+    """``"suspended: dose not computable (RF-01: title; ...)"`` for the arm's blocked groups."""
+    found = {
+        f.id: f.title for g in design.suspended_age_groups(arm_id, on)
+        for f in design.suspended_by(arm_id, g, on)
+    }  # fmt: skip
+    what = "; ".join(f"{k}: {v}" for k, v in found.items())
+    return f"suspended from the start: {design.lifecycle.suspension.reason} ({what})"
+
+
 def initial_state(design: Design) -> PlatformState:
-    """Every arm of ``arms.yaml`` in its ``availability.initial_state`` on ``trial.study_start``."""
+    """Every arm of ``arms.yaml`` in its ``availability.initial_state`` on ``trial.study_start``;
+    an arm suspended for every age group it admits on that date (a blocked dose not lifted by
+    then) in the suspension state instead, with the findings as the reason."""
     on = design.trial.study_start
     arms, log = [], []
     for a in design.arms:
+        start = a.availability.initial_state
         reason = "initial state (arms.yaml)"
         if a.availability.opens_when:
             reason += f"; opens when: {a.availability.opens_when}"
-        t = Transition(a.id, None, a.availability.initial_state, on, reason, "design")
+        if design.is_suspended(a.id, on):
+            start = design.lifecycle.suspension.state
+            reason = _suspension_reason(design, a.id, on)
+        t = Transition(a.id, None, start, on, reason, "design")
         arms.append(ArmStatus(a, t.to_state, on, reason, (t,)))
         log.append(t)
     return PlatformState(design.design_hash, on, tuple(arms), tuple(log), design)
@@ -220,14 +246,16 @@ def _apply(
     return replace(state, arms=tuple(arms), log=state.log + (t,))
 
 
-def _live(a: ArmStatus) -> bool:
-    return a.role == "experimental" and a.state in (OPEN, PLANNED)
+def _live(a: ArmStatus, design: Design) -> bool:
+    """Open, planned or suspended: an experimental arm that may still randomise."""
+    live = (OPEN, PLANNED, design.lifecycle.suspension.state)
+    return a.role == "experimental" and a.state in live
 
 
 def _trait_rule(state: PlatformState, trait: str, on: dt.date, design: Design) -> PlatformState:
     rule = design.lifecycle.trait_rule
     control = state.control_of(trait)
-    if control.state == OPEN and not any(_live(a) for a in state.arms_of(trait)):
+    if control.state == OPEN and not any(_live(a, design) for a in state.arms_of(trait)):
         return _apply(state, control.id, rule.control_closed_state, on, rule.reason, "trait_rule")
     return state
 
@@ -320,6 +348,8 @@ def transition(
         )
     _check_reason(arm_id, a.state, to_state, on, reason)
     _check_order(state, a.trait, arm_id, a.state, to_state, on)
+    if a.state == d.lifecycle.suspension.state and to_state in (OPEN, PLANNED):
+        _check_lift(d, a, to_state, on)
     if to_state == OPEN and a.opens_on is not None and on < a.opens_on:
         raise IllegalTransitionError(
             arm_id,
@@ -330,6 +360,25 @@ def transition(
         )
     new = _apply(state, arm_id, to_state, on, reason, "request")
     return _trait_rule(new, a.trait, on, d)
+
+
+def _check_lift(design: Design, a: ArmStatus, to_state: str, on: dt.date) -> None:
+    """Leaving the suspension: lifted by the sponsor by ``on``, into the arm's starting state."""
+    if design.is_suspended(a.id, on):
+        raise IllegalTransitionError(
+            a.id,
+            a.state,
+            to_state,
+            on,
+            f"the suspension is not lifted on {on}: record the sponsor's decision in "
+            "proposed/lifecycle.yaml (suspension.lifted, dated on or before the move) and the "
+            "decided dose in arms.yaml",
+        )
+    start = a.arm.availability.initial_state
+    if to_state != start:
+        raise IllegalTransitionError(
+            a.id, a.state, to_state, on, f"a lifted arm returns to its starting state {start!r}"
+        )
 
 
 def open_arm(
@@ -426,7 +475,7 @@ def add_arm(
             f"trait {spec.trait!r} is closed and proposed/lifecycle.yaml adding_arms.closed_trait "
             "is 'refuse'",
         )
-    live = sum(_live(a) for a in state.arms_of(spec.trait))
+    live = sum(_live(a, d) for a in state.arms_of(spec.trait))
     most = d.trial.arms_per_trait.experimental_max
     if live + 1 > most:
         raise IllegalTransitionError(
@@ -472,9 +521,10 @@ def trait_status(state: PlatformState, trait_id: str) -> TraitStatus:
     exp = [a for a in state.arms_of(trait_id) if a.role == "experimental"]
     opened = [a.id for a in exp if a.state == OPEN]
     planned = [a.id for a in exp if a.state == PLANNED]
+    suspended = [a.id for a in exp if a.state == d.lifecycle.suspension.state]
     parts = [
         f"{label}: {', '.join(ids)}"
-        for label, ids in (("open", opened), ("planned", planned))
+        for label, ids in (("open", opened), ("planned", planned), ("suspended", suspended))
         if ids
     ]
     reason = "; ".join(parts) + ("" if opened else " (recruits nobody until an arm opens)")
@@ -491,6 +541,15 @@ def open_arms(state: PlatformState, trait_id: str) -> tuple[str, ...]:
     if not any(a.role == "experimental" and a.state == OPEN for a in arms):
         return ()
     return tuple(a.id for a in arms if a.state == OPEN)
+
+
+def suspended_age_groups(
+    state: PlatformState, arm_id: str, on: dt.date | None = None
+) -> tuple[str, ...]:
+    """The age groups the arm is suspended for on ``on`` (all of them for an arm in the
+    suspension state; some of them for an open arm never drawn for those groups)."""
+    state.arm(arm_id)
+    return state.design.suspended_age_groups(arm_id, on)
 
 
 def states_mapping(state: PlatformState) -> dict[str, str]:
@@ -694,6 +753,7 @@ __all__ = [
     "open_arm",
     "open_arms",
     "states_mapping",
+    "suspended_age_groups",
     "to_json",
     "trait_status",
     "transition",

@@ -48,8 +48,20 @@ The probabilities in force come from a JSON file written by the independent stat
 over usual care and the open arms of each trait (closed arms absent or 0, summing to 1); a
 trait absent from the file is not randomising. Without a file, :func:`default_allocation_state`
 gives equal allocation among usual care and the arms whose ``availability.initial_state`` is
-``open``. The probabilities and the file's SHA-256 go to the restricted log only; the site sees
-sequence, patient id, time, trait and arm.
+``open`` and that are not suspended. The probabilities and the file's SHA-256 go to the
+restricted log only; the site sees sequence, patient id, time, trait and arm.
+
+Suspended arms
+--------------
+An arm whose dose a registry finding blocks is *suspended* for the age groups blocked
+(``proposed/lifecycle.yaml`` ``suspension``: a dose that cannot be computed cannot be given).
+An allocation state may not give a positive probability to an arm suspended for every age
+group on its ``effective_from`` date; an arm suspended for some age groups only (the children
+of baricitinib, anakinra and MTx.100) keeps its probability for the others, and the draw of a
+patient of a suspended age group is made among the other arms, renormalised, as for an arm
+that does not admit the age group (both are logged in the restricted log as
+``excluded_for_age_group``). Suspension is read on the day of randomisation, so a lift
+recorded with a later date does not apply before it.
 
 Examples
 --------
@@ -94,6 +106,7 @@ from palette_core.randomisation.records import STATE_VERSION, AllocationStateRec
 from palette_core.screening.classify import classify_patients
 from palette_core.screening.patients import PatientValidation, validate_patients
 from palette_core.screening.traits import POSITIVE, assign_trait, trait_columns
+from palette_core.tableio import normalise_id
 
 SECRET_ENV = "PALETTE_TRIAL_SECRET"
 SECRET_FILE_ENV = "PALETTE_TRIAL_SECRET_FILE"
@@ -314,20 +327,31 @@ def load_allocation_state(path: str | Path, design: Design) -> AllocationState:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise AllocationStateError(str(path), None, f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise AllocationStateError(str(path), None, "a JSON value nested too deeply") from None
     return allocation_state_from_dict(data, design, str(path), hashlib.sha256(raw).hexdigest())
 
 
 def default_allocation_state(design: Design) -> AllocationState:
-    """Equal allocation among usual care and the arms open at the start, in every trait."""
+    """Equal allocation among usual care and the arms open at the start, in every trait.
+
+    An arm suspended for every age group it admits at the study start (a dose blocked by a
+    registry finding, not lifted by then) is not open: it gets no probability.
+    """
+    start = design.trial.study_start
     traits = {}
     for t in design.traits:
-        arms = [a.id for a in design.arms_of(t.id) if a.availability.initial_state == "open"]
+        arms = [
+            a.id
+            for a in design.arms_of(t.id)
+            if a.availability.initial_state == "open" and not design.is_suspended(a.id, start)
+        ]
         traits[t.id] = {a: 1.0 / len(arms) for a in arms}
     data = {
         "version": STATE_VERSION,
-        "effective_from": design.trial.study_start.isoformat(),
+        "effective_from": start.isoformat(),
         "source": "default: equal allocation among usual care and the arms open at the start "
-        "(data/design/arms.yaml, availability.initial_state)",
+        "(data/design/arms.yaml, availability.initial_state; suspended arms left out)",
         "traits": traits,
     }
     return allocation_state_from_dict(data, design, "<default allocation state>")
@@ -449,14 +473,24 @@ def _plan(
         )
     age_group = str(row["age_group"])
     probs = state.probabilities(trait, design)
-    allowed = [age_group in design.arm_age_groups(design.arm(a)) for a, _ in probs]
+    suspended = {a: design.suspended_by(a, age_group, today) for a, _ in probs}
+    allowed = [
+        age_group in design.arm_age_groups(design.arm(a)) and not suspended[a] for a, _ in probs
+    ]
     excluded = tuple(a for (a, p), ok in zip(probs, allowed, strict=True) if p > 0 and not ok)
     kept = [p if ok else 0.0 for (_, p), ok in zip(probs, allowed, strict=True)]
     control = design.control_of(trait).id
     experimental = [a for (a, _), p in zip(probs, kept, strict=True) if p > 0 and a != control]
     if not experimental:
+        held = [
+            f"{a} ({', '.join(f.id for f in suspended[a])})"
+            for a, p in probs
+            if p > 0 and suspended[a]
+        ]
+        why = f"; suspended for it: {', '.join(held)}" if held else ""
         return refuse(
-            "no_open_arm", f"trait {trait} has no open experimental arm for age group {age_group}"
+            "no_open_arm",
+            f"trait {trait} has no open experimental arm for age group {age_group}{why}",
         )
     total = math.fsum(kept)
     site = _text(row.get("site_id"))
@@ -493,8 +527,8 @@ def _builder(
     trial = design.trial.registry_id
 
     def build(snap: alloclog.LogSnapshot) -> tuple[dict[str, Any], dict[str, Any]]:
-        for e in snap.open_entries:
-            if e["patient_id"] == plan.patient_id:
+        for e in snap.open_entries:  # a log written before ids were canonical still counts
+            if normalise_id(str(e["patient_id"])) == normalise_id(plan.patient_id):
                 raise AlreadyRandomisedError(
                     plan.patient_id,
                     f"already randomised (sequence {e['sequence']}, {e['time']}): a patient is "
@@ -579,6 +613,12 @@ def randomise_patients(
     stratify = tuple(stratify)
     stratum_of("-", stratify=stratify)  # rejects an unknown factor before anything is done
     log_path = Path(log_path)
+    rpath = Path(restricted) if restricted is not None else alloclog.restricted_path_for(log_path)
+    for p in (log_path, rpath):
+        if not p.parent.is_dir():
+            raise AllocationLogError(
+                str(p), f"the folder {p.parent} does not exist: create it, or name another log"
+            )
     trial = design.trial.registry_id
     seed = trait_draw_seed(secret, trial) if seed_for_trait_draw is None else seed_for_trait_draw
     validation = _validation(patients, design)

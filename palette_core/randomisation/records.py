@@ -362,7 +362,9 @@ class AllocationStateRecord(Record):
         """Check the record against the design; return it with traits and arms in design order.
 
         Each trait must be in ``traits.yaml`` and name only its own arms, give usual care a
-        positive probability (it always has one under the allocation rules) and sum to 1 within
+        positive probability (it always has one under the allocation rules), give none to an
+        arm suspended for every age group on ``effective_from``
+        (:meth:`~palette_core.design.loader.Design.is_suspended`) and sum to 1 within
         :data:`STATE_SUM_TOLERANCE`.
 
         Raises
@@ -394,6 +396,22 @@ class AllocationStateRecord(Record):
                             ("traits", trait, arm),
                             f"not an arm of this trait ({why}); the arms of {trait} are "
                             f"{', '.join(ids)}",
+                        )
+                    )
+            for arm, p in probs.items():
+                if arm in ids and p > 0 and design.is_suspended(arm, self.effective_from):
+                    why = sorted(
+                        {
+                            f.id
+                            for g in design.suspended_age_groups(arm, self.effective_from)
+                            for f in design.suspended_by(arm, g, self.effective_from)
+                        }
+                    )
+                    found.append(
+                        RecordProblem(
+                            ("traits", trait, arm),
+                            f"arm suspended on {self.effective_from} (dose not computable: "
+                            f"{', '.join(why)}): it cannot have a positive probability",
                         )
                     )
             control = design.control_of(trait).id

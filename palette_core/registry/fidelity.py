@@ -9,7 +9,8 @@ Two kinds of result:
 * **signals** — automatic detections of the registry's own problems (doses of one substance
   that differ by an order of magnitude, a route the product is not licensed for, a group
   listing an extra intervention, trait names spelt differently, a decimal comma, a fixed
-  adult dose applied to children, ...). Every signal must be explained by a finding in
+  adult dose applied to children, a weight-based dose that does not say which body weight or
+  up to what maximum, ...). Every signal must be explained by a finding in
   ``registry_findings.yaml`` (its ``signals`` list), and every signal a finding claims must
   still be detected; either failure is reported, so findings and checks cannot drift apart.
 
@@ -31,6 +32,11 @@ from palette_core.design.trial import Finding
 from palette_core.registry.record import RegistryRecord, normalise, parse_registry
 
 _DECIMAL_COMMA = re.compile(r"(?<![\d,])\d+,\d{1,2}(?!\d)")
+#: words by which a dose text would say which body weight it uses, or cap it
+_DOSING_WEIGHT_WORDS = re.compile(
+    r"\b(ideal|adjusted|lean|actual|total)\s+(body\s+)?weight\b|\bmax(imum)?\b|\bnot\s+exceed",
+    re.IGNORECASE,
+)
 _TRAIT_LIST = re.compile(r"treatable traits \(([^)]*)\)")
 #: a per-administration or daily amount differing by this factor or more is a unit error,
 #: not a different regimen (therapeutic and prophylactic heparin differ by 4)
@@ -458,6 +464,18 @@ def _dose_signals(d: Design, sig: list[Signal]) -> None:
                     )
             for dose in c.adult or ():
                 by_substance.setdefault(c.substance, []).append((arm, dose))
+            rules = [*(c.adult or ()), *(child or ())]
+            by_weight = any(x.basis in ("per_kg", "per_m2") for x in rules)
+            if by_weight and not _DOSING_WEIGHT_WORDS.search(arm.registry.text):
+                sig.append(
+                    Signal(
+                        f"dosing_weight_not_stated:{c.substance}",
+                        "dosing weight not stated",
+                        c.substance,
+                        f"{arm.id}, {sub.name}: a dose per kg or per m² with no dosing weight "
+                        "and no maximum",
+                    )
+                )
     for sub_id, doses in by_substance.items():
         for (a1, d1), (a2, d2) in combinations(doses, 2):
             if (

@@ -79,12 +79,16 @@ SPECIAL_FIELDS = (
     "patient_id",
     "site_id",
     "age_years",
+    "date_of_birth",
+    "screening_date",
     "gestational_age_at_birth_weeks",
+    "gestational_age_at_birth_days",
     "sex",
     "weight_kg",
     "height_cm",
 )
 _WEEKS_PER_YEAR = 52.1775
+_DAYS_PER_YEAR = 365.25
 _MAX_REDRAWS = 500
 _N = NormalDist()
 
@@ -823,8 +827,18 @@ def generate_cohort(
             )
             early = gspec.preterm.min + (gspec.preterm.max - gspec.preterm.min) * rng.random(k)
             ga[young] = np.where(pre, early, term)
-    cols["age_years"] = age
-    cols["gestational_age_at_birth_weeks"] = ga
+    # below the contract's limit the age is given by dates, counted in days from the birth to
+    # the screening date (the study start), and the gestational age at birth in weeks + days
+    below = age < design.patient_record.age.dates_required_below_years
+    days = np.where(below, np.floor(age * _DAYS_PER_YEAR), np.nan)
+    screen = np.datetime64(design.trial.study_start, "D")
+    cols["screening_date"] = np.where(below, screen, np.datetime64("NaT", "D"))
+    cols["date_of_birth"] = np.where(
+        below, screen - np.nan_to_num(days).astype("timedelta64[D]"), np.datetime64("NaT", "D")
+    )
+    cols["age_years"] = np.where(below, np.nan, age)
+    cols["gestational_age_at_birth_weeks"] = np.floor(ga)
+    cols["gestational_age_at_birth_days"] = np.floor((ga - np.floor(ga)) * 7)
     cols["sex"] = np.where(female, "female", "male").astype(object)
 
     # body size
@@ -994,6 +1008,8 @@ def generate_cohort(
             frame[name] = pd.Series(pd.array(np.where(np.isnan(col), None, col), dtype="Int64"))
         elif dtype == "string":
             frame[name] = pd.Series(pd.array(col, dtype="string"))
+        elif spec.kind == "date":
+            frame[name] = pd.Series(col.astype("datetime64[ns]"))
         else:
             frame[name] = pd.Series(col.astype("float64"))
     return pd.DataFrame(frame, index=pd.RangeIndex(n))

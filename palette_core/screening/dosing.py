@@ -4,9 +4,18 @@ Everything here is a *transcription of the registry, not a prescription*: every 
 :data:`palette_core.registry.doses.TRANSCRIPTION_NOTICE`. The structured doses of
 ``data/design/arms.yaml`` are applied to a patient's weight and height:
 
-* ``per_kg`` doses are multiplied by ``weight_kg``;
+* ``per_kg`` doses are multiplied by the **dosing weight**: the weight that
+  ``data/design/proposed/dosing_weight.yaml`` names for the substance's class and the patient's
+  age group (proposed; the registry is silent, RF-24): the actual weight, the ideal body
+  weight of Devine (1974) where it is below the actual weight, or the adjusted body weight
+  (ideal + 0.4 of the excess) where the actual weight is above the ideal one, capped where the
+  class has a maximum (tocilizumab and thrombomodulin: 100 kg). A dose on a weight other than
+  the actual one says so in its text;
+* a weight outside the plausible limits of the age group (``weight_limits`` of the same file)
+  is refused (``missing data``, naming ``weight_kg``), never used: it is most often a unit
+  error;
 * ``per_m2`` doses by the body-surface area of Mosteller (1987),
-  ``sqrt(height_cm * weight_kg / 3600)`` m²;
+  ``sqrt(height_cm * weight_kg / 3600)`` m², on the actual weight;
 * a rule with ``when`` applies only where the body-surface area satisfies it (the interferon
   gamma-1b rule: 50 µg/m² above 0.5 m², 1.5 µg/kg at 0.5 m² or less); exactly one rule of a
   component must apply, or the design is in conflict;
@@ -95,6 +104,8 @@ DOSE_COLUMNS: dict[str, str] = {
     "missing": "string",
     "weight_kg": "float64",
     "height_cm": "float64",
+    "dosing_weight_kg": "float64",
+    "dosing_weight": "string",
     "bsa_m2": "float64",
     "rule": "Int64",
     "unit": "string",
@@ -177,6 +188,7 @@ class DoseResult:
     bsa_m2: float | None = None
     components: tuple[ComponentDose, ...] = ()
     notice: str = TRANSCRIPTION_NOTICE
+    dosing_weight_kg: float | None = None
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -276,6 +288,60 @@ def _select_rules(rules: tuple[Dose, ...], bsa: np.ndarray, arm_id: str, field: 
     return np.argmax(masks, axis=0)
 
 
+def ideal_body_weight(design: Design, height_cm: Any, sex: Any) -> np.ndarray:
+    """Devine's ideal body weight (kg) for heights in cm and sexes ``"male"``/``"female"``.
+
+    ``base + kg_per_cm * (height - base_height)`` with the numbers of
+    ``proposed/dosing_weight.yaml``; NaN where the sex is neither.
+
+    >>> from palette_core.design.loader import load_design
+    >>> float(ideal_body_weight(load_design(), [152.4], ["female"])[0])
+    45.5
+    """
+    ibw = design.dosing_weight.ideal_body_weight
+    h = np.asarray(height_cm, dtype=float)
+    sexes = np.asarray(sex, dtype=object)
+    base = np.where(
+        sexes == "male", ibw.male_kg, np.where(sexes == "female", ibw.female_kg, np.nan)
+    )
+    return base + ibw.kg_per_cm * (h - ibw.base_height_cm)
+
+
+def dosing_weight(
+    design: Design, substance: str, age_group: str, weight: Any, height: Any, sex: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """The weight a per-kg dose of ``substance`` is computed on, and how it was obtained.
+
+    Pure array arithmetic on valid inputs (checked by the caller): the rule of
+    ``proposed/dosing_weight.yaml`` for the substance and age group, then its cap. Returns the
+    dosing weights (kg) and their descriptions (``"actual"``, ``"adjusted (ideal 70.5 kg)"``,
+    ``"actual, capped at 100 kg"``...).
+    """
+    w = np.asarray(weight, dtype=float)
+    rule = design.dosing_weight.rule_for(substance)
+    kind = "actual" if rule is None else rule.weight[age_group]
+    out = w.copy()
+    what = np.full(w.shape, kind, dtype=object)
+    if kind in ("ideal", "adjusted"):
+        ibw = ideal_body_weight(design, height, sex)
+        above = w > ibw
+        excess = design.dosing_weight.adjusted_body_weight.fraction_of_excess
+        reduced = ibw if kind == "ideal" else ibw + excess * (w - ibw)
+        out = np.where(above, reduced, w)
+        what = np.array(
+            [
+                f"{kind} (ideal {format_amount(i)} kg)" if a else "actual (not above ideal)"
+                for a, i in zip(above, ibw, strict=True)
+            ],
+            dtype=object,
+        )
+    if rule is not None and rule.max_kg is not None:
+        capped = out > rule.max_kg
+        out = np.minimum(out, rule.max_kg)
+        what = np.where(capped, what + f", capped at {rule.max_kg:g} kg", what)
+    return out, what
+
+
 def _compute_rule(design: Design, rule: Dose, w: np.ndarray, bsa: np.ndarray) -> dict[str, Any]:
     """Amounts of one dose rule for arrays of weights and body-surface areas."""
     factor = {"fixed": np.ones_like(w), "per_kg": w, "per_m2": bsa}[rule.basis]
@@ -345,7 +411,9 @@ def _as_float(values: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------- vectorised core
 def _empty_columns(n: int) -> dict[str, np.ndarray]:
     """Result columns for ``n`` rows: NaN amounts, no text, nothing capped."""
-    cols: dict[str, np.ndarray] = {k: np.full(n, np.nan) for k in (*_AMOUNTS, "bsa_m2")}
+    cols: dict[str, np.ndarray] = {
+        k: np.full(n, np.nan) for k in (*_AMOUNTS, "bsa_m2", "dosing_weight_kg")
+    }
     cols["duration_days"] = np.full(n, np.nan)
     cols["capped"] = np.zeros(n, dtype=bool)
     for k in (
@@ -359,6 +427,7 @@ def _empty_columns(n: int) -> dict[str, np.ndarray]:
         "cap",
         "schedule",
         "text",
+        "dosing_weight",
     ):
         cols[k] = np.full(n, None, dtype=object)
     return cols
@@ -372,6 +441,7 @@ def _component_frame(
     age_group: str,
     weight: np.ndarray,
     height: np.ndarray,
+    sex: np.ndarray,
 ) -> dict[str, Any]:
     """Columns for one component and one age group (rows already restricted to that group)."""
     n = len(weight)
@@ -390,24 +460,47 @@ def _component_frame(
         cols["text"][:] = "not stated in the registry"
         return cols
     need_w, need_h = _needs(rules)
+    dw_rule = design.dosing_weight.rule_for(component.substance)
+    dw_kind = "actual" if dw_rule is None else dw_rule.weight[age_group]
+    need_ibw = need_w and dw_kind in ("ideal", "adjusted")
     problems = np.full(n, "", dtype=object)
     missing = np.full(n, "", dtype=object)
-    checks = [("weight_kg", weight, need_w), ("height_cm", height, need_h)]
+
+    def flag(mask: np.ndarray, fname: str, msg: str) -> None:
+        if mask.any():
+            sep = np.where(problems[mask] == "", "", "; ")
+            problems[mask] = problems[mask] + sep + msg
+            msep = np.where(missing[mask] == "", "", ", ")
+            missing[mask] = missing[mask] + msep + fname
+
+    checks = [("weight_kg", weight, need_w), ("height_cm", height, need_h or need_ibw)]
     for fname, values, needed in checks:
         if not needed:
             continue
-        what = "body-surface area" if need_h else "a per-kg dose"
+        what = (
+            "body-surface area"
+            if need_h
+            else ("the dosing weight" if fname == "height_cm" else "a per-kg dose")
+        )
         absent = np.isnan(values)
         unusable = ~absent & ~(np.isfinite(values) & (values > 0))
-        for mask, msg in (
-            (absent, f"{fname} missing"),
-            (unusable, f"{fname} not a positive number"),
-        ):
-            if mask.any():
-                sep = np.where(problems[mask] == "", "", "; ")
-                problems[mask] = problems[mask] + sep + f"{msg} (needed for {what})"
-                msep = np.where(missing[mask] == "", "", ", ")
-                missing[mask] = missing[mask] + msep + fname
+        flag(absent, fname, f"{fname} missing (needed for {what})")
+        flag(unusable, fname, f"{fname} not a positive number (needed for {what})")
+    if need_w:
+        lim = design.dosing_weight.limit_for(age_group)
+        ok_w = np.isfinite(weight) & (weight > 0)
+        if lim is not None:
+            label = next(a.label for a in design.strata.age_groups if a.id == age_group).lower()
+            out_of = ok_w & ((weight < lim.min_kg) | (weight > lim.max_kg))
+            flag(
+                out_of,
+                "weight_kg",
+                f"weight_kg outside the plausible weight of {label} for a dose "
+                f"({lim.min_kg:g}-{lim.max_kg:g} kg, proposed/dosing_weight.yaml): check the unit",
+            )
+    if need_ibw:
+        no_sex = ~np.isin(sex, ["male", "female"])
+        flag(no_sex, "sex", "sex missing (needed for the ideal body weight of the dosing weight)")
     bad = problems != ""
     cols["status"][bad] = "missing data"
     cols["reason"][bad] = problems[bad]
@@ -420,6 +513,12 @@ def _component_frame(
     bsa = bsa_mosteller(h, w) if need_h else np.full(w.shape, np.nan)
     if need_h:
         cols["bsa_m2"][ok] = bsa
+    if need_w:
+        w_dose, w_what = dosing_weight(design, component.substance, age_group, w, h, sex[ok])
+        cols["dosing_weight_kg"][ok] = w_dose
+        cols["dosing_weight"][ok] = w_what
+    else:
+        w_dose = w
     field = f"components[{index}].{age_group}"
     chosen = _select_rules(rules, bsa, arm.id, field)
     ok_idx = np.flatnonzero(ok)
@@ -428,7 +527,7 @@ def _component_frame(
         if not sel.any():
             continue
         rows = ok_idx[sel]
-        amounts = _compute_rule(design, rule, w[sel], bsa[sel])
+        amounts = _compute_rule(design, rule, w_dose[sel], bsa[sel])
         for k in _AMOUNTS:
             cols[k][rows] = amounts[k]
         cols["capped"][rows] = amounts["capped"]
@@ -445,7 +544,12 @@ def _component_frame(
             cols["cap"][rows[amounts["capped"]]] = note
         keys = (*_AMOUNTS, "capped")
         for r in rows:
-            cols["text"][r] = _rule_text(rule, {k: cols[k][r] for k in keys}, note)
+            text = _rule_text(rule, {k: cols[k][r] for k in keys}, note)
+            used = cols["dosing_weight_kg"][r]
+            if rule.basis == "per_kg" and used != weight[r]:  # not the actual weight: say so
+                kind = cols["dosing_weight"][r]
+                text += f"; dosing weight {format_amount(used)} kg, {kind} (proposed)"
+            cols["text"][r] = text
     return cols
 
 
@@ -503,6 +607,11 @@ def calculate_doses(
         return _as_float(patients_df[name].to_numpy(dtype=object))
 
     weight, height = column("weight_kg"), column("height_cm")
+    sex = (
+        patients_df["sex"].astype("string").fillna("").to_numpy(dtype=object)
+        if "sex" in patients_df.columns
+        else np.full(n, "", dtype=object)
+    )
     ids = (
         patients_df["patient_id"].astype("string")
         if "patient_id" in patients_df.columns
@@ -541,7 +650,7 @@ def calculate_doses(
                 cols["reason"][rows] = "; ".join(f"{f.id}: {f.title}" for f in blocks)
                 cols["text"][rows] = f"not computable ({ids_})"
                 continue
-            sub = _component_frame(design, arm, ci, comp, g, weight[rows], height[rows])
+            sub = _component_frame(design, arm, ci, comp, g, weight[rows], height[rows], sex[rows])
             for k, v in sub.items():
                 cols[k][rows] = v
         frame = pd.DataFrame(index=index)
@@ -559,6 +668,8 @@ def calculate_doses(
             frame[k] = cols[k]
         frame["weight_kg"] = weight
         frame["height_cm"] = height
+        frame["dosing_weight_kg"] = cols["dosing_weight_kg"]
+        frame["dosing_weight"] = cols["dosing_weight"]
         frame["bsa_m2"] = cols["bsa_m2"]
         frame["rule"] = cols["rule"]
         frame["unit"] = cols["unit"]
@@ -637,10 +748,11 @@ def calculate_dose(
             "patient_id": pd.Series([pid], dtype="string"),
             "weight_kg": [patient.get("weight_kg")],
             "height_cm": [patient.get("height_cm")],
+            "sex": pd.Series([patient.get("sex")], dtype="string"),
         }
     )
     doses = calculate_doses(design, arm_id, frame, age_group)
-    for fname in ("weight_kg", "height_cm"):
+    for fname in ("weight_kg", "height_cm", "sex"):
         if doses["missing"].str.contains(fname, regex=False).fillna(False).any():
             value = patient.get(fname)
             reason = next(r for r in doses["reason"].dropna() if fname in r)
@@ -695,6 +807,7 @@ def calculate_dose(
         height_cm=_opt(first["height_cm"]),
         bsa_m2=_opt(first["bsa_m2"]),
         components=tuple(comps),
+        dosing_weight_kg=_opt(first["dosing_weight_kg"]),
     )
 
 

@@ -333,11 +333,16 @@ def classify_age(patients: pd.DataFrame, design: Design, with_reasons: bool = Tr
 
     The groups and their bounds come from ``design.strata.age_groups`` (adults ``age >= 18 y``;
     children ``age < 18 y`` and corrected gestational age ``> 37 weeks``, RF-07). Corrected
-    gestational age (weeks) is gestational age at birth plus chronological age in weeks
-    (``design.to_unit(age, "years", "weeks")``), rounded to 1e-6 week so that a value written
-    as 37 is 37. A missing gestational age at birth is taken as anywhere in its contract range
-    (22-44 weeks): the child bound is met when even 22 weeks gives more than 37, otherwise the
-    group is open. A missing age is likewise anywhere in its range.
+    gestational age is gestational age at birth (completed weeks ``gestational_age_at_birth_weeks``
+    plus ``gestational_age_at_birth_days``) plus chronological age. Where the record gives the
+    age in days (``age_days``, derived from the date of birth and the screening date by
+    :func:`palette_core.screening.patients.validate_patients`, required below one year) it is
+    counted exactly in days: 36+0 weeks at birth and 7 days old is 259 days, 37+0 weeks, not
+    above 37. Otherwise the age in years is converted (``design.to_unit(age, "years",
+    "weeks")``) and rounded to 1e-6 week. A missing number of days at birth is anywhere in
+    0-6; a missing gestational age at birth anywhere in its contract range (22-44 weeks): the
+    child bound is met when even the lowest gives more than 37, otherwise the group is open. A
+    missing age is likewise anywhere in its range.
 
     Returns
     -------
@@ -351,17 +356,26 @@ def classify_age(patients: pd.DataFrame, design: Design, with_reasons: bool = Tr
     index = patients.index
     weeks_per_year = design.to_unit(1.0, "years", "weeks")
     age = _values(patients, "age_years")
+    days = _values(patients, "age_days")
     ga = _values(patients, "gestational_age_at_birth_weeks")
+    ga_days = _values(patients, "gestational_age_at_birth_days")
     age_rng, ga_rng = (
         _field_range(design, "age_years"),
         _field_range(design, "gestational_age_at_birth_weeks"),
     )
     age_lo = np.where(np.isnan(age), age_rng[0], age)
     age_hi = np.where(np.isnan(age), age_rng[1], age)
-    ga_lo = np.where(np.isnan(ga), ga_rng[0], ga)
-    ga_hi = np.where(np.isnan(ga), ga_rng[1], ga)
+    # completed weeks at birth plus the days beyond them (0-6 when not given)
+    ga_lo = np.where(np.isnan(ga), ga_rng[0], ga + np.where(np.isnan(ga_days), 0, ga_days) / 7)
+    ga_hi = np.where(np.isnan(ga), ga_rng[1], ga + np.where(np.isnan(ga_days), 6, ga_days) / 7)
     cga_lo = np.round(ga_lo + age_lo * weeks_per_year, 6)
     cga_hi = np.round(ga_hi + age_hi * weeks_per_year, 6)
+    exact = ~np.isnan(days)  # whole days: the comparison with a number of weeks is exact
+    if exact.any():
+        lo_d = np.round(ga_lo * 7) + np.where(exact, days, 0)
+        hi_d = np.round(ga_hi * 7) + np.where(exact, days, 0)
+        cga_lo = np.where(exact, lo_d / 7, cga_lo)
+        cga_hi = np.where(exact, hi_d / 7, cga_hi)
     quantity = {"age": (age_lo, age_hi), "corrected GA": (cga_lo, cga_hi)}
 
     groups = design.strata.age_groups
@@ -416,7 +430,7 @@ def classify_age(patients: pd.DataFrame, design: Design, with_reasons: bool = Tr
     missing_age, missing_ga = np.isnan(age), np.isnan(ga)
     for i in range(n if with_reasons else 0):
         lab = label[i]
-        age_txt = _age_text(age[i], weeks_per_year)
+        age_txt = _age_text(age[i], weeks_per_year, days[i])
         if lab in ids:
             g = next(x for x in groups if x.id == lab)
             extra = ""
@@ -430,7 +444,8 @@ def classify_age(patients: pd.DataFrame, design: Design, with_reasons: bool = Tr
                         f"birth >= {ga_rng[0]:g} wk{tag}"
                     )
                 else:
-                    extra = f"; corrected GA {_fmt(cga_lo[i])} wk {op} {cga_b.value:g} wk{tag}"
+                    cga = _ga_text(cga_lo[i], cga_hi[i], bool(exact[i]))
+                    extra = f"; corrected GA {cga} {op} {cga_b.value:g} wk{tag}"
             reason[i] = f"age: {lab} ({age_txt}{extra})"
             continue
         if missing_age[i]:
@@ -451,8 +466,11 @@ def classify_age(patients: pd.DataFrame, design: Design, with_reasons: bool = Tr
                 qname, unit, _ = _BOUND_TEXT[attr]
                 lo, hi = quantity[qname]
                 tag = f", {bound.finding}" if bound.finding else ""
+                value = f"{_span(lo, hi, i)} {unit}"
+                if qname == "corrected GA" and exact[i]:
+                    value = _ga_text(lo[i], hi[i], True)
                 parts.append(
-                    f"{g.id}: {qname} {_span(lo, hi, i)} {unit}, needs "
+                    f"{g.id}: {qname} {value}, needs "
                     f"{_op_text(bound, lower)} {bound.value:g} {unit}{tag}"
                 )
         detail = "; ".join(dict.fromkeys(parts))
@@ -471,7 +489,23 @@ def classify_age(patients: pd.DataFrame, design: Design, with_reasons: bool = Tr
     )
 
 
-def _age_text(age_years: float, weeks_per_year: float) -> str:
+def _ga_text(lo: float, hi: float, exact: bool) -> str:
+    """A corrected gestational age: ``"36+6 wk"`` (weeks+days) when counted in days."""
+    if not exact:
+        return f"{_fmt(lo) if lo == hi else f'{_fmt(lo)}-{_fmt(hi)}'} wk"
+
+    def wd(weeks: float) -> str:
+        d = int(round(weeks * 7))
+        return f"{d // 7}+{d % 7}"
+
+    return f"{wd(lo)} wk" if lo == hi else f"{wd(lo)} to {wd(hi)} wk"
+
+
+def _age_text(age_years: float, weeks_per_year: float, days: float = np.nan) -> str:
+    if not np.isnan(days) and days < 7 * 8:
+        return f"{int(days)} days"
+    if not np.isnan(days) and age_years < 1.0:
+        return f"{int(days) // 7} wk {int(days) % 7} d"
     if np.isnan(age_years):
         return "age missing"
     if age_years < 1.0:

@@ -87,6 +87,34 @@ def test_demonstration_log_verifies_replays_and_detects_tampering(demo, examples
     assert line in set(demo["tamper_problems"]["line"])
 
 
+def test_demonstration_never_sends_a_patient_to_a_suspended_arm(demo, design):
+    """HC + FC (RF-01) and tocilizumab (RF-02) are suspended: the demo's default allocation
+    state gives them no probability, so no example patient is sent to them."""
+    assert len(demo["site_view"]) > 0
+    for arm in demo["site_view"]["arm"]:
+        assert not design.is_suspended(arm), arm
+    assert "cort_hc_fc" not in set(demo["site_view"]["arm"])
+
+
+def test_the_suspension_table_lists_every_blocked_arm(design):
+    table = ch.suspension_table(design).set_index("Arm")
+    assert len(table) == 7
+    assert table.loc["Tocilizumab", "State"] == "suspended"
+    assert "RF-02" in table.loc["Tocilizumab", "Findings"]
+    assert table.loc["Baricitinib", "Suspended for"] == "children"
+    assert table.loc["Baricitinib", "State"] == "open (other age groups)"
+    assert set(table["Lifted"]) == {"-"}
+
+
+def test_the_lifecycle_chart_puts_every_state_after_the_states_that_lead_to_it(design):
+    requests = transition_table(design).query("by == 'request'")
+    spec = ch.lifecycle_chart(requests).to_dict()
+    nodes = next(rows for rows in spec["datasets"].values() if rows and "key" in rows[0])
+    x = {n["key"]: n["x"] for n in nodes}
+    for a, b in zip(requests["from"], requests["to"], strict=True):
+        assert x[a] < x[b], (a, b)
+
+
 def test_demonstration_refuses_the_patients_who_are_not_eligible(demo, examples):
     assert len(demo["site_view"]) + len(demo["refused"]) == len(examples.patients.frame)
     assert set(demo["site_view"]["patient"]).isdisjoint(demo["refused"]["patient"])

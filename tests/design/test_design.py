@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,9 +50,9 @@ def test_real_design_loads_with_the_registry_counts(design):
         "control_arms": 6,
         "experimental_arms": 18,
         "shared_effect_groups": 2,
-        "registry_findings": 23,
+        "registry_findings": 25,
     }
-    assert [f.id for f in design.findings] == [f"RF-{i:02d}" for i in range(1, 24)]
+    assert [f.id for f in design.findings] == [f"RF-{i:02d}" for i in range(1, 26)]
 
 
 def test_every_trait_has_exactly_one_usual_care_control_listed_first(design):
@@ -457,6 +458,33 @@ CASES = [
         None,
         text=("text: Usual care}\n", "text: Usual care\n"),
         message="not valid YAML (line",
+    ),
+    Case(
+        "impossible date (issue 13: a ValueError traceback)",
+        "trial.yaml",
+        DesignSchemaError,
+        None,
+        None,
+        text=("study_start: 2026-05-01", "study_start: 2026-02-30"),
+        message="'2026-02-30' is not a calendar date",
+    ),
+    Case(
+        "NaN dose (issue 13: accepted as faithful, '? mg per day')",
+        "arms.yaml",
+        DesignSchemaError,
+        "hcoag_rhtm",
+        "components[0].adult[0].amount",
+        edit=_set(["arms", "hcoag_rhtm", "components", 0, "adult", "amount"], float("nan")),
+        message="finite number",
+    ),
+    Case(
+        "infinite dose amount",
+        "arms.yaml",
+        DesignSchemaError,
+        "hfib_plasminogen",
+        "components[0].adult[0].amount",
+        edit=_set(["arms", "hfib_plasminogen", "components", 0, "adult", "amount"], float("inf")),
+        message="finite number",
     ),
     Case(
         "control character in a file",
@@ -933,8 +961,9 @@ def test_inr_threshold_loads_exactly_when_plausible(make_design_copy, edit, thre
             loaded = load_design(design_dir)
             rule = loaded.trait("hypercoagulation").rules["adult"]
             assert rule.all_of[0].threshold == threshold
-        else:
-            with pytest.raises(OutOfRangeError) as info:
+        else:  # NaN and infinities are refused by the schema, finite values by the range
+            error = OutOfRangeError if math.isfinite(threshold) else DesignSchemaError
+            with pytest.raises(error) as info:
                 load_design(design_dir)
             assert info.value.entry == "hypercoagulation"
             assert info.value.field == "rules.adult.all[0].threshold"

@@ -488,6 +488,38 @@ def _rewrite_csv(folder: Path, edit) -> None:
             None,
             "empty",
         ),
+        (  # issue 13: whitespace, binary, UTF-16, an unbalanced quote, a stray CR
+            "whitespace only",
+            lambda d: (d / "patients.csv").write_text(" \n\t\n", encoding="utf-8"),
+            None,
+            "empty",
+        ),
+        (
+            "binary",
+            lambda d: (d / "patients.csv").write_bytes(bytes(range(256))),
+            None,
+            "binary",
+        ),
+        (
+            "UTF-16",
+            lambda d: (d / "patients.csv").write_bytes(
+                (d / "patients.csv").read_text(encoding="utf-8").encode("utf-16")
+            ),
+            None,
+            "UTF-16",
+        ),
+        (
+            "unbalanced quote",
+            lambda d: _rewrite_csv(d, lambda t: t.replace("\nP3,", '\n"P3,', 1)),
+            None,
+            "not valid CSV",
+        ),
+        (
+            "stray carriage return",
+            lambda d: _rewrite_csv(d, lambda t: t.replace("\nP3,", "\nP3\r,", 1)),
+            None,
+            "carriage return",
+        ),
     ],
 )
 def test_file_level_problems_raise_export_file_error(
@@ -514,3 +546,19 @@ def test_validation_of_a_large_export_counts_every_invalid_row(design):
         rows[i]["country"] = "france"
     v = validate(rows, design)
     assert v.n_rows == 2000 and v.n_invalid == len(range(0, 2000, 97))
+
+
+def test_look_alike_patient_ids_are_one_patient_in_an_export(design):
+    """Issue 13: case, a Unicode hyphen, a zero-width space and full-width letters made five
+    patients of one."""
+    ids = ["P-1", "p-1", "P\u20101", "P-\u200b1", "\uff30\uff0d\uff11"]
+    v = validate([good(patient_id=i) for i in ids], design)
+    assert list(v.frame["patient_id"]) == ["P-1"] * 5
+    assert list(v.frame["record_status"]) == ["valid"] + ["invalid"] * 4
+
+
+def test_a_formula_as_patient_id_makes_the_row_invalid_and_is_not_kept(design):
+    v = validate([good(patient_id='=HYPERLINK("http://x","y")'), good(patient_id="P2")], design)
+    assert list(v.frame["record_status"]) == ["invalid", "valid"]
+    assert v.errors.iloc[0]["field"] == "patient_id"
+    assert not str(v.frame.iloc[0]["patient_id"]).startswith("=")

@@ -283,7 +283,7 @@ def test_invalid_rows_are_kept_with_their_problems(design):
     rows = [row(design, "ok"), row(design, "bad", country="France"), row(design, "ok2")]
     v, d = derive(design, rows)
     assert len(d) == v.n_rows == 3
-    assert list(d["patient_id"]) == ["ok", "bad", "ok2"]
+    assert list(d["patient_id"]) == ["OK", "BAD", "OK2"]  # identifiers in canonical form
     assert list(d["line"]) == [2, 3, 4]
     assert list(d["status"]) == ["complete", "invalid", "complete"]
     assert "country" in d.at[1, "status_reason"]

@@ -310,6 +310,25 @@ def test_shipped_export_is_what_the_scenario_makes(design):
     assert counts["by_status"]["pending"] >= 50
 
 
+def test_no_patient_is_allocated_to_a_suspended_arm_or_age_stratum(design, small):
+    """Tocilizumab (RF-02) and hydrocortisone + fludrocortisone (RF-01) are suspended, and so
+    are children on baricitinib, anakinra and MTx.100 (RF-14, RF-18): the randomiser never
+    draws them, so the export (the shipped one and a small one) holds none."""
+    shipped = pd.read_csv(
+        design.data_root / EXPORT_FOLDER / "patients.csv", dtype=str, keep_default_na=False
+    )
+    for patients in (shipped, small.patients):
+        known = patients[patients["arm"].isin([a.id for a in design.arms])]
+        suspended = [
+            (arm, group)
+            for arm, group in zip(known["arm"], known["age_group"], strict=True)
+            if design.suspended_by(arm, group)
+        ]
+        assert suspended == []
+        assert not known["arm"].isin(["hinf_tocilizumab", "cort_hc_fc"]).any()
+        assert len(known) > 100
+
+
 # ----------------------------------------------------------------------------- scenario checks
 @pytest.mark.parametrize(
     ("edit", "error", "match"),

@@ -31,6 +31,7 @@ from palette_core.interim.analyse import (
     load_analysis,
     next_allocation,
     status_counts,
+    suspended_allocations,
 )
 from palette_core.randomisation import allocation
 
@@ -210,6 +211,47 @@ def test_trait_closes_when_its_last_open_arm_is_stopped(design):
     assert (mals["probability"] == 0).all() and (mals["phase"] == "closed").all()
     other = table[table["trait"] == "hyperinflammation"]
     assert other["probability"].sum() == pytest.approx(1.0)
+
+
+def test_patients_in_a_suspended_arm_or_age_stratum_are_listed_with_the_findings(design, derived):
+    table = suspended_allocations(derived, design)
+    got = table.groupby(["arm", "age_group"])["findings"].agg(lambda x: set(x)).to_dict()
+    assert got == {
+        ("hinf_tocilizumab", "adult"): {"RF-02"},  # suspended for every age group
+        ("hinf_anakinra", "child"): {"RF-14"},  # suspended for children only
+        ("hinf_baricitinib", "child"): {"RF-14"},
+    }
+    rows = derived[derived["arm"].isin(["hinf_tocilizumab"])]
+    assert len(table[table["arm"] == "hinf_tocilizumab"]) == len(rows)  # none dropped
+    assert not (table["arm"] == "hinf_anakinra").sum() - 2  # the two children only
+    assert list(table["line"]) == sorted(table["line"])
+
+
+def test_a_suspended_arm_stays_suspended_and_gets_no_allocation(design, derived):
+    cut = read_export(TINY, design).meta.data_cut
+    before = arm_states_before(design, derived, on=cut)
+    assert before["hinf_tocilizumab"] == "suspended"  # patients or not
+    assert before["hinf_baricitinib"] == "open"  # suspended for children only
+    decisions = pd.DataFrame({"arm": ["hinf_tocilizumab"], "decision": ["harm"]})
+    after = arm_states_after(design, before, decisions)
+    assert after["hinf_tocilizumab"] == "suspended"
+    arms = [a.id for a in design.experimental_arms()]
+    table = next_allocation(
+        design, after, np.zeros((10, len(arms))), arms, dict.fromkeys(before, 50)
+    )
+    hinf = table[table["trait"] == "hyperinflammation"].set_index("arm")
+    assert hinf.loc["hinf_tocilizumab", "probability"] == 0
+    assert hinf.loc["hinf_tocilizumab", "state"] == "suspended"
+    assert hinf["probability"].sum() == pytest.approx(1.0)
+    probs = {"hyperinflammation": dict(hinf["probability"])}
+    allocation.allocation_state(design, probs, cut, "test")  # the randomiser accepts it
+
+
+def test_the_analysis_writes_the_suspended_allocations(run):
+    result, out, _ = run
+    stored = load_analysis(out)
+    assert len(stored.table("suspended_allocations")) == 10
+    assert result.manifest["counts"]["suspended_allocations"] == 10
 
 
 def _child_quantities(design, harm_arm: str, n_draws: int = 400) -> pd.DataFrame:

@@ -83,6 +83,17 @@ def test_the_open_report_has_its_sections(stored):
     assert "<svg" in open_page
 
 
+def test_both_reports_flag_allocations_to_suspended_arms(stored):
+    _, open_page, closed_page = stored
+    for page in (open_page, closed_page):
+        assert "<h2>Allocations to suspended arms</h2>" in page
+        assert "10 patient(s) were allocated to an arm suspended" in page
+    open_text, closed_text = _visible_text(open_page), _visible_text(closed_page)
+    assert "RF-02" not in open_text and "hinf_tocilizumab" not in open_page
+    assert "RF-02" in closed_text and "RF-14" in closed_text
+    assert "Hyperinflammation: Tocilizumab" in closed_text
+
+
 def test_reports_are_self_contained(stored):
     _, open_page, closed_page = stored
     for page in (open_page, closed_page):

@@ -54,14 +54,14 @@ phase_of = jax.jit(allocation_phase)
 best_of = jax.jit(pr_best)
 draws_of = jax.jit(synthetic_posterior_draws, static_argnames="n_draws")
 
-HINF = "hyperinflammation"
-HINF_ARMS = ("hinf_tocilizumab", "hinf_baricitinib", "hinf_anakinra", "hinf_mtx100")
-HINF_RATES = {
-    "hinf_usual_care": 0.45,
-    "hinf_tocilizumab": 0.45,
-    "hinf_baricitinib": 0.50,
-    "hinf_anakinra": 0.70,
-    "hinf_mtx100": 0.45,
+HCOAG = "hypercoagulation"
+HCOAG_ARMS = ("hcoag_ufh_prophylactic", "hcoag_ufh_therapeutic", "hcoag_lmwh", "hcoag_rhtm")
+HCOAG_RATES = {
+    "hcoag_usual_care": 0.45,
+    "hcoag_ufh_prophylactic": 0.45,
+    "hcoag_ufh_therapeutic": 0.50,
+    "hcoag_lmwh": 0.70,
+    "hcoag_rhtm": 0.45,
 }
 
 
@@ -444,34 +444,46 @@ def test_jit_compiles_once_for_new_batches_and_parameters_of_the_same_shape():
 
 # ----------------------------------------------------------------------------- boundary
 def test_arm_mask_lists_experimental_arms_in_design_order_with_their_states(design):
-    arms = arm_mask(design, HINF, initial_states(design))
-    assert arms.control == "hinf_usual_care"
-    assert arms.experimental == HINF_ARMS
-    assert arms.arm_ids == ("hinf_usual_care", *HINF_ARMS)
+    arms = arm_mask(design, HCOAG, initial_states(design))
+    assert arms.control == "hcoag_usual_care"
+    assert arms.experimental == HCOAG_ARMS
+    assert arms.arm_ids == ("hcoag_usual_care", *HCOAG_ARMS)
     assert arms.open_mask.tolist() == [True] * 4
     hfib = arm_mask(design, "hypofibrinolysis", initial_states(design))
     assert hfib.experimental == ("hfib_sivelestat", "hfib_octaplas", "hfib_plasminogen")
     assert hfib.open_mask.tolist() == [True, False, True]  # Octaplas LG is planned
+    hinf = arm_mask(design, "hyperinflammation", initial_states(design))
+    assert hinf.experimental[0] == "hinf_tocilizumab"
+    assert hinf.open_mask.tolist() == [False, True, True, True]  # tocilizumab suspended (RF-02)
+
+
+def test_initial_states_suspend_the_arms_blocked_for_every_age_group(design):
+    states = initial_states(design)
+    assert {a for a, s in states.items() if s == "suspended"} == {
+        "hinf_tocilizumab",  # RF-02
+        "cort_hc_fc",  # RF-01, RF-15
+    }
+    assert states["hinf_baricitinib"] == "open"  # suspended for children only (RF-14)
 
 
 def test_arm_mask_treats_every_state_but_open_as_not_open(design):
-    states = dict.fromkeys(HINF_ARMS, "open") | {"hinf_anakinra": "closed_futility"}
-    assert arm_mask(design, HINF, states).open_mask.tolist() == [True, True, False, True]
+    states = dict.fromkeys(HCOAG_ARMS, "open") | {"hcoag_lmwh": "closed_futility"}
+    assert arm_mask(design, HCOAG, states).open_mask.tolist() == [True, True, False, True]
 
 
 @pytest.mark.parametrize(
     ("trait", "states", "match"),
     [
         ("hyperinflamation", {}, "trait 'hyperinflamation': not in traits.yaml"),
-        (HINF, dict.fromkeys(HINF_ARMS[:3], "open"), "no state given for arm\\(s\\) hinf_mtx100"),
-        (HINF, dict.fromkeys(HINF_ARMS, "open") | {"hinf_x": "open"}, "arm 'hinf_x'"),
-        (HINF, dict.fromkeys(HINF_ARMS, "open") | {"hinf_mtx100": ""}, "non-empty string"),
+        (HCOAG, dict.fromkeys(HCOAG_ARMS[:3], "open"), "no state given for arm\\(s\\) hcoag_rhtm"),
+        (HCOAG, dict.fromkeys(HCOAG_ARMS, "open") | {"hcoag_x": "open"}, "arm 'hcoag_x'"),
+        (HCOAG, dict.fromkeys(HCOAG_ARMS, "open") | {"hcoag_rhtm": ""}, "non-empty string"),
         (
-            HINF,
-            dict.fromkeys(HINF_ARMS, "open") | {"hinf_usual_care": "closed"},
+            HCOAG,
+            dict.fromkeys(HCOAG_ARMS, "open") | {"hcoag_usual_care": "closed"},
             "usual care is 'closed' while experimental arms are open",
         ),
-        (HINF, [("hinf_anakinra", "open")], "expected a mapping"),
+        (HCOAG, [("hcoag_lmwh", "open")], "expected a mapping"),
     ],
 )
 def test_arm_mask_rejects_bad_states(design, trait, states, match):
@@ -479,25 +491,25 @@ def test_arm_mask_rejects_bad_states(design, trait, states, match):
         arm_mask(design, trait, states)
 
 
-def _hinf_draws(n_draws: int = 4000, seed: int = 0) -> np.ndarray:
+def _hcoag_draws(n_draws: int = 4000, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal([0.0, 0.1, 0.8, -0.1], 0.3, size=(n_draws, 4))
 
 
 def test_trait_allocation_after_burn_in_is_response_adaptive_and_sums_exactly(design):
-    res = trait_allocation(design, HINF, initial_states(design), _hinf_draws(), [40] * 5)
+    res = trait_allocation(design, HCOAG, initial_states(design), _hcoag_draws(), [40] * 5)
     assert res.phase == "response_adaptive"
-    assert list(res.probabilities) == ["hinf_usual_care", *HINF_ARMS]
+    assert list(res.probabilities) == ["hcoag_usual_care", *HCOAG_ARMS]
     assert abs(math.fsum(res.probabilities.values()) - 1.0) < 1e-12
-    assert res.probabilities["hinf_anakinra"] == res.probabilities["hinf_usual_care"]
+    assert res.probabilities["hcoag_lmwh"] == res.probabilities["hcoag_usual_care"]
     assert min(res.probabilities.values()) >= 0.1 - TOL
-    assert res.pr_best["hinf_anakinra"] > 0.9
-    allocation_state(design, {HINF: res.probabilities}, "2026-06-01", "test")  # accepted as is
+    assert res.pr_best["hcoag_lmwh"] > 0.9
+    allocation_state(design, {HCOAG: res.probabilities}, "2026-06-01", "test")  # accepted as is
 
 
 def test_trait_allocation_phases_for_the_real_traits(design):
     states = initial_states(design)
     burn = trait_allocation(
-        design, HINF, states, _hinf_draws(), {a: 5 for a in states if a.startswith("hinf")}
+        design, HCOAG, states, _hcoag_draws(), {a: 5 for a in states if a.startswith("hcoag")}
     )
     assert burn.phase == "burn_in"
     assert set(burn.probabilities.values()) == {0.2}
@@ -524,49 +536,53 @@ def test_trait_allocation_phases_for_the_real_traits(design):
         (
             np.zeros((10, 4)),
             [40, 40, -1, 40, 40],
-            "arm 'hinf_baricitinib': must be an integer >= 0",
+            "arm 'hcoag_ufh_therapeutic': must be an integer >= 0",
         ),
         (np.zeros((10, 4)), [40, 40, True, 40, 40], "must be an integer"),
         (np.zeros((10, 4)), [40, 40, 2.5, 40, 40], "must be an integer"),
-        (np.zeros((10, 4)), {"hinf_usual_care": 40}, "no count for arm\\(s\\) hinf_tocilizumab"),
         (
             np.zeros((10, 4)),
-            dict.fromkeys(("hinf_usual_care", *HINF_ARMS), 40) | {"mals_anakinra": 3},
-            "arm 'mals_anakinra': not an arm of trait 'hyperinflammation'",
+            {"hcoag_usual_care": 40},
+            "no count for arm\\(s\\) hcoag_ufh_prophylactic",
+        ),
+        (
+            np.zeros((10, 4)),
+            dict.fromkeys(("hcoag_usual_care", *HCOAG_ARMS), 40) | {"mals_anakinra": 3},
+            "arm 'mals_anakinra': not an arm of trait 'hypercoagulation'",
         ),
     ],
 )
 def test_trait_allocation_rejects_bad_inputs(design, draws, counts, match):
     with pytest.raises(AllocationError, match=match):
-        trait_allocation(design, HINF, initial_states(design), draws, counts)
+        trait_allocation(design, HCOAG, initial_states(design), draws, counts)
 
 
 def test_trait_allocation_rejects_an_infeasible_floor(design):
     params = PARAMS._replace(floor_per_open_arm=0.25)
     with pytest.raises(AllocationError, match="floor 0.25 x 5 arms exceeds 1"):
-        trait_allocation(design, HINF, initial_states(design), _hinf_draws(), [40] * 5, params)
+        trait_allocation(design, HCOAG, initial_states(design), _hcoag_draws(), [40] * 5, params)
 
 
 def test_probabilities_dict_renormalises_float32_rounding_only(design):
     probs = _alloc([0.7, 0.2, 0.05, 0.05], [True] * 4, [50] * 5)
-    out = probabilities_dict(design, HINF, np.float32(probs))
+    out = probabilities_dict(design, HCOAG, np.float32(probs))
     assert abs(math.fsum(out.values()) - 1.0) < 1e-12
     with pytest.raises(AllocationError, match="sum to 0.8999"):
-        probabilities_dict(design, HINF, [0.5, 0.1, 0.1, 0.1, 0.1])
+        probabilities_dict(design, HCOAG, [0.5, 0.1, 0.1, 0.1, 0.1])
     with pytest.raises(AllocationError, match="expected 5 probabilities"):
-        probabilities_dict(design, HINF, [0.5, 0.5])
+        probabilities_dict(design, HCOAG, [0.5, 0.5])
     with pytest.raises(AllocationError, match="finite and >= 0"):
-        probabilities_dict(design, HINF, [1.2, -0.2, 0, 0, 0])
+        probabilities_dict(design, HCOAG, [1.2, -0.2, 0, 0, 0])
 
 
 # ----------------------------------------------------------------------------- the record
 VALID = {
-    HINF: {
-        "hinf_usual_care": 0.35,
-        "hinf_tocilizumab": 0.1,
-        "hinf_baricitinib": 0.1,
-        "hinf_anakinra": 0.35,
-        "hinf_mtx100": 0.1,
+    HCOAG: {
+        "hcoag_usual_care": 0.35,
+        "hcoag_ufh_prophylactic": 0.1,
+        "hcoag_ufh_therapeutic": 0.1,
+        "hcoag_lmwh": 0.35,
+        "hcoag_rhtm": 0.1,
     },
     "hypofibrinolysis": {
         "hfib_usual_care": 1 / 3,
@@ -581,14 +597,14 @@ def test_allocation_state_is_json_and_survives_a_round_trip(design):
     state = allocation_state(design, VALID, "2026-06-01", "interim look 1")
     assert state["version"] == 1
     assert state["effective_from"] == "2026-06-01"
-    assert list(state["traits"]) == [HINF, "hypofibrinolysis"]
+    assert list(state["traits"]) == [HCOAG, "hypofibrinolysis"]
     assert validate_allocation_state(design, json.loads(json.dumps(state))) == state
 
 
 def test_allocation_state_accepts_dates_and_lists_traits_in_design_order(design):
     state = allocation_state(design, dict(reversed(VALID.items())), date(2026, 6, 1), "x")
     assert state["effective_from"] == "2026-06-01"
-    assert list(state["traits"]) == [HINF, "hypofibrinolysis"]
+    assert list(state["traits"]) == [HCOAG, "hypofibrinolysis"]
 
 
 def test_allocation_state_is_readable_by_the_randomiser(design):
@@ -605,12 +621,12 @@ def _with(trait: str, arm: str, value) -> dict:
 @pytest.mark.parametrize(
     ("traits", "effective", "source", "match"),
     [
-        (_with(HINF, "hinf_mtx100", 0.1 + 1e-8), "2026-06-01", "s", "sum to 1.00000001"),
-        (_with(HINF, "mals_anakinra", 0.0), "2026-06-01", "s", "an arm of trait 'mals'"),
-        (_with(HINF, "hinf_nope", 0.0), "2026-06-01", "s", "not in arms.yaml"),
-        (_with(HINF, "hinf_mtx100", -0.1), "2026-06-01", "s", "number in \\[0, 1\\]"),
-        (_with(HINF, "hinf_mtx100", "0.1"), "2026-06-01", "s", "number in \\[0, 1\\]"),
-        (_with(HINF, "hinf_mtx100", math.nan), "2026-06-01", "s", "number in \\[0, 1\\]"),
+        (_with(HCOAG, "hcoag_rhtm", 0.1 + 1e-8), "2026-06-01", "s", "sum to 1.00000001"),
+        (_with(HCOAG, "mals_anakinra", 0.0), "2026-06-01", "s", "an arm of trait 'mals'"),
+        (_with(HCOAG, "hcoag_nope", 0.0), "2026-06-01", "s", "not in arms.yaml"),
+        (_with(HCOAG, "hcoag_rhtm", -0.1), "2026-06-01", "s", "number in \\[0, 1\\]"),
+        (_with(HCOAG, "hcoag_rhtm", "0.1"), "2026-06-01", "s", "number in \\[0, 1\\]"),
+        (_with(HCOAG, "hcoag_rhtm", math.nan), "2026-06-01", "s", "number in \\[0, 1\\]"),
         ({"sepsis": {"x": 1.0}}, "2026-06-01", "s", "trait 'sepsis': not in traits.yaml"),
         ({"mals": {"mals_anakinra": 1.0}}, "2026-06-01", "s", "usual care must have a positive"),
         (
@@ -642,7 +658,7 @@ def test_validate_allocation_state_rejects_a_wrong_version_or_extra_field(design
 # ----------------------------------------------------------------------------- example trial
 @pytest.fixture(scope="module")
 def example(design):
-    return example_trial(design, HINF, 2026, HINF_RATES, 400, 20)
+    return example_trial(design, HCOAG, 2026, HCOAG_RATES, 400, 20)
 
 
 def test_example_trial_is_shaped_for_plotting(example):
@@ -672,17 +688,17 @@ def test_example_trial_starts_in_burn_in_and_adapts_towards_the_best_arm(example
     assert np.allclose(first["probability"], 0.2)
     last = frame[frame["look"] == frame["look"].max()].set_index("arm")
     assert (last["phase"] == "response_adaptive").all()
-    experimental = last.loc[list(HINF_ARMS), "probability"]
-    assert experimental.idxmax() == "hinf_anakinra"
-    assert last.loc["hinf_usual_care", "probability"] == experimental.max()
+    experimental = last.loc[list(HCOAG_ARMS), "probability"]
+    assert experimental.idxmax() == "hcoag_lmwh"
+    assert last.loc["hcoag_usual_care", "probability"] == experimental.max()
     assert (experimental >= 0.1 - TOL).all()
 
 
 def test_example_trial_is_reproducible_from_its_seed(design, example):
     frame = example
-    again = example_trial(design, HINF, 2026, HINF_RATES, 400, 20)
+    again = example_trial(design, HCOAG, 2026, HCOAG_RATES, 400, 20)
     assert again.equals(frame)
-    other = example_trial(design, HINF, 2027, HINF_RATES, 400, 20)
+    other = example_trial(design, HCOAG, 2027, HCOAG_RATES, 400, 20)
     assert not other["n_allocated"].equals(frame["n_allocated"])
 
 
@@ -698,21 +714,24 @@ def test_example_trial_never_allocates_a_planned_arm(design):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"true_rates": {"hinf_usual_care": 0.5}}, "no rate for arm\\(s\\) hinf_tocilizumab"),
-        ({"true_rates": HINF_RATES | {"hinf_mtx100": 1.5}}, "must be a probability"),
-        ({"true_rates": HINF_RATES | {"mals_mtx100": 0.5}}, "not an arm of trait"),
+        (
+            {"true_rates": {"hcoag_usual_care": 0.5}},
+            "no rate for arm\\(s\\) hcoag_ufh_prophylactic",
+        ),
+        ({"true_rates": HCOAG_RATES | {"hcoag_rhtm": 1.5}}, "must be a probability"),
+        ({"true_rates": HCOAG_RATES | {"mals_mtx100": 0.5}}, "not an arm of trait"),
         ({"n_patients": 0}, "argument 'n_patients': must be an integer >= 1"),
         ({"look_every": 2.5}, "argument 'look_every'"),
         (
-            {"states": dict.fromkeys(HINF_ARMS, "planned")},
+            {"states": dict.fromkeys(HCOAG_ARMS, "planned")},
             "no open experimental arm",
         ),
     ],
 )
 def test_example_trial_rejects_bad_arguments(design, kwargs, match):
-    args = {"true_rates": HINF_RATES, "n_patients": 40, "look_every": 20} | kwargs
+    args = {"true_rates": HCOAG_RATES, "n_patients": 40, "look_every": 20} | kwargs
     with pytest.raises(AllocationError, match=match):
-        example_trial(design, HINF, 0, **args)
+        example_trial(design, HCOAG, 0, **args)
 
 
 def test_arms_added_by_amendment_are_allocated_from_the_platform_state():

@@ -41,12 +41,18 @@ EXPECTED_REQUESTS = {
     ("open", "harm"),
     ("open", "cap_reached"),
     ("open", "withdrawn"),
+    ("suspended", "open"),
+    ("suspended", "planned"),
+    ("suspended", "withdrawn"),
 }
+#: moves out of a suspension: declared, but refused until the sponsor's decision is recorded
+LIFTS = {("suspended", "open"), ("suspended", "planned")}
 #: the trait rule's moves of usual care
 EXPECTED_TRAIT_RULE = {("open", "trait_closed"), ("trait_closed", "open")}
 EXPECTED_STATES = [
     "planned",
     "open",
+    "suspended",
     "graduated",
     "futility",
     "harm",
@@ -88,6 +94,8 @@ def _arm_in(design, state_id: str) -> tuple[lc.PlatformState, str]:
         return state, "hfib_octaplas"
     if state_id == "open":
         return state, "hfib_sivelestat"
+    if state_id == "suspended":  # RF-02 blocks tocilizumab for adults and children
+        return state, "hinf_tocilizumab"
     return lc.transition(state, "hfib_sivelestat", state_id, D1, "test"), "hfib_sivelestat"
 
 
@@ -109,6 +117,8 @@ def test_transitions_say_what_authorises_them(design):
     assert "amendment" in req[("open", "withdrawn")]
     assert "amendment" in req[("planned", "withdrawn")]
     assert req[("planned", "open")] == {"date"}
+    assert req[("suspended", "open")] == {"sponsor_decision", "date"}
+    assert "amendment" in req[("suspended", "withdrawn")]
     assert all("date" in r for r in req.values())
     assert "amendment" in design.lifecycle.adding_arms.requires
 
@@ -119,7 +129,10 @@ def test_transitions_say_what_authorises_them(design):
 def test_every_pair_of_states_for_an_experimental_arm(design, frm, to):
     state, arm = _arm_in(design, frm)
     assert state.arm(arm).state == frm
-    if (frm, to) in EXPECTED_REQUESTS:
+    if (frm, to) in LIFTS:
+        with pytest.raises(IllegalTransitionError, match="suspension is not lifted"):
+            lc.transition(state, arm, to, D2, "no sponsor decision yet")
+    elif (frm, to) in EXPECTED_REQUESTS:
         after = lc.transition(state, arm, to, D2, "allowed move")
         assert after.arm(arm).state == to
         assert after.arm(arm).since == D2
@@ -213,7 +226,11 @@ def test_initial_state_is_arms_yaml_on_the_study_start(design):
     state = lc.initial_state(design)
     assert state.study_start == START == dt.date(2026, 5, 1)
     assert state.arm_ids == tuple(a.id for a in design.arms)
-    assert lc.states_mapping(state) == {a.id: a.availability.initial_state for a in design.arms}
+    suspended = {"hinf_tocilizumab", "cort_hc_fc"}  # RF-02; RF-01 and RF-15
+    assert lc.states_mapping(state) == {
+        a.id: "suspended" if a.id in suspended else a.availability.initial_state
+        for a in design.arms
+    }
     assert [a.id for a in state.arms if a.state == "planned"] == ["hfib_octaplas"]
     octaplas = state.arm("hfib_octaplas")
     assert octaplas.since == START
@@ -701,7 +718,7 @@ def test_any_sequence_of_moves_keeps_the_trait_rule_and_survives_json(design, mo
             pass
         for trait in design.trait_ids:
             live = any(
-                a.role == "experimental" and a.state in ("open", "planned")
+                a.role == "experimental" and a.state in ("open", "planned", "suspended")
                 for a in state.arms_of(trait)
             )
             assert (lc.trait_status(state, trait).status == "open") == live

@@ -194,6 +194,10 @@ def test_the_default_state_is_equal_among_usual_care_and_the_arms_open_at_the_st
     }
     assert list(hfib)[0] == "hfib_usual_care"  # design order, usual care first
     assert state.effective_from == design.trial.study_start
+    hinf = dict(state.probabilities("hyperinflammation", design))
+    assert hinf["hinf_tocilizumab"] == 0.0  # suspended: RF-02 blocks its dose for every age
+    assert set(hinf.values()) == {0.0, 1 / 4}
+    assert dict(state.probabilities("corticosteroid_response", design))["cort_hc_fc"] == 0.0
 
 
 def test_a_state_file_is_read_with_its_hash(design, tmp_path):
@@ -438,7 +442,16 @@ def test_an_arm_not_open_to_the_patients_age_group_is_never_drawn(raw_examples, 
     def adults_only(data):
         next(a for a in data["arms"] if a["id"] == "mals_anakinra")["age_groups"] = ["adult"]
 
-    with modified_design(None, "arms.yaml", adults_only) as design:
+    def unblock_mtx100(data):  # MTx.100 for children is suspended (RF-18): not this test's point
+        rf18 = next(f for f in data["findings"] if f["id"] == "RF-18")
+        rf18["blocks_dose"] = [b for b in rf18["blocks_dose"] if b["arm"] != "mals_mtx100"]
+
+    with (
+        modified_design(None, "registry_findings.yaml", unblock_mtx100) as unblocked,
+        modified_design(
+            unblocked.root, "arms.yaml", adults_only, data_root=unblocked.data_root
+        ) as design,
+    ):
         state = default_allocation_state(design)
         log = tmp_path / "alloc.jsonl"
         child = _row(raw_examples, "EX-05")
@@ -470,10 +483,10 @@ def cohort_log(design, secret, tmp_path_factory):
         for t, weights in zip(
             design.traits,
             [
-                (0.3, 0.3, 0.2, 0.1, 0.1),
+                (0.3, 0.0, 0.3, 0.2, 0.2),  # tocilizumab suspended (RF-02)
                 (0.5, 0.25, 0.25),
                 (0.4, 0.4, 0.2),
-                (0.25, 0.25, 0.25, 0.25),
+                (0.25, 0.25, 0.5, 0.0),  # hydrocortisone + fludrocortisone suspended (RF-01)
                 (0.2, 0.2, 0.2, 0.2, 0.2),
                 (0.5, 0.3, 0.0, 0.2),
             ],
@@ -571,7 +584,7 @@ def test_cli_randomise_shows_the_site_the_arm_only(env_secret, tmp_path, capsys)
     ]
     assert all(len(line.split("\t")) == 4 for line in lines)
     assert "probab" not in out and "0.2" not in out
-    assert "row 4 (patient EX-04): not randomised: ineligible" in err
+    assert "row 4 (line 5) (patient EX-04): not randomised: ineligible" in err
     assert "randomised 4 of 7 rows" in err
     assert main(["log", "verify", str(log)]) == 0
     assert main(["log", "replay", str(log)]) == 0

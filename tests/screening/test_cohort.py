@@ -37,22 +37,30 @@ DTYPE = {
     "bool": "boolean",
     "str": "string",
     "category": "string",
+    "date": "datetime64[ns]",
 }
+
+
+def _age_days(frame: pd.DataFrame) -> pd.Series:
+    """Days from the date of birth to the screening date (infants; NaN for the others)."""
+    return (frame["screening_date"] - frame["date_of_birth"]).dt.days
 
 
 @pytest.fixture(scope="module")
 def cohort(design) -> pd.DataFrame:
-    return generate_cohort(design, N, seed=2024)
+    """The cohort, with ``age`` in years from age_years or, below one year, from the dates."""
+    frame = generate_cohort(design, N, seed=2024)
+    return frame.assign(age=frame["age_years"].fillna(_age_days(frame) / 365.25))
 
 
 @pytest.fixture(scope="module")
 def adults(cohort) -> pd.DataFrame:
-    return cohort[cohort["age_years"] >= 18]
+    return cohort[cohort["age"] >= 18]
 
 
 @pytest.fixture(scope="module")
 def children(cohort) -> pd.DataFrame:
-    return cohort[cohort["age_years"] < 18]
+    return cohort[cohort["age"] < 18]
 
 
 def _tol(p: float, n: int) -> float:
@@ -91,6 +99,7 @@ def test_zero_patients_gives_an_empty_frame_with_the_contract_columns(design):
 
 # ----------------------------------------------------------------------------- the contract
 def test_columns_and_dtypes_follow_the_contract(cohort):
+    cohort = cohort.drop(columns="age")
     assert list(cohort.columns) == list(CONTRACT)
     for name, spec in CONTRACT.items():
         assert str(cohort[name].dtype) == DTYPE[spec["kind"]], name
@@ -125,19 +134,25 @@ def test_adult_child_mix_within_binomial_tolerance(cohort):
 
 def test_ages_respect_the_strata(adults, children):
     assert adults["age_years"].min() >= 18
-    assert children["age_years"].max() < 18
-    assert (children["age_years"] < 28 / 365.25).any()  # some neonates
+    assert children["age"].max() < 18
+    assert (children["age"] < 28 / 365.25).any()  # some neonates
+    infants = children[children["age"] < 1]
+    assert infants["age_years"].isna().all()  # below one year: the dates
+    assert infants["date_of_birth"].notna().all() and infants["screening_date"].notna().all()
+    assert children.loc[children["age"] >= 1, "date_of_birth"].isna().all()
 
 
 def test_gestational_age_only_for_infants_and_some_are_preterm(cohort):
     has_ga = cohort["gestational_age_at_birth_weeks"].notna()
-    assert (cohort.loc[has_ga, "age_years"] < 1).all()
-    corrected = cohort["gestational_age_at_birth_weeks"] + cohort["age_years"] * 52.1775
-    assert (corrected <= 37).any()  # eligibility has work to do at the lower age limit
+    assert (cohort.loc[has_ga, "age"] < 1).all()
+    days = cohort["gestational_age_at_birth_days"]
+    assert days[has_ga].between(0, 6).all() and days[~has_ga].isna().all()
+    corrected = 7 * cohort["gestational_age_at_birth_weeks"] + days + _age_days(cohort)
+    assert (corrected <= 7 * 37).any()  # eligibility has work to do at the lower age limit
 
 
 def test_children_are_smaller_than_adults_and_neonates_weigh_kilograms(adults, children):
-    neonates = children[children["age_years"] < 28 / 365.25]
+    neonates = children[children["age"] < 28 / 365.25]
     assert neonates["weight_kg"].median() == pytest.approx(3.3, abs=0.7)
     assert adults["weight_kg"].median() == pytest.approx(75, abs=10)
     assert adults["height_cm"].median() == pytest.approx(169, abs=5)
@@ -328,7 +343,7 @@ def test_loadings_that_cannot_be_a_correlation_are_rejected(design):
 
 
 def test_a_required_field_cannot_be_made_missing(design):
-    raw = _with(lambda p: p["missingness"]["fields"].append("age_years"))
+    raw = _with(lambda p: p["missingness"]["fields"].append("sex"))
     with pytest.raises(ConflictingArgumentsError, match="required"):
         generate_cohort(design, 10, seed=1, params=raw)
 

@@ -25,7 +25,12 @@ from palette_core.screening.dosing import (
     reference_patients,
 )
 
-ADULT = {"patient_id": "a1", "weight_kg": 70.0, "height_cm": 175.0}
+ADULT = {
+    "patient_id": "a1",
+    "weight_kg": 70.0,
+    "height_cm": 175.0,
+    "sex": "male",
+}  # at ideal weight
 
 
 def _patients(rows: list[dict]) -> pd.DataFrame:
@@ -383,3 +388,130 @@ def test_unknown_age_group_in_the_scalar_is_missing_data(design):
     with pytest.raises(MissingPatientDataError) as err:
         calculate_dose(design, "hypo_gcsf", ADULT, None)
     assert err.value.field == "age_group"
+
+
+# ----------------------------------------------------------------------------- dosing weight
+#: 200 kg, 175 cm: the issue's patient for whom every per-kg dose was "computed" on 200 kg
+OBESE = {"patient_id": "o1", "weight_kg": 200.0, "height_cm": 175.0, "sex": "male"}
+#: Devine: 50 kg + 2.3 kg per inch over 60 in; adjusted: ideal + 0.4 x the excess
+IDEAL = 50.0 + 2.3 * (175.0 / 2.54 - 60.0)
+ADJUSTED = IDEAL + 0.4 * (200.0 - IDEAL)
+
+
+def test_ideal_and_adjusted_weights_follow_devine_and_the_excess_fraction(design):
+    from palette_core.screening.dosing import dosing_weight, ideal_body_weight
+
+    got = ideal_body_weight(design, [175.0, 175.0, 175.0], ["male", "female", ""])
+    assert got[0] == pytest.approx(IDEAL, abs=1e-3)
+    assert got[1] == pytest.approx(IDEAL - 4.5, abs=1e-3)
+    assert np.isnan(got[2])
+    w, what = dosing_weight(design, "ufh", "adult", [200.0, 60.0], [175.0, 175.0], ["male"] * 2)
+    assert w[0] == pytest.approx(ADJUSTED, abs=1e-3) and w[1] == 60.0
+    assert what[0].startswith("adjusted (ideal 70.5 kg)")
+    assert what[1] == "actual (not above ideal)"
+
+
+def test_heparin_and_plasma_at_200_kg_use_the_adjusted_weight(design):
+    """The defect: at 200 kg UFH gave 80,000 IU/day and Octaplas 2,400 mL/day, "computed"."""
+    ufh = calculate_dose(design, "hcoag_ufh_therapeutic", OBESE, "adult")
+    assert ufh.status == "computed"
+    assert ufh.dosing_weight_kg == pytest.approx(ADJUSTED, abs=1e-3)
+    assert ufh.components[0].per_day[0] == pytest.approx(400 * ADJUSTED, abs=0.5)
+    assert ufh.components[0].per_day[0] < 80000
+    assert "dosing weight 122 kg, adjusted" in ufh.text and "(proposed)" in ufh.text
+    octaplas = calculate_dose(design, "hfib_octaplas", OBESE, "adult")
+    assert octaplas.components[0].per_administration[0] == pytest.approx(12 * ADJUSTED, abs=0.1)
+    assert octaplas.components[0].per_administration[0] < 2400
+
+
+def test_thrombomodulin_and_tocilizumab_cap_the_dosing_weight_at_100_kg(design):
+    """The defect: thrombomodulin 12 mg/day at 200 kg; SCARLET's maximum is 6 mg/day."""
+    rhtm = calculate_dose(design, "hcoag_rhtm", OBESE, "adult")
+    assert rhtm.components[0].per_day == pytest.approx((6.0, 6.0))
+    assert "capped at 100 kg" in rhtm.text
+    assert calculate_dose(design, "hcoag_rhtm", ADULT, "adult").components[0].per_day == (
+        pytest.approx((4.2, 4.2))
+    )
+
+
+def test_tinzaparin_stays_on_actual_weight_within_the_limits(design):
+    r = calculate_dose(design, "hcoag_lmwh", OBESE, "adult")
+    assert r.components[0].per_day == pytest.approx((175 * 200.0, 175 * 200.0))
+    assert "dosing weight" not in r.text
+
+
+@pytest.mark.parametrize(
+    ("arm", "group", "weight"),
+    [
+        ("hcoag_lmwh", "adult", 301.0),  # 663 lb entered as kg is impossible; 301 kg refused
+        ("hcoag_lmwh", "adult", 29.0),
+        ("hypo_gcsf", "child", 151.0),
+        ("hypo_gcsf", "child", 0.9),
+        ("hfib_sivelestat", "adult", 440.0),  # 200 kg entered in pounds
+    ],
+)
+def test_a_weight_outside_the_plausible_limits_is_refused_not_dosed(design, arm, group, weight):
+    patient = {**ADULT, "weight_kg": weight}
+    with pytest.raises(PatientRecordError, match="outside the plausible weight") as info:
+        calculate_dose(design, arm, patient, group)
+    assert info.value.field == "weight_kg"
+    table = calculate_doses(design, arm, _patients([patient]), group)
+    assert table["status"].iloc[0] == "missing data"
+    assert table["missing"].iloc[0] == "weight_kg"
+    assert "check the unit" in table["reason"].iloc[0]
+
+
+def test_the_adjusted_weight_needs_height_and_sex(design):
+    with pytest.raises(MissingPatientDataError) as info:
+        calculate_dose(design, "hcoag_ufh_therapeutic", {"weight_kg": 90.0, "sex": "male"}, "adult")
+    assert info.value.field == "height_cm"
+    with pytest.raises(MissingPatientDataError) as info:
+        calculate_dose(design, "hfib_octaplas", {"weight_kg": 90.0, "height_cm": 170.0}, "adult")
+    assert info.value.field == "sex"
+    # actual weight needs neither
+    assert calculate_dose(design, "hcoag_lmwh", {"weight_kg": 90.0}, "adult").status == "computed"
+
+
+def test_children_are_dosed_on_actual_weight(design):
+    child = {"weight_kg": 60.0, "height_cm": 140.0, "sex": "female"}
+    r = calculate_dose(design, "hypo_gcsf", child, "child")
+    assert r.dosing_weight_kg == 60.0 and "dosing weight" not in r.text
+
+
+def _drop_rule(rule_id: str):
+    def edit(data):
+        data["rules"] = [r for r in data["rules"] if r["id"] != rule_id]
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit_fn", "entry", "field", "message"),
+    [
+        (_drop_rule("plasma_products"), None, "rules", "hfib_octaplas doses 'octaplas_lg'"),
+        (lambda d: d["rules"][1]["substances"].append("ufh"), "low_molecular_weight_heparin",
+         "substances", "already covered"),
+        (lambda d: d["rules"][0]["weight"].pop("child") and None, "unfractionated_heparin", "weight",
+         "no weight for age group"),
+        (lambda d: d["rules"][0]["weight"].update(adult="lean"), "unfractionated_heparin",
+         "weight.adult", "Input should be"),
+        (lambda d: d["weight_limits"].pop() and None, None, "weight_limits", "no limit for age group"),
+        (lambda d: d["weight_limits"][0].update(min_kg=400), "weight_limits[0]", "max_kg",
+         "min_kg < max_kg"),
+        (lambda d: d["rules"][0]["substances"].append("aspirin"), "unfractionated_heparin",
+         "substances", "not in substances.yaml"),
+        (lambda d: d["rules"][2].update(max_kg=float("nan")), "monoclonal_antibody", "max_kg",
+         "finite"),
+    ],
+)  # fmt: skip
+def test_the_loader_refuses_a_bad_dosing_weight_file(
+    design_copy, edit, edit_fn, entry, field, message
+):
+    from palette_core.design.loader import load_design
+    from palette_core.errors import DesignError
+
+    edit(design_copy, "proposed/dosing_weight.yaml", edit_fn)
+    with pytest.raises(DesignError, match=message) as info:
+        load_design(design_copy)
+    assert info.value.file == "proposed/dosing_weight.yaml"
+    assert (info.value.entry, info.value.field) == (entry, field)

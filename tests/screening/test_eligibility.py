@@ -6,6 +6,7 @@ tests do not depend on the patient parser.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.resources
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from palette_core.screening.eligibility import (
     sepsis3,
     sofa_scores,
 )
+from palette_core.screening.patients import validate_patients
 
 DTYPE = {
     "float": "float64",
@@ -50,6 +52,7 @@ DTYPE = {
     "bool": "boolean",
     "category": "string",
     "str": "string",
+    "date": "datetime64[ns]",
 }
 WEEKS_PER_YEAR = 52.1775
 
@@ -107,6 +110,8 @@ def frame(design, records: list[dict[str, Any]], index: Any = None) -> pd.DataFr
         values = [r.get(name) for r in records]
         if fld.kind == "float":
             data[name] = pd.Series([np.nan if v is None else v for v in values], dtype="float64")
+        elif fld.kind == "date":
+            data[name] = pd.Series(pd.to_datetime(values), dtype="datetime64[ns]")
         else:
             data[name] = pd.Series(pd.array(values, dtype=DTYPE[fld.kind]))
     out = pd.DataFrame(data)
@@ -377,19 +382,47 @@ def test_eighteen_years_exactly_is_adult_and_just_below_is_child(design):
     assert _age(design, 17.999)["age_group"] == "child"
 
 
+def _newborn(design, days_old: int, ga_weeks: int, ga_days: int | None) -> pd.Series:
+    """A newborn recorded as the contract asks below one year: dates, and weeks + days at
+    birth; validated, then classified (the age is counted in days)."""
+    born = dt.date(2026, 5, 1)
+    record = {
+        "patient_id": "n1",
+        "sex": "female",
+        "date_of_birth": born.isoformat(),
+        "screening_date": (born + dt.timedelta(days=days_old)).isoformat(),
+        "gestational_age_at_birth_weeks": ga_weeks,
+        "gestational_age_at_birth_days": ga_days,
+    }
+    v = validate_patients(pd.DataFrame([record]), design)
+    assert v.errors.empty, v.errors
+    assert v.frame["age_days"].iloc[0] == days_old
+    return classify_age(v.frame, design).iloc[0]
+
+
 def test_corrected_gestational_age_of_37_weeks_is_too_young(design):
-    r = _age(design, 0.0, ga=37.0)
+    r = _newborn(design, 0, 37, 0)
     assert r["age_group"] == TOO_YOUNG
-    assert "corrected GA 37.0 wk, needs > 37 wk, RF-07" in r["age_reason"]
+    assert "corrected GA 37+0 wk, needs > 37 wk, RF-07" in r["age_reason"]
 
 
 def test_corrected_gestational_age_just_above_37_weeks_is_a_child(design):
-    assert _age(design, 0.0, ga=37.01)["age_group"] == "child"
+    assert _newborn(design, 0, 37, 1)["age_group"] == "child"
 
 
-def test_corrected_age_adds_chronological_weeks_to_birth_ga(design):
-    assert _age(design, 1 / WEEKS_PER_YEAR, ga=36.0)["age_group"] == TOO_YOUNG  # 37.0
-    assert _age(design, 1.01 / WEEKS_PER_YEAR, ga=36.0)["age_group"] == "child"  # 37.01
+def test_corrected_age_adds_chronological_days_to_birth_ga_exactly(design):
+    """The issue's newborn: born at 36+0 weeks, 7 days old, is exactly 37+0 weeks: too young,
+    whatever a year is taken to last (the age in years gave either answer)."""
+    assert _newborn(design, 7, 36, 0)["age_group"] == TOO_YOUNG  # 259 days = 37+0
+    assert _newborn(design, 8, 36, 0)["age_group"] == "child"  # 37+1
+    assert _newborn(design, 1, 36, 6)["age_group"] == TOO_YOUNG  # 37+0
+    r = _newborn(design, 7, 36, None)  # days at birth not given: 37+0 to 37+6
+    assert r["age_group"] == INDETERMINATE
+    assert "37+0 to 37+6 wk" in r["age_reason"]
+
+
+def test_an_age_in_years_of_one_year_or_more_needs_no_dates(design):
+    assert _age(design, 1.0, ga=24)["age_group"] == "child"  # 24 weeks + a year > 37 weeks
 
 
 def test_missing_birth_ga_decides_when_even_22_weeks_gives_more_than_37(design):
@@ -804,6 +837,8 @@ def _value_strategy(fld, cutoffs: list[float]) -> st.SearchStrategy:
         return st.booleans()
     if fld.kind == "category":
         return st.sampled_from(list(fld.categories))
+    if fld.kind == "date":  # eligibility reads the age, not the dates (age_days is derived)
+        return st.none()
     return st.text(max_size=4)
 
 

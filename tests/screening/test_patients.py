@@ -99,7 +99,7 @@ def test_validate_record_raises_typed_error_naming_the_field(design):
     with pytest.raises(PatientRecordError) as info:
         validate_record({**BASE, "lymphocytes": 900}, design)
     assert info.value.field == "lymphocytes"
-    assert "p1" in str(info.value) and "lymphocytes" in str(info.value)
+    assert "P1" in str(info.value) and "lymphocytes" in str(info.value)
 
 
 def test_row_errors_join_every_problem_of_a_row(design):
