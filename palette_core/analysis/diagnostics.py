@@ -139,4 +139,23 @@ def gate(idata: Any, gates: dict[str, float] | None = None) -> FitResult:
     return FitResult(idata, not failures, tuple(failures), diagnostics)
 
 
-__all__ = ["GATES", "NOT_GATED", "FitResult", "gate", "to_inference_data"]
+def indicator_mcse(indicators: Any) -> np.ndarray:
+    """Monte Carlo standard error of the mean of indicator draws: ``[chain, draw, k]`` -> ``[k]``.
+
+    ArviZ's ``mcse(method="mean")``, i.e. the indicator's posterior standard deviation over the
+    square root of its (rank-normalised, multi-chain) effective sample size: the error of a
+    posterior probability estimated as a share of draws. An indicator that is constant over
+    every draw has MCSE 0; with fewer than 4 draws per chain the MCSE is unknown (NaN).
+    """
+    x = np.asarray(indicators, dtype=np.float64)
+    if x.ndim != 3:
+        raise ValueError(f"indicators must be [chain, draw, k], got shape {x.shape}")
+    if x.shape[1] < 4:
+        return np.full(x.shape[2], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        values = az.mcse(az.convert_to_dataset({"x": x}), method="mean")["x"].values
+    return np.asarray(values, dtype=np.float64).reshape(x.shape[2])
+
+
+__all__ = ["GATES", "NOT_GATED", "FitResult", "gate", "indicator_mcse", "to_inference_data"]
