@@ -26,8 +26,11 @@ the design, the file or the log cannot be used (one line).
 
 ``palette analyse EXPORT`` runs the pre-specified interim analysis of a data export (validate,
 derive outcomes, fit, decide, allocate, sensitivity analyses) and writes the results and the
-open and closed HTML reports. Exit status: 0 done (a failed convergence gate is reported on
-stderr); 2 the export, the design or an option cannot be used (one line naming the error).
+open and closed HTML reports. Exit status: 0 done (unresolved rules and sensitivity fits that
+failed the gates are reported on stderr); 2 the export, the design or an option cannot be used
+(one line naming the error); 3 the primary fit failed the convergence gates after the
+pre-specified escalation: no decision and no allocation record (results and both reports are
+written, with the reason).
 
 ``palette simulate FILE... --trials N --seed S --out DIR`` runs virtual trials of the scenarios of
 each scenario file (``palette_core.simulate``) and writes one result folder per file (Parquet
@@ -266,7 +269,8 @@ def _add_analyse_command(sub: argparse._SubParsersAction, shared: _Shared) -> No
         "--size",
         choices=["full", "small"],
         default="full",
-        help="run size: full (pre-specified) or small (quick check; fails the gates)",
+        help="run size: full (pre-specified) or small (a quick check of an export: its fits "
+        "fail the gates, so it takes no decision and exits with status 3)",
     )
     an.add_argument(
         "--sensitivity",
@@ -320,14 +324,21 @@ def _analyse(args: argparse.Namespace) -> int:
             "(listed in errors.csv and in both reports)",
             file=sys.stderr,
         )
-    if not result.manifest["gates_passed"]:
+    manifest = result.manifest
+    for item in manifest["monte_carlo"]["unresolved"]:
+        print(f"palette: unresolved (no decision): {item}", file=sys.stderr)
+    if manifest["decisions_taken"] and not manifest["gates_passed"]:
         print(
-            "palette: warning: some fits failed the convergence gates (see diagnostics.csv)",
+            "palette: warning: some sensitivity fits failed the convergence gates "
+            "(see diagnostics.csv)",
             file=sys.stderr,
         )
     print(f"results: {out}")
     print(f"open report: {open_html}")
     print(f"closed report: {closed_html}")
+    if not manifest["decisions_taken"]:
+        print(f"palette: NO DECISION: {manifest['no_decision_reason']}", file=sys.stderr)
+        return 3
     return 0
 
 
