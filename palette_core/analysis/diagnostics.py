@@ -90,6 +90,17 @@ def to_inference_data(spec: ModelSpec, samples: Samples, n_eras: int) -> Any:
     return idata
 
 
+def _shown(value: float, gate_value: float, bad: Any) -> str:
+    """``value`` with 3 significant digits, or more until the text read back fails the gate
+    (``bad``) and differs from ``gate_value``: an R-hat of 1.0112 against a gate of 1.01 reads
+    "1.011", never "1.01"."""
+    for digits in range(3, 18):
+        text = f"{value:.{digits}g}"
+        if bad(float(text)) and (float(text) != gate_value or value == gate_value):
+            return text
+    return repr(value)
+
+
 def gate(idata: Any, gates: dict[str, float] | None = None) -> FitResult:
     """Check an ``InferenceData`` against the gates; list every failing diagnostic.
 
@@ -132,7 +143,7 @@ def gate(idata: Any, gates: dict[str, float] | None = None) -> FitResult:
             if worst_val is None or (v > worst_val if name == "max_rhat" else v < worst_val):
                 worst_name, worst_val = var, v
             if bad(v):
-                failures.append(f"{label} of {var} = {v:.3g} (gate {g[name]})")
+                failures.append(f"{label} of {var} = {_shown(v, g[name], bad)} (gate {g[name]})")
         if worst_val is not None:
             diagnostics[name] = worst_val
             diagnostics[f"{name}_variable"] = worst_name  # type: ignore[assignment]
