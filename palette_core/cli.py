@@ -30,17 +30,24 @@ design of its own: pass one).
 unclassified, in the output: as many output rows as input rows); 2 the file or the design
 cannot be read; 3 an internal error.
 
+``palette secret new FILE`` writes a new trial secret (256 random bits, hex) to a new file of
+mode 0600 and prints nothing of it. Exit status: 0 written; 2 the file exists or cannot be made.
+
 ``palette randomise FILE --log LOG`` classifies the patients of a file and randomises the
 eligible ones with the trial secret (``$PALETTE_TRIAL_SECRET``, ``$PALETTE_TRIAL_SECRET_FILE``
-or ``--secret-file``); it prints, per randomised patient, only sequence, patient id, trait and
-arm. Exit status: 0 every row randomised; 1 some rows not randomised (reasons on stderr, nothing
-logged for them); 2 the secret, the allocation state, the design, the file or the log cannot be
-used; 3 an internal error.
+or ``--secret-file``); it prints, per patient, only sequence, patient id, trait, arm and status
+(``randomised``, or ``randomised earlier`` for a patient already in the log: after a crash the
+site sees the arm that was committed). Exit status: 0 every row randomised; 1 some rows not
+randomised now (reasons on stderr, nothing logged for them); 2 the secret, the allocation state,
+the design, the file or the log cannot be used (one line); 3 an internal error.
 
 ``palette analyse EXPORT`` runs the pre-specified interim analysis of a data export (validate,
 derive outcomes, fit, decide, allocate, sensitivity analyses) and writes the results and the
-open and closed HTML reports. Exit status: 0 done (a failed convergence gate is reported on
-stderr); 2 the export, the design or an option cannot be used (one line naming the error).
+open and closed HTML reports. Exit status: 0 done (unresolved rules and sensitivity fits that
+failed the gates are reported on stderr); 2 the export, the design or an option cannot be used
+(one line naming the error); 3 the primary fit failed the convergence gates after the
+pre-specified escalation: no decision and no allocation record (results and both reports are
+written, with the reason).
 
 ``palette simulate FILE... --trials N --seed S --out DIR`` runs virtual trials of the scenarios of
 each scenario file (``palette_core.simulate``) and writes one result folder per file (Parquet
@@ -48,8 +55,9 @@ tables and a manifest). Exit status: 0 done; 2 a scenario file or an option cann
 line naming file, entry and field).
 
 ``palette log verify|replay|recover|head LOG`` checks, replays (with the secret), repairs after a
-crash, or prints the anchor to countersign. Exit status: 0 intact (or repaired); 1 problems
-(listed with their line numbers); 2 the log or the secret cannot be read.
+crash (printing nothing of what it removes), or prints the anchor of both logs to countersign.
+Exit status: 0 intact (or repaired); 1 problems (listed with their line numbers); 2 the log or
+the secret cannot be read.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ from palette_core.design import DESIGN_ENV, Design, load_design
 from palette_core.errors import DesignError, PaletteError
 from palette_core.randomisation import allocation_log as alloclog
 from palette_core.randomisation.randomise import (
+    NEW_SECRET_BYTES,
     SECRET_ENV,
     SECRET_FILE_ENV,
     STRATIFY_FACTORS,
@@ -76,6 +85,7 @@ from palette_core.randomisation.randomise import (
     load_secret,
     randomise_patients,
     replay_log,
+    write_new_secret,
 )
 from palette_core.registry.fidelity import check_fidelity
 from palette_core.screening.classify import classification_summary, classify_patients
@@ -124,7 +134,7 @@ def _shared() -> _Shared:
             "--secret-file",
             type=Path,
             help=f"file holding the trial secret (default: ${SECRET_FILE_ENV}, else "
-            f"${SECRET_ENV}); hex digits or text, at least 16 bytes",
+            f"${SECRET_ENV}); hex digits, at least 32 (make one with `palette secret new`)",
         ),
         restricted_log=_parent(
             "--restricted-log", type=Path, help="restricted log (default: LOG.restricted.jsonl)"
@@ -183,6 +193,16 @@ def _parser() -> argparse.ArgumentParser:
     _policy(
         classify, "multi-trait policy: random among positive traits (default) or priority order"
     )
+    secret = sub.add_parser("secret", help="create the trial secret")
+    ssub = secret.add_subparsers(dest="secret_command", metavar="SUBCOMMAND", required=True)
+    new = ssub.add_parser(
+        "new",
+        help="write a new trial secret (256 random bits, hex) to a new file of mode 0600",
+        description="Write a new trial secret to FILE (which must not exist), created with mode "
+        "0600; nothing of the secret is printed. Give the file to the independent "
+        "statistician and the randomisation service only.",
+    )
+    new.add_argument("file", type=Path, help="the new secret file")
     _add_allocation_commands(sub, shared)
     _add_analyse_command(sub, shared)
     _add_simulate_command(sub, shared)
@@ -284,7 +304,8 @@ def _add_analyse_command(sub: argparse._SubParsersAction, shared: _Shared) -> No
         "--size",
         choices=["full", "small"],
         default="full",
-        help="run size: full (pre-specified) or small (quick check; fails the gates)",
+        help="run size: full (pre-specified) or small (a quick check of an export: its fits "
+        "fail the gates, so it takes no decision and exits with status 3)",
     )
     an.add_argument(
         "--sensitivity",
@@ -338,14 +359,21 @@ def _analyse(args: argparse.Namespace) -> int:
             "(listed in errors.csv and in both reports)",
             file=sys.stderr,
         )
-    if not result.manifest["gates_passed"]:
+    manifest = result.manifest
+    for item in manifest["monte_carlo"]["unresolved"]:
+        print(f"palette: unresolved (no decision): {item}", file=sys.stderr)
+    if manifest["decisions_taken"] and not manifest["gates_passed"]:
         print(
-            "palette: warning: some fits failed the convergence gates (see diagnostics.csv)",
+            "palette: warning: some sensitivity fits failed the convergence gates "
+            "(see diagnostics.csv)",
             file=sys.stderr,
         )
     print(f"results: {out}")
     print(f"open report: {open_html}")
     print(f"closed report: {closed_html}")
+    if not manifest["decisions_taken"]:
+        print(f"palette: NO DECISION: {manifest['no_decision_reason']}", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -400,7 +428,9 @@ def _add_allocation_commands(sub: argparse._SubParsersAction, shared: _Shared) -
         "anchor covers (saved beside the log), update lagging anchors; never a committed entry.",
     )
     head = lsub.add_parser(
-        "head", help="print the anchor line to countersign off-site (sequence and hash)"
+        "head",
+        parents=[shared.restricted_log],
+        help="print the anchor line to countersign off-site (sequence, open and restricted hash)",
     )
     for cmd in (verify, replay, recover, head):
         cmd.add_argument("log", type=Path, help="the open allocation log (.jsonl)")
@@ -409,7 +439,16 @@ def _add_allocation_commands(sub: argparse._SubParsersAction, shared: _Shared) -
     )
     verify.add_argument(
         "--anchor",
-        help="SEQ:HASH from a countersigned `palette log head`: the log must still hold it",
+        help="SEQ:HASH:RESTRICTED_HASH from a countersigned `palette log head`: both logs must "
+        "still hold that entry unchanged",
+    )
+    replay.add_argument(
+        "--allocation",
+        type=Path,
+        action="append",
+        default=[],
+        help="an allocation state file the log's entries name (repeatable): their "
+        "probabilities are compared with it (the default state is always known)",
     )
 
 
@@ -443,9 +482,13 @@ def _randomise(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    print("sequence\tpatient_id\ttrait\tarm")
-    for a in result.allocations:
-        print(f"{a.sequence}\t{a.patient_id}\t{a.trait}\t{a.arm}")
+    for note in result.notes:
+        print(f"palette: note: {note}", file=sys.stderr)
+    print("sequence\tpatient_id\ttrait\tarm\tstatus")
+    shown = [(a, "randomised") for a in result.allocations]
+    shown += [(r.committed, "randomised earlier") for r in result.refused if r.committed]
+    for a, status in sorted(shown, key=lambda x: x[0].sequence):
+        print(f"{a.sequence}\t{a.patient_id}\t{a.trait}\t{a.arm}\t{status}")
     for r in result.refused:
         print(
             f"{args.file}: {validation.where(r.row)} (patient {r.patient_id}): not randomised: "
@@ -494,24 +537,26 @@ def _log(args: argparse.Namespace) -> int:
         if args.log_command == "replay":
             secret = load_secret(args.secret_file)
             design = load_design(args.design)
-            replayed = replay_log(args.log, secret, design, restricted=args.restricted_log)
+            states = [load_allocation_state(f, design) for f in args.allocation]
+            replayed = replay_log(
+                args.log, secret, design, restricted=args.restricted_log, states=states
+            )
             print("\n".join(replayed.lines()))
             return 0 if replayed.ok else 1
         if args.log_command == "recover":
             recovered = alloclog.recover_log(args.log, restricted=args.restricted_log)
             for action in recovered.actions:
                 print(action)
-            for r in recovered.removed:
-                shown = r.text if "restricted" not in Path(r.file).name else "(restricted content)"
-                print(f"  removed from {r.file}, line {r.line} ({r.reason}): {shown!r}")
-                print(f"  saved to {r.saved_to}")
+            for r in recovered.removed:  # never the content: it may hold the next draw's arm
+                print(f"  removed from {r.file}, line {r.line} ({r.reason}): {r.n_bytes} bytes")
+                print(f"  saved to {r.saved_to} (mode 0600)")
             for p in recovered.problems:
                 print(f"  ! [{p.kind}] {p}")
             if not recovered.ok:
                 print("not recovered: these problems are not what a killed write leaves")
             return 0 if recovered.ok else 1
         if args.log_command == "head":
-            print(alloclog.head_digest(args.log))
+            print(alloclog.head_digest(args.log, restricted=args.restricted_log))
             return 0
     except (PaletteError, ValueError) as exc:
         print(f"palette: {exc}", file=sys.stderr)
@@ -523,6 +568,19 @@ def _log(args: argparse.Namespace) -> int:
         )
         return 2
     raise AssertionError("unreachable: argparse requires a log subcommand")  # pragma: no cover
+
+
+def _secret(args: argparse.Namespace) -> int:
+    try:
+        path = write_new_secret(args.file)
+    except PaletteError as exc:
+        print(f"palette: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote a new trial secret ({8 * NEW_SECRET_BYTES} random bits, hex) to {path} "
+        "(mode 0600); it is not shown"
+    )
+    return 0
 
 
 def _screening_design(path: Path | None) -> Design:
@@ -675,6 +733,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _design_check(args)
     if args.command == "classify":
         return _classify(args)
+    if args.command == "secret" and args.secret_command == "new":
+        return _secret(args)
     if args.command == "randomise":
         return _randomise(args)
     if args.command == "log":

@@ -303,7 +303,17 @@ class RandomisationRefusedError(PaletteError):
 
 
 class AlreadyRandomisedError(RandomisationRefusedError):
-    """The patient id is already in the allocation log: a patient is randomised once."""
+    """The patient id is already in the allocation log: a patient is randomised once.
+
+    ``committed`` is the allocation already logged for the patient (sequence, patient, time,
+    trait, arm), so that a site that did not see it (after a crash) learns it.
+    """
+
+    def __init__(
+        self, patient_id: object, reason: str, row: int | None = None, committed: object = None
+    ):
+        super().__init__(patient_id, reason, row)
+        self.committed = committed
 
 
 class AllocationLogError(PaletteError):

@@ -27,6 +27,19 @@ is not met is *not evaluable* and does not fire; the reason is reported. Minimum
 counts the experimental arm's complete primary outcomes (both outcomes are complete at day 28;
 *proposed*: the usual-care count is not part of the rule).
 
+Monte Carlo error (proposed, ``proposed/interim_analysis.yaml``, ``monte_carlo``)
+------------------------------------------------------------------------------
+Each probability carries its Monte Carlo standard error (the ``mcse_*`` columns of the
+quantities table). An evaluable rule whose probability lies within ``mcse_margin`` MCSEs of its
+threshold (``|value - threshold| <= mcse_margin * mcse``) is **unresolved**: it neither fires nor
+"does not fire". :func:`palette_core.interim.analyse.analyse` first draws more (it adds chains
+to the primary fit, up to ``max_extra_runs`` times); what is still unresolved then takes no
+decision: an arm's decision is the one the precedence below gives both when every unresolved
+rule of the arm fires and when none does; if the two differ, the arm's decision is
+``"unresolved"`` (no rule is applied; the arm stays in its state until the next look, and the
+DMC is told which rule could not be resolved). An MCSE that is not known (NaN: a hand-made table,
+or fewer than 4 draws per chain) leaves the rule to its value alone.
+
 Precedence (proposed) when several rules fire
 ---------------------------------------------
 **harm, then graduation, then futility, then cap reached**, else **continue**. Safety first:
@@ -72,8 +85,18 @@ from palette_core.errors import DecisionInputError
 CONTINUE, HARM, GRADUATION, FUTILITY, CAP_REACHED = 0, 1, 2, 3, 4
 #: ``DECISION_NAMES[code]`` is the decision's name, as used by :func:`decide`.
 DECISION_NAMES = ("continue", "harm", "graduation", "futility", "cap_reached")
+#: The code and name :func:`decide` gives an arm whose decision depends on an unresolved rule
+#: (never produced by :func:`decide_arrays`, which has no Monte Carlo error).
+UNRESOLVED_CODE, UNRESOLVED_DECISION = -1, "unresolved"
 #: Rule statuses reported by :func:`evaluate_rules`.
 FIRES, DOES_NOT_FIRE, NOT_EVALUABLE = "fires", "does not fire", "not evaluable"
+UNRESOLVED = "unresolved"
+#: the column of a quantities table holding the MCSE of each probability column
+MCSE_COLUMN = {
+    "pr_benefit": "mcse_pr_benefit",
+    "pr_or_gt_ref": "mcse_pr_or_gt_ref",
+    "pr_harm": "mcse_pr_harm",
+}
 
 _FILE = "proposed/decisions.yaml"
 
@@ -255,7 +278,8 @@ def _fmt(value: float, threshold: float) -> str:
     return repr(value) if float(text) == threshold and value != threshold else text
 
 
-def _prob(table: pd.DataFrame, arm: str, outcome: str, column: str) -> float:
+def _prob(table: pd.DataFrame, arm: str, outcome: str, column: str) -> tuple[float, float]:
+    """The probability and its MCSE (NaN if unknown) of one arm and outcome."""
     rows = table[(table["arm"] == arm) & (table["outcome"] == outcome)]
     where = f"quantities table, arm {arm!r}, outcome {outcome!r}"
     if len(rows) == 0:
@@ -265,7 +289,18 @@ def _prob(table: pd.DataFrame, arm: str, outcome: str, column: str) -> float:
     v = rows[column].iloc[0]
     if not isinstance(v, (float, int, np.floating, np.integer)) or not 0.0 <= float(v) <= 1.0:
         raise DecisionInputError(f"{where}, column {column!r}", f"not a probability: {v!r}")
-    return float(v)
+    e = rows[MCSE_COLUMN[column]].iloc[0]
+    if not isinstance(e, (float, int, np.floating, np.integer)) or float(e) < 0:
+        raise DecisionInputError(
+            f"{where}, column {MCSE_COLUMN[column]!r}", f"not a standard error: {e!r}"
+        )
+    return float(v), float(e)
+
+
+def unresolved(value: float, threshold: float, mcse: float, margin: float) -> bool:
+    """A probability within ``margin`` Monte Carlo standard errors of its threshold (a NaN
+    MCSE, unknown, never makes a rule unresolved)."""
+    return not math.isnan(mcse) and abs(value - threshold) <= margin * mcse
 
 
 def _select(quantities: pd.DataFrame, design: Design, population: str, analysis: str):
@@ -282,6 +317,7 @@ def _select(quantities: pd.DataFrame, design: Design, population: str, analysis:
         "pr_benefit",
         "pr_or_gt_ref",
         "pr_harm",
+        *MCSE_COLUMN.values(),
         "ref_benefit",
         "ref_futility",
         "ref_harm",
@@ -324,14 +360,16 @@ def evaluate_rules(
     """Every rule for every arm: one row per arm and rule (harm once per harm outcome).
 
     Columns: ``arm``, ``rule``, ``outcome``, ``quantity`` (e.g. ``"Pr(OR > 1.1)"``),
-    ``value``, ``comparison`` (``">"``, ``"<"``, ``">="``), ``threshold``, ``min_complete``,
+    ``value``, ``mcse`` (its Monte Carlo standard error; NaN for the cap or when unknown),
+    ``comparison`` (``">"``, ``"<"``, ``">="``), ``threshold``, ``min_complete``,
     ``n_complete``, ``n_allocated``, ``status`` (:data:`FIRES`, :data:`DOES_NOT_FIRE`,
-    :data:`NOT_EVALUABLE`) and ``reason``. Arguments as for :func:`decide`.
+    :data:`NOT_EVALUABLE`, :data:`UNRESOLVED`) and ``reason``. Arguments as for :func:`decide`.
     """
     table, arms = _select(quantities, design, population, analysis)
     n_complete, n_allocated = _information(information, arms)
     dec = design.decisions
     p = decision_params(design)
+    margin = float(design.interim_analysis.monte_carlo.mcse_margin)
     rules = [
         ("harm", o, "pr_harm", "<", dec.harm.or_reference, p.harm_threshold, p.harm_min_complete)
         for o in dec.harm.outcomes
@@ -359,12 +397,18 @@ def evaluate_rules(
     for i, arm in enumerate(arms):
         nc, na = int(n_complete[i]), int(n_allocated[i])
         for rule, outcome, column, sign, ref, threshold, min_complete in rules:
-            value = _prob(table, arm, outcome, column)
+            value, mcse = _prob(table, arm, outcome, column)
             quantity = f"Pr(OR {sign} {ref:g})"
             cmp = "<" if rule == "futility" else ">"
             if not _evaluable(nc, min_complete):
                 status = NOT_EVALUABLE
                 reason = f"not evaluable: {nc} complete < {min_complete} needed"
+            elif unresolved(value, threshold, mcse, margin):
+                status = UNRESOLVED
+                reason = (
+                    f"unresolved: {quantity} on {outcome} = {_fmt(value, threshold)} (MCSE "
+                    f"{mcse:.2g}) lies within {margin:g} MCSE of {threshold:g}"
+                )
             else:
                 fires = bool((_below if cmp == "<" else _above)(value, threshold))
                 status = FIRES if fires else DOES_NOT_FIRE
@@ -379,6 +423,7 @@ def evaluate_rules(
                     "outcome": outcome,
                     "quantity": quantity,
                     "value": value,
+                    "mcse": mcse,
                     "comparison": cmp,
                     "threshold": threshold,
                     "min_complete": min_complete,
@@ -396,6 +441,7 @@ def evaluate_rules(
                 "outcome": None,
                 "quantity": "patients allocated",
                 "value": float(na),
+                "mcse": math.nan,
                 "comparison": ">=",
                 "threshold": float(p.cap),
                 "min_complete": 0,
@@ -433,45 +479,46 @@ def decide(
     Returns
     -------
     One row per arm (in table order): ``arm``, ``decision`` (``"harm"``, ``"graduation"``,
-    ``"futility"``, ``"cap_reached"``, ``"continue"``), ``code`` (:data:`DECISION_NAMES`),
-    ``rule``, ``outcome``, ``quantity``, ``value``, ``threshold`` (of the rule that decided;
-    empty for "continue"), ``reason`` (readable), ``not_evaluable`` (the rules below their
-    minimum information, "; "-separated, empty if none), ``n_complete``, ``n_allocated``.
-    When harm fires on several outcomes, the row reports the largest Pr(OR < reference).
+    ``"futility"``, ``"cap_reached"``, ``"continue"``, or ``"unresolved"`` when the decision
+    depends on a rule within the Monte Carlo margin of its threshold), ``code``
+    (:data:`DECISION_NAMES`; :data:`UNRESOLVED_CODE` for "unresolved"), ``rule``, ``outcome``,
+    ``quantity``, ``value``, ``threshold`` (of the rule that decided; empty for "continue" and
+    "unresolved"), ``reason`` (readable), ``not_evaluable`` (the rules below their minimum
+    information, "; "-separated, empty if none), ``unresolved`` (the unresolved rules, e.g.
+    ``"futility on osfd28"``, empty if none), ``n_complete``, ``n_allocated``. When harm fires
+    on several outcomes, the row reports the largest Pr(OR < reference).
     """
     rules = evaluate_rules(
         quantities, information, design, population=population, analysis=analysis
     )
     arms = list(dict.fromkeys(rules["arm"]))
-    dec = design.decisions
     by_arm = {a: rules[rules["arm"] == a] for a in arms}
 
-    def value(arm: str, rule: str, outcome: str) -> float:
-        r = by_arm[arm]
-        return float(r[(r["rule"] == rule) & (r["outcome"] == outcome)]["value"].iloc[0])
+    def states(rule: str, accept: tuple[str, ...]) -> np.ndarray:
+        return np.array([bool(by_arm[a].loc[by_arm[a]["rule"] == rule, "status"]
+                              .isin(accept).any()) for a in arms])  # fmt: skip
 
-    pr_benefit = np.array([value(a, "graduation", dec.graduation.outcome) for a in arms])
-    pr_fut = np.array([value(a, "futility", dec.futility.outcome) for a in arms])
-    pr_harm = np.array([[value(a, "harm", o) for o in dec.harm.outcomes] for a in arms])
     n_complete = np.array([int(by_arm[a]["n_complete"].iloc[0]) for a in arms])
     n_allocated = np.array([int(by_arm[a]["n_allocated"].iloc[0]) for a in arms])
-    # the same core as decide_arrays, in NumPy float64
-    codes = _codes(
-        np,
-        *_fired(np, pr_benefit, pr_fut, pr_harm, n_complete, n_allocated, decision_params(design)),
+    cap = _cap_reached(n_allocated, decision_params(design).cap)
+    # the same precedence as decide_arrays (its _codes), once with every unresolved rule firing
+    # and once with none; a rule's status uses the same comparisons as the core (_fired)
+    low = _codes(np, *(states(r, (FIRES,)) for r in ("harm", "graduation", "futility")), cap)
+    high = _codes(
+        np, *(states(r, (FIRES, UNRESOLVED)) for r in ("harm", "graduation", "futility")), cap
     )
     out: list[dict[str, Any]] = []
     for i, arm in enumerate(arms):
         r = by_arm[arm]
-        name = DECISION_NAMES[int(codes[i])]
         not_eval = "; ".join(
             f"{x.rule} on {x.outcome}: {x.n_complete} complete < {x.min_complete}"
             for x in r[r["status"] == NOT_EVALUABLE].itertuples()
         )
+        pending = r[r["status"] == UNRESOLVED]
         row: dict[str, Any] = {
             "arm": arm,
-            "decision": name,
-            "code": int(codes[i]),
+            "decision": "",
+            "code": int(low[i]),
             "rule": None,
             "outcome": None,
             "quantity": None,
@@ -479,9 +526,20 @@ def decide(
             "threshold": math.nan,
             "reason": "",
             "not_evaluable": not_eval,
+            "unresolved": "; ".join(f"{x.rule} on {x.outcome}" for x in pending.itertuples()),
             "n_complete": int(n_complete[i]),
             "n_allocated": int(n_allocated[i]),
         }
+        if low[i] != high[i]:
+            row.update(
+                decision=UNRESOLVED_DECISION,
+                code=UNRESOLVED_CODE,
+                reason="unresolved, no decision: " + "; ".join(pending["reason"]),
+            )
+            out.append(row)
+            continue
+        name = DECISION_NAMES[int(low[i])]
+        row["decision"] = name
         if name == "continue":
             row["reason"] = "continue: no rule fires (" + "; ".join(r["reason"]) + ")"
         else:
@@ -518,9 +576,13 @@ __all__ = [
     "GRADUATION",
     "HARM",
     "NOT_EVALUABLE",
+    "UNRESOLVED",
+    "UNRESOLVED_CODE",
+    "UNRESOLVED_DECISION",
     "decide",
     "decide_arrays",
     "decision_outcomes",
     "decision_params",
     "evaluate_rules",
+    "unresolved",
 ]

@@ -90,6 +90,17 @@ def to_inference_data(spec: ModelSpec, samples: Samples, n_eras: int) -> Any:
     return idata
 
 
+def _shown(value: float, gate_value: float, bad: Any) -> str:
+    """``value`` with 3 significant digits, or more until the text read back fails the gate
+    (``bad``) and differs from ``gate_value``: an R-hat of 1.0112 against a gate of 1.01 reads
+    "1.011", never "1.01"."""
+    for digits in range(3, 18):
+        text = f"{value:.{digits}g}"
+        if bad(float(text)) and (float(text) != gate_value or value == gate_value):
+            return text
+    return repr(value)
+
+
 def gate(idata: Any, gates: dict[str, float] | None = None) -> FitResult:
     """Check an ``InferenceData`` against the gates; list every failing diagnostic.
 
@@ -132,11 +143,30 @@ def gate(idata: Any, gates: dict[str, float] | None = None) -> FitResult:
             if worst_val is None or (v > worst_val if name == "max_rhat" else v < worst_val):
                 worst_name, worst_val = var, v
             if bad(v):
-                failures.append(f"{label} of {var} = {v:.3g} (gate {g[name]})")
+                failures.append(f"{label} of {var} = {_shown(v, g[name], bad)} (gate {g[name]})")
         if worst_val is not None:
             diagnostics[name] = worst_val
             diagnostics[f"{name}_variable"] = worst_name  # type: ignore[assignment]
     return FitResult(idata, not failures, tuple(failures), diagnostics)
 
 
-__all__ = ["GATES", "NOT_GATED", "FitResult", "gate", "to_inference_data"]
+def indicator_mcse(indicators: Any) -> np.ndarray:
+    """Monte Carlo standard error of the mean of indicator draws: ``[chain, draw, k]`` -> ``[k]``.
+
+    ArviZ's ``mcse(method="mean")``, i.e. the indicator's posterior standard deviation over the
+    square root of its (rank-normalised, multi-chain) effective sample size: the error of a
+    posterior probability estimated as a share of draws. An indicator that is constant over
+    every draw has MCSE 0; with fewer than 4 draws per chain the MCSE is unknown (NaN).
+    """
+    x = np.asarray(indicators, dtype=np.float64)
+    if x.ndim != 3:
+        raise ValueError(f"indicators must be [chain, draw, k], got shape {x.shape}")
+    if x.shape[1] < 4:
+        return np.full(x.shape[2], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        values = az.mcse(az.convert_to_dataset({"x": x}), method="mean")["x"].values
+    return np.asarray(values, dtype=np.float64).reshape(x.shape[2])
+
+
+__all__ = ["GATES", "NOT_GATED", "FitResult", "gate", "indicator_mcse", "to_inference_data"]

@@ -9,7 +9,10 @@ and its methods take arrays:
 * :meth:`Fitter.sample_many` - a stack of datasets (:func:`~palette_core.analysis.sampler.
   stack_data`) in one vmapped call;
 * :meth:`Fitter.fit` - one dataset, a gated :class:`~palette_core.analysis.diagnostics.
-  FitResult` with ArviZ ``InferenceData`` (the only place ArviZ appears).
+  FitResult` with ArviZ ``InferenceData`` (the only place ArviZ appears);
+* :meth:`Fitter.result` and :func:`combine_samples` - the gated result of several runs pooled
+  (more chains for the same data: how a decision probability too close to its threshold gets
+  more draws).
 
 Every call with new counts, a new number of eras in use (up to the spec's capacity) or new
 prior values (:func:`~palette_core.analysis.models.model_priors`) reuses the compiled code:
@@ -18,6 +21,7 @@ prior values (:func:`~palette_core.analysis.models.model_priors`) reuses the com
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -105,11 +109,31 @@ class Fitter:
         keys = jnp.stack([chain_keys(k, self.num_chains) for k in keys])
         return jax.device_get(self._many(keys, self._check(data, True), priors))
 
-    def fit(self, data: CellData, priors: Priors, seed: Any = 0) -> FitResult:
-        """Run NUTS on ``data`` (same shapes as the spec's grid); return a gated result."""
-        samples = self.sample(data, priors, seed)
+    def result(self, samples: Samples, data: CellData) -> FitResult:
+        """The gated result of draws of this spec (e.g. several runs pooled by
+        :func:`combine_samples`) for ``data``."""
         idata = to_inference_data(self.spec, samples, int(np.asarray(data.n_eras)))
         return gate(idata)
 
+    def fit(self, data: CellData, priors: Priors, seed: Any = 0) -> FitResult:
+        """Run NUTS on ``data`` (same shapes as the spec's grid); return a gated result."""
+        return self.result(self.sample(data, priors, seed), data)
 
-__all__ = ["Fitter"]
+
+def combine_samples(parts: Sequence[Samples]) -> Samples:
+    """Pool runs of one spec and size: their chains side by side (the chain axis is first).
+
+    The gates of the pooled draws (:meth:`Fitter.result`) compare every chain with every other,
+    so a run that explored another region than the others fails R-hat.
+    """
+    if not parts:
+        raise ModelDataError("no runs to combine", "samples")
+    return Samples(
+        draws={k: np.concatenate([np.asarray(p.draws[k]) for p in parts]) for k in parts[0].draws},
+        diverging=np.concatenate([np.asarray(p.diverging) for p in parts]),
+        accept_prob=np.concatenate([np.asarray(p.accept_prob) for p in parts]),
+        num_steps=np.concatenate([np.asarray(p.num_steps) for p in parts]),
+    )
+
+
+__all__ = ["Fitter", "combine_samples"]

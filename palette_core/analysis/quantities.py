@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from palette_core.analysis.diagnostics import indicator_mcse
 from palette_core.design.arms import Arm
 from palette_core.design.loader import Design
 from palette_core.design.outcomes import Outcome
@@ -67,9 +68,13 @@ QUANTITY_COLUMNS = (
     "trait",
     "arm",
     "n_draws",
+    "n_chains",
     "pr_benefit",
     "pr_or_gt_ref",
     "pr_harm",
+    "mcse_pr_benefit",
+    "mcse_pr_or_gt_ref",
+    "mcse_pr_harm",
     "pr_best",
     "or_median",
     "or_low",
@@ -235,6 +240,7 @@ def summarise(
     open_arms: Collection[str] | None = None,
     population: str = "all",
     analysis: str = "primary",
+    chains: int = 1,
 ) -> pd.DataFrame:
     """The stored quantities table: one row per outcome and arm.
 
@@ -254,6 +260,10 @@ def summarise(
         no-borrowing fit).
     analysis
         A label for the fit the draws come from (``"primary"``, ``"no_borrowing"``, ...).
+    chains
+        The number of chains the draws come from, stored chain after chain (the layout of
+        :class:`~palette_core.analysis.sensitivity.AnalysisFit`): the Monte Carlo standard
+        errors use the chains' effective sample size. ``n_draws`` must be a multiple of it.
 
     Returns
     -------
@@ -266,6 +276,10 @@ def summarise(
         Pr(OR > ``ref_futility``), the futility reference (1.1).
     ``pr_harm``
         Pr(OR < ``ref_harm``), the harm reference (1.0: Pr(OR < 1)).
+    ``mcse_pr_benefit``, ``mcse_pr_or_gt_ref``, ``mcse_pr_harm``
+        The Monte Carlo standard error of each of these three probabilities
+        (:func:`palette_core.analysis.diagnostics.indicator_mcse` of its indicator draws); the
+        decision rules use it (:func:`palette_core.analysis.decisions.evaluate_rules`).
     ``pr_best``
         Pr(arm has the largest OR among the open arms of ``arm_ids`` in its trait); NaN for an
         arm that is not open.
@@ -297,6 +311,14 @@ def summarise(
         )
     if not isinstance(analysis, str) or not analysis:
         raise DecisionInputError("argument 'analysis'", "expected a non-empty label")
+    if isinstance(chains, bool) or not isinstance(chains, int) or chains < 1:
+        raise DecisionInputError("argument 'chains'", f"expected an integer >= 1, got {chains!r}")
+    for oid, arr in draws.items():
+        if arr.shape[0] % chains:
+            raise DecisionInputError(
+                f"argument 'draws_by_outcome', outcome {oid!r}",
+                f"{arr.shape[0]} draws cannot be {chains} chains of equal length",
+            )
 
     dec = design.decisions
     refs = {
@@ -311,6 +333,13 @@ def summarise(
         pr_benefit = _pr_greater(np, arr, refs["ref_benefit"])
         pr_fut = _pr_greater(np, arr, refs["ref_futility"])
         pr_harm = _pr_less(np, arr, refs["ref_harm"])
+        by_chain = arr.reshape(chains, arr.shape[0] // chains, arr.shape[1])
+        log_ref = {k: np.log(v) for k, v in refs.items()}
+        mcse = {
+            "mcse_pr_benefit": indicator_mcse(by_chain > log_ref["ref_benefit"]),
+            "mcse_pr_or_gt_ref": indicator_mcse(by_chain > log_ref["ref_futility"]),
+            "mcse_pr_harm": indicator_mcse(by_chain < log_ref["ref_harm"]),
+        }
         summ = _or_summary(np, arr, INTERVAL_LEVEL)
         best = np.full(len(ids), np.nan)
         for trait in dict.fromkeys(traits):  # Pr(best) within each trait
@@ -328,9 +357,11 @@ def summarise(
                     "trait": arm.trait,
                     "arm": arm.id,
                     "n_draws": int(arr.shape[0]),
+                    "n_chains": chains,
                     "pr_benefit": float(pr_benefit[j]),
                     "pr_or_gt_ref": float(pr_fut[j]),
                     "pr_harm": float(pr_harm[j]),
+                    **{k: float(v[j]) for k, v in mcse.items()},
                     "pr_best": float(best[j]),
                     "or_median": float(summ.median[j]),
                     "or_low": float(summ.low[j]),

@@ -25,6 +25,11 @@ analyses are named; :func:`analysis_options` says what each changes:
 
 Which sensitivity analyses a look runs is data (``interim_analysis.yaml``,
 ``sensitivity.analyses``; ``prior_scale`` expands to one analysis per sensitivity scale).
+
+The primary analysis of a look is fitted by :func:`fit_escalated`: a fit that fails the
+convergence gates is run again with each step of ``interim_analysis.yaml``,
+``convergence.escalation`` (:func:`escalated_runs`), and :func:`add_chains` pools another run
+of chains into a fit whose decision probabilities need more draws (``monte_carlo``).
 Fitters are cached per (model spec, run size), and prior values are traced arguments, so
 the primary analysis, every prior-scale analysis and every fit of the concurrent-controls
 analysis reuse one compiled sampler.
@@ -32,15 +37,15 @@ analysis reuse one compiled sampler.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jax
 import numpy as np
 import pandas as pd
 
-from palette_core.analysis.fit import FitResult, Fitter
+from palette_core.analysis.fit import FitResult, Fitter, combine_samples
 from palette_core.analysis.models import (
     ModelSpec,
     exnex_draws,
@@ -48,6 +53,7 @@ from palette_core.analysis.models import (
     model_priors,
     model_spec,
 )
+from palette_core.analysis.sampler import Samples
 from palette_core.design.loader import Design
 from palette_core.errors import ModelDataError
 
@@ -65,6 +71,8 @@ _FIXED = {
 RUN_OVERRIDES: dict[str, dict[str, Any]] = {"exnex": {"target_accept_prob": 0.99}}
 #: the stream (``jax.random.fold_in`` data) of the EXNEX component draws of a fit
 EXNEX_STREAM = 0x45584E58
+#: the stream of the chains of run ``b`` (>= 1) added to a fit: ``fold_in(key(seed), stream + b)``
+MORE_CHAINS_STREAM = 0x4D4F5245
 _FITTERS: dict[tuple[ModelSpec, tuple[tuple[str, Any], ...]], Fitter] = {}
 
 
@@ -73,9 +81,11 @@ class AnalysisFit:
     """One analysis of one outcome.
 
     ``draws`` and ``child_draws`` are ``[n_draws, n_arms]`` benefit-oriented log odds ratios
-    (adults, the reference stratum, and children) in the order of ``arms``; ``results`` are the
-    fits behind them (one, or one per concurrent-controls fit) and ``gates_passed`` is True only
-    if every one passed.
+    (adults, the reference stratum, and children) in the order of ``arms``, chain after chain;
+    ``results`` are the fits behind them (one, or one per concurrent-controls fit) and
+    ``gates_passed`` is True only if every one passed. ``run`` holds the sampler settings used,
+    ``seed`` the seed, ``runs`` how many runs of chains are pooled (1, plus those added by
+    :func:`add_chains`); ``samples`` keeps the raw draws of each run of a single-fit analysis.
     """
 
     analysis: str
@@ -84,6 +94,15 @@ class AnalysisFit:
     draws: np.ndarray
     child_draws: np.ndarray
     results: tuple[FitResult, ...]
+    run: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    runs: int = 1
+    samples: tuple[Samples, ...] = field(default=(), repr=False)
+
+    @property
+    def n_chains(self) -> int:
+        """Chains behind ``draws`` (every fit of the analysis has as many)."""
+        return int(self.results[0].idata.posterior.sizes["chain"])
 
     @property
     def gates_passed(self) -> bool:
@@ -198,6 +217,25 @@ def concurrent_plan(
     return plan
 
 
+def _setup(
+    design: Design, cells: pd.DataFrame, outcome: str, n_eras: int, analysis: str
+) -> tuple[ModelSpec, Any, bool]:
+    options = analysis_options(design, analysis)
+    concurrent = options.pop("concurrent", False)
+    priors = model_priors(design, options.pop("prior_scales", None))
+    spec = model_spec(design, outcome, n_eras, **options)
+    return spec, priors, concurrent
+
+
+def _oriented(res: FitResult, spec: ModelSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fit's adult and child draws ``[chain x draw, arm]`` (EXNEX mixed where it applies)."""
+    post = {k: v.values for k, v in res.idata.posterior.data_vars.items()}
+    # the EXNEX component draw gets its own stream, derived from the fit's seed
+    key = jax.random.fold_in(jax.random.key(seed), EXNEX_STREAM)
+    a, c = exnex_draws(post, spec, key)  # unchanged unless borrowing="exnex"
+    return a.reshape(-1, len(spec.arms)), c.reshape(-1, len(spec.arms))
+
+
 def fit_outcome(
     design: Design,
     cells: pd.DataFrame,
@@ -215,11 +253,8 @@ def fit_outcome(
     ``num_samples``, ``num_chains``, optionally ``target_accept_prob``, which
     :data:`RUN_OVERRIDES` may raise for an analysis); ``seed`` the NUTS seed.
     """
-    options = analysis_options(design, analysis)
-    concurrent = options.pop("concurrent", False)
-    priors = model_priors(design, options.pop("prior_scales", None))
+    spec, priors, concurrent = _setup(design, cells, outcome, n_eras, analysis)
     run = {**run, **RUN_OVERRIDES.get(analysis, {})}
-    spec = model_spec(design, outcome, n_eras, **options)
     fitter = fitter_for(spec, run)
     if concurrent:
         plan = concurrent_plan(design, cells, open_eras)
@@ -227,20 +262,92 @@ def fit_outcome(
         plan = [(spec.arms, cells)]
     draws = child = None
     results = []
+    kept: tuple[Samples, ...] = ()
     for i, (targets, part) in enumerate(plan):
-        res = fitter.fit(model_data(design, part, spec), priors, seed=seed + i)
-        post = {k: v.values for k, v in res.idata.posterior.data_vars.items()}
-        # the EXNEX component draw gets its own stream, derived from the fit's seed
-        key = jax.random.fold_in(jax.random.key(seed + i), EXNEX_STREAM)
-        a, c = exnex_draws(post, spec, key)  # unchanged unless borrowing="exnex"
-        a = a.reshape(-1, len(spec.arms))
-        c = c.reshape(-1, len(spec.arms))
+        data = model_data(design, part, spec)
+        samples = fitter.sample(data, priors, seed + i)
+        res = fitter.result(samples, data)
+        a, c = _oriented(res, spec, seed + i)
         if draws is None:
             draws, child = a.copy(), c.copy()
         cols = [spec.arms.index(t) for t in targets]
         draws[:, cols], child[:, cols] = a[:, cols], c[:, cols]
         results.append(res)
-    return AnalysisFit(analysis, spec.outcome, spec.arms, draws, child, tuple(results))
+        kept = (samples,) if len(plan) == 1 else ()
+    assert draws is not None and child is not None
+    return AnalysisFit(
+        analysis, spec.outcome, spec.arms, draws, child, tuple(results), run, seed, 1, kept
+    )
+
+
+def escalated_runs(run: Mapping[str, Any], steps: Sequence[Any]) -> list[dict[str, Any]]:
+    """The sampler settings of the pre-specified run, then of each escalation step in turn
+    (``interim_analysis.yaml``, ``convergence.escalation``), each on top of the previous:
+    ``num_warmup_factor`` multiplies the warm-up, ``target_accept_prob`` replaces the target."""
+    runs = [dict(run)]
+    for step in steps:
+        nxt = dict(runs[-1])
+        if step.num_warmup_factor is not None:
+            nxt["num_warmup"] = int(nxt["num_warmup"]) * int(step.num_warmup_factor)
+        if step.target_accept_prob is not None:
+            nxt["target_accept_prob"] = float(step.target_accept_prob)
+        runs.append(nxt)
+    return runs
+
+
+def fit_escalated(
+    design: Design,
+    cells: pd.DataFrame,
+    outcome: str,
+    n_eras: int,
+    *,
+    analysis: str = PRIMARY,
+    run: Mapping[str, Any],
+    seed: int,
+    open_eras: Mapping[str, Any] | None = None,
+    steps: Sequence[Any] | None = None,
+) -> tuple[AnalysisFit, tuple[AnalysisFit, ...]]:
+    """:func:`fit_outcome` with the settings of :func:`escalated_runs` in turn (``steps``,
+    default the design's ``convergence.escalation``), same seed, until a fit passes the gates.
+
+    Returns the fit used (the first that passed, else the last tried) and every fit tried, in
+    order (for the diagnostics table).
+    """
+    if steps is None:
+        steps = design.interim_analysis.convergence.escalation
+    tried: list[AnalysisFit] = []
+    for r in escalated_runs(run, steps):
+        fit = fit_outcome(
+            design, cells, outcome, n_eras, analysis=analysis, run=r, seed=seed, open_eras=open_eras
+        )
+        tried.append(fit)
+        if fit.gates_passed:
+            break
+    return tried[-1], tuple(tried)
+
+
+def add_chains(design: Design, cells: pd.DataFrame, fit: AnalysisFit, n_eras: int) -> AnalysisFit:
+    """``fit`` with one more run of as many chains (same settings, new seeds from
+    :data:`MORE_CHAINS_STREAM`), pooled with its chains and gated again.
+
+    The compiled sampler of ``fit`` is reused. Only a single-fit analysis (not concurrent
+    controls) can be extended: raises :class:`~palette_core.errors.ModelDataError` otherwise.
+    """
+    if len(fit.results) != 1 or not fit.samples:
+        raise ModelDataError(
+            f"more chains can be added to a single-fit analysis only, not {fit.analysis!r}",
+            "analysis",
+        )
+    spec, priors, _ = _setup(design, cells, fit.outcome, n_eras, fit.analysis)
+    fitter = fitter_for(spec, fit.run)
+    data = model_data(design, cells, spec)
+    key = jax.random.fold_in(jax.random.key(fit.seed), MORE_CHAINS_STREAM + fit.runs)
+    samples = (*fit.samples, fitter.sample(data, priors, key))
+    res = fitter.result(combine_samples(samples), data)
+    draws, child = _oriented(res, spec, fit.seed)
+    return replace(
+        fit, draws=draws, child_draws=child, results=(res,), runs=fit.runs + 1, samples=samples
+    )
 
 
 def run_analysis(
@@ -269,11 +376,15 @@ def run_analysis(
 
 
 __all__ = [
+    "MORE_CHAINS_STREAM",
     "PRIMARY",
     "RUN_OVERRIDES",
     "AnalysisFit",
+    "add_chains",
     "analysis_options",
     "concurrent_plan",
+    "escalated_runs",
+    "fit_escalated",
     "fit_outcome",
     "fitter_for",
     "run_analysis",

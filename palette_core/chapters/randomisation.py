@@ -42,11 +42,11 @@ EXAMPLES_LABEL = "scenarios/randomisation_examples.yaml"
 REQUIRED = {
     "allocation_example": ("trait", "seed", "n_patients", "look_every", "true_rates"),
     "lifecycle_example": ("events",),
-    "concealment_example": ("demo_secret", "time", "patients", "tamper"),
+    "concealment_example": ("demo_secret", "demo_instance", "time", "patients", "tamper"),
 }
 EVENT_FIELDS = ("arm", "to", "date", "reason")
 #: A secret that is not the demonstration secret, to show that a replay with it fails.
-WRONG_SECRET = "a different secret of sixteen+ bytes"
+WRONG_SECRET = "15f87a9c7468d4c7239fb13435f03f4b827653040227b1c93af8bae6e71ecf84"
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ class RandomisationExamples:
     events
         The lifecycle example's transitions, in order.
     concealment
-        The concealment demonstration: ``demo_secret``, ``time``, ``tamper`` (``line``, ``field``).
+        The concealment demonstration: ``demo_secret``, ``demo_instance`` (the log's fixed
+        instance value), ``time``, ``tamper`` (``line``, ``field``).
     patients
         The validated patients the demonstration randomises.
     """
@@ -401,7 +402,15 @@ def randomisation_demo(design: Design, examples: RandomisationExamples) -> dict[
     state = default_allocation_state(design)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "allocation.jsonl"
-        result = randomise_patients(examples.patients, design, state, secret, log, now=now)
+        result = randomise_patients(
+            examples.patients,
+            design,
+            state,
+            secret,
+            log,
+            now=now,
+            instance=str(spec["demo_instance"]),
+        )
         site_view = pd.DataFrame(
             [
                 {"sequence": a.sequence, "patient": a.patient_id, "trait": a.trait, "arm": a.arm}

@@ -229,6 +229,25 @@ class SensitivitySpec(Frozen):
     rationale: str
 
 
+class EscalationStep(Frozen):
+    """One step of the convergence escalation, applied on top of the steps before it."""
+
+    num_warmup_factor: int | None = None
+    target_accept_prob: float | None = None
+    rationale: str
+
+
+class ConvergenceSpec(Frozen):
+    escalation: tuple[EscalationStep, ...]
+    rationale: str
+
+
+class MonteCarloSpec(Frozen):
+    mcse_margin: float
+    max_extra_runs: int
+    rationale: str
+
+
 class InterimAnalysisFile(Frozen):
     status: Proposed
     follow_up: FollowUp
@@ -236,6 +255,8 @@ class InterimAnalysisFile(Frozen):
     withdrawal: WithdrawalHandling
     eras: ErasSpec
     sensitivity: SensitivitySpec
+    convergence: ConvergenceSpec
+    monte_carlo: MonteCarloSpec
 
 
 def check_interim_analysis(
@@ -262,6 +283,27 @@ def check_interim_analysis(
     repeated = sorted(a for a, n in Counter(sens.analyses).items() if n > 1)
     if repeated:
         raise DuplicateIdError(f, "sensitivity", "analyses", f"{repeated} listed twice")
+    for i, step in enumerate(ia.convergence.escalation):
+        entry = f"convergence.escalation[{i}]"
+        if step.num_warmup_factor is None and step.target_accept_prob is None:
+            raise ConflictingArgumentsError(
+                f, entry, None, "a step must set num_warmup_factor or target_accept_prob"
+            )
+        if step.num_warmup_factor is not None and step.num_warmup_factor < 2:
+            raise OutOfRangeError(
+                f, entry, "num_warmup_factor", f"must be >= 2, got {step.num_warmup_factor}"
+            )
+        if step.target_accept_prob is not None and not 0 < step.target_accept_prob < 1:
+            raise OutOfRangeError(
+                f, entry, "target_accept_prob", f"must be in (0, 1), got {step.target_accept_prob}"
+            )
+    mc = ia.monte_carlo
+    if not mc.mcse_margin > 0:
+        raise OutOfRangeError(f, "monte_carlo", "mcse_margin", f"must be > 0, got {mc.mcse_margin}")
+    if mc.max_extra_runs < 0:
+        raise OutOfRangeError(
+            f, "monte_carlo", "max_extra_runs", f"must be >= 0, got {mc.max_extra_runs}"
+        )
     scope = contract.fields["withdrawal_scope"].categories or ()
     handled = [k for k in type(ia.withdrawal).model_fields if k != "rationale"]
     if sorted(scope) != sorted(handled):
@@ -279,15 +321,18 @@ __all__ = [
     "Cap_",
     "Completeness",
     "ConcurrentControls",
+    "ConvergenceSpec",
     "DecisionsFile",
     "DirichletPrior",
     "ErasSpec",
+    "EscalationStep",
     "ExnexPrior",
     "FollowUp",
     "HalfNormalPrior",
     "HarmRule",
     "InterimAnalysisFile",
     "InterimsFile",
+    "MonteCarloSpec",
     "NormalPrior",
     "PriorsFile",
     "SensitivityAnalysis",

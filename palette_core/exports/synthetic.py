@@ -21,8 +21,10 @@ How the export is made
    allocation state, logging to a temporary log that is deleted afterwards. The log is
    appended under full verification, which costs time quadratic in its length, so the patients
    are randomised trait by trait in separate logs: the draws are those of a single log,
-   because the stratum is the trait (each trait has its own sequence) and the multi-trait draw
-   depends only on (seed, patient id); every allocation's trait is checked against the
+   because every log gets the scenario's instance value (``randomisation.instance``, public and
+   fixed so that the export is reproducible), the stratum is the trait (each trait has its own
+   sequence) and the multi-trait draw depends only on (seed, patient id); every allocation's
+   trait is checked against the
    classification. Patients who are not eligible, have no trait or are refused are not
    randomised and not exported (an export has one row per randomised patient). The log's time
    stamp is the study start for every patient; the export's randomisation date is the
@@ -147,7 +149,8 @@ Probability = Field(ge=0.0, le=1.0)
 
 
 class RandomisationSpec(_M):
-    secret: str = Field(min_length=16)
+    secret: str = Field(min_length=32)
+    instance: str = Field(pattern=r"^[0-9a-f]{32}$")
     policy: Literal["default", "sensitivity"] = "default"
     stratify: tuple[Literal["age_group", "site"], ...] = ()
     allocation: Literal["default"] = "default"
@@ -424,7 +427,8 @@ def _randomise(sc: Scenario, design: Design, cohort: pd.DataFrame) -> pd.DataFra
     trial = design.trial.registry_id
     state = default_allocation_state(design)
     validation = validate_patients(cohort, design, source="synthetic cohort")
-    seed = trait_draw_seed(secret, trial)
+    instance = sc.randomisation.instance
+    seed = trait_draw_seed(secret, trial, instance)
     classes = classify_patients(validation, design, seed=seed, policy=sc.randomisation.policy)
     now = dt.datetime.combine(design.trial.study_start, dt.time(0), tzinfo=dt.UTC)
     arm_of: dict[str, tuple[str, str]] = {}
@@ -446,6 +450,7 @@ def _randomise(sc: Scenario, design: Design, cohort: pd.DataFrame) -> pd.DataFra
                 stratify=sc.randomisation.stratify,
                 policy=sc.randomisation.policy,
                 now=now,
+                instance=instance,
             )
             if result.error is not None:
                 raise result.error

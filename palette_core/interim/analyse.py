@@ -8,10 +8,17 @@
    (:func:`palette_core.exports.derive.derive_outcomes`),
 3. builds the cell counts of the outcomes the decision rules use (primary OSFD and 28-day
    mortality) from complete outcomes only, and fits the pre-specified joint model
-   (:func:`palette_core.analysis.sensitivity.run_analysis`, analysis ``"primary"``),
-4. summarises the posterior once (:func:`palette_core.analysis.quantities.summarise`) and applies the
-   decision rules to that table (:func:`palette_core.analysis.decisions.decide`, information from
-   :func:`palette_core.exports.derive.information`),
+   (:func:`palette_core.analysis.sensitivity.fit_escalated`, analysis ``"primary"``): a fit
+   that fails the convergence gates is run again with each step of the escalation of
+   ``proposed/interim_analysis.yaml`` (``convergence``);
+4. summarises the posterior once (:func:`palette_core.analysis.quantities.summarise`), every
+   decision probability with its Monte Carlo standard error; where a rule of an open arm lies
+   within the margin of its threshold (``monte_carlo``) the primary fit of that outcome gets
+   another run of chains (:func:`palette_core.analysis.sensitivity.add_chains`), up to the
+   maximum; then applies the decision rules to that table
+   (:func:`palette_core.analysis.decisions.decide`, information from
+   :func:`palette_core.exports.derive.information`; a rule still within the margin is
+   "unresolved" and decides nothing),
 5. computes the next period's allocation probabilities per trait
    (:func:`palette_core.randomisation.allocation.trait_allocation` on the primary-outcome draws, with the
    arms closed by this look's decisions) and the allocation record the randomiser reads
@@ -24,6 +31,12 @@
 
 Design choices
 --------------
+* **Gates decide.** If the primary fit of either outcome still fails the gates after the
+  escalation, the look produces **no decision and no allocation record**: the decisions, rules
+  and allocation tables are empty, ``allocation_state.json`` is not written, the manifest says
+  ``decisions_taken: false`` with the reason (``no_decision_reason``), both reports show it, and
+  ``palette analyse`` exits with status 3. The quantities, diagnostics and sensitivity analyses
+  are still written, for the DMC to see what failed.
 * **Analyse once, decide many.** Everything a report shows is a stored table; the reports
   (:mod:`palette_core.interim.report`) and the book read the folder with :func:`load_analysis`
   and never refit. The primary draws are stored too, so anyone can recompute the quantities,
@@ -72,8 +85,16 @@ import numpy as np
 import pandas as pd
 
 from palette_core.analysis import sensitivity as _sensitivity
-from palette_core.analysis.decisions import decide, decision_outcomes, evaluate_rules
+from palette_core.analysis.decisions import (
+    UNRESOLVED,
+    UNRESOLVED_DECISION,
+    decide,
+    decision_outcomes,
+    evaluate_rules,
+)
+from palette_core.analysis.diagnostics import GATES
 from palette_core.analysis.quantities import QUANTITY_COLUMNS, summarise
+from palette_core.analysis.sampler import NutsSettings
 from palette_core.design.loader import Design, load_design
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
 from palette_core.exports import contract as _export
@@ -161,14 +182,72 @@ SUSPENDED_COLUMNS = (
     "arm",
     "findings",
 )
+#: columns of the decisions, rules and allocation tables (empty when no decision is taken)
+DECISION_COLUMNS = (
+    "arm",
+    "decision",
+    "code",
+    "rule",
+    "outcome",
+    "quantity",
+    "value",
+    "threshold",
+    "reason",
+    "not_evaluable",
+    "unresolved",
+    "n_complete",
+    "n_allocated",
+)
+RULE_COLUMNS = (
+    "arm",
+    "rule",
+    "outcome",
+    "quantity",
+    "value",
+    "mcse",
+    "comparison",
+    "threshold",
+    "min_complete",
+    "n_complete",
+    "n_allocated",
+    "status",
+    "reason",
+)
+ALLOCATION_COLUMNS = (
+    "trait",
+    "arm",
+    "role",
+    "state",
+    "phase",
+    "n_complete",
+    "pr_best",
+    "probability",
+)
 ALLOCATION_FILE = "allocation_state.json"
 MANIFEST_FILE = "manifest.json"
 DRAWS_DIR = "draws"
 STATUS_COLUMNS = _derive.STATUS
+#: the worst diagnostics of a fit (:func:`palette_core.analysis.diagnostics.gate`)
+WORST_DIAGNOSTICS = (
+    "divergences",
+    "max_rhat",
+    "max_rhat_variable",
+    "min_ess_bulk",
+    "min_ess_bulk_variable",
+    "min_ess_tail",
+    "min_ess_tail_variable",
+)
 DIAGNOSTIC_COLUMNS = (
     "analysis",
     "outcome",
     "fit",
+    "attempt",
+    "used",
+    "runs",
+    "num_chains",
+    "num_warmup",
+    "num_samples",
+    "target_accept_prob",
     "n_draws",
     "gates_passed",
     "failures",
@@ -515,39 +594,104 @@ def child_harm_check(
 
 
 def decisions_by_analysis(
-    quantities: pd.DataFrame, information: Any, design: Design
+    quantities: pd.DataFrame, information: Any, design: Design, *, primary: bool = True
 ) -> pd.DataFrame:
     """The decision of every arm under every analysis of ``quantities`` (population "all").
 
     One column per analysis, primary first. Only the primary column is a decision; the others
-    show whether a sensitivity analysis would have decided otherwise.
+    show whether a sensitivity analysis would have decided otherwise. ``primary=False`` (the
+    primary fit failed the gates: no decision) leaves the primary column out.
     """
     q = quantities[quantities["population"] == "all"]
     out = pd.DataFrame({"arm": list(dict.fromkeys(q["arm"]))})
     for name in dict.fromkeys(q["analysis"]):
+        if name == PRIMARY and not primary:
+            continue
         d = decide(q, information, design, analysis=name)
         out[name] = out["arm"].map(dict(zip(d["arm"], d["decision"], strict=True)))
     return out
 
 
-def diagnostics_rows(analysis: str, fits: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per fit of an analysis: gates, failures and the worst diagnostics."""
+def diagnostics_rows(
+    analysis: str,
+    fits: Mapping[str, Any],
+    tried: Mapping[str, Sequence[Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per fit of an analysis: its settings, gates, failures and worst diagnostics.
+
+    ``tried`` (outcome -> the fits of :func:`palette_core.analysis.sensitivity.fit_escalated`)
+    adds a row per escalation attempt before the one used (``attempt`` 0 is the pre-specified
+    run); ``runs`` counts the runs of chains pooled in a fit (more draws, ``monte_carlo``).
+    """
     rows = []
     for oid, fit in fits.items():
-        for i, res in enumerate(fit.results):
-            d = res.diagnostics
-            rows.append(
-                {
-                    "analysis": analysis,
-                    "outcome": oid,
-                    "fit": i + 1,
-                    "n_draws": int(fit.draws.shape[0]),
-                    "gates_passed": bool(res.gates_passed),
-                    "failures": "; ".join(res.failures),
-                    **{c: d.get(c, math.nan) for c in DIAGNOSTIC_COLUMNS[6:]},
-                }
-            )
+        before = list((tried or {}).get(oid, (fit,)))[:-1]
+        for attempt, f in enumerate([*before, fit]):
+            settings = NutsSettings()._replace(**f.run)
+            for i, res in enumerate(f.results):
+                d = res.diagnostics
+                rows.append(
+                    {
+                        "analysis": analysis,
+                        "outcome": oid,
+                        "fit": i + 1,
+                        "attempt": attempt,
+                        "used": f is fit,
+                        "runs": f.runs,
+                        "num_chains": f.n_chains,
+                        "num_warmup": settings.num_warmup,
+                        "num_samples": settings.num_samples,
+                        "target_accept_prob": settings.target_accept_prob,
+                        "n_draws": int(f.draws.shape[0]),
+                        "gates_passed": bool(res.gates_passed),
+                        "failures": "; ".join(res.failures),
+                        **{c: d.get(c, math.nan) for c in WORST_DIAGNOSTICS},
+                    }
+                )
     return rows
+
+
+def summarise_fits(
+    fits: Mapping[str, Any],
+    arms: Sequence[str],
+    design: Design,
+    *,
+    open_arms: Sequence[str],
+    analysis: str,
+    population: str = "all",
+    columns: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """The quantities table of an analysis's fits (one per outcome, each with its own number of
+    chains): adults' draws, or with ``population="child"`` the children's draws of the
+    ``columns`` of the arms ``arms``."""
+    parts = []
+    for oid, fit in fits.items():
+        d = fit.draws if population == "all" else fit.child_draws
+        d = np.asarray(d, dtype=np.float64)
+        if columns is not None:
+            d = d[:, list(columns)]
+        parts.append(
+            summarise(
+                {oid: d},
+                arms,
+                design,
+                open_arms=open_arms,
+                population=population,
+                analysis=analysis,
+                chains=fit.n_chains,
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def unresolved_outcomes(
+    quantities: pd.DataFrame, information: Any, design: Design, open_arms: Sequence[str]
+) -> list[str]:
+    """The outcomes of the primary fit on which a rule of an open arm is unresolved (within the
+    Monte Carlo margin of its threshold): those that need more draws."""
+    rules = evaluate_rules(quantities, information, design)
+    hit = rules[(rules["status"] == UNRESOLVED) & rules["arm"].isin(list(open_arms))]
+    return list(dict.fromkeys(hit["outcome"]))
 
 
 def primary_outcome(design: Design) -> str:
@@ -597,7 +741,11 @@ def _json_bytes(obj: Any) -> bytes:
 
 
 def write_analysis(analysis: InterimAnalysis, out_dir: Path | str) -> Path:
-    """Write the tables, draws, allocation record and manifest of ``analysis`` into ``out_dir``."""
+    """Write the tables, draws, allocation record and manifest of ``analysis`` into ``out_dir``.
+
+    A look without an allocation record (no decision taken, or every trait closed) removes an
+    ``allocation_state.json`` that an earlier run left in ``out_dir``, so that the randomiser
+    never reads a record the look did not produce."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, df in analysis.tables.items():
@@ -607,6 +755,8 @@ def write_analysis(analysis: InterimAnalysis, out_dir: Path | str) -> Path:
         _write_bytes(out / DRAWS_DIR / f"{PRIMARY}_{oid}.csv.gz", data)
     if analysis.allocation_state is not None:
         _write_bytes(out / ALLOCATION_FILE, _json_bytes(analysis.allocation_state))
+    else:  # no record at this look: one left by an earlier run into this folder must not be read
+        (out / ALLOCATION_FILE).unlink(missing_ok=True)
     _write_bytes(out / MANIFEST_FILE, _json_bytes(analysis.manifest))
     return out
 
@@ -705,75 +855,123 @@ def analyse(
     report(steps[1])
     derived = _derive.derive_outcomes(validation, design)
 
-    # 3. primary fit on complete outcomes
+    # 3. primary fit on complete outcomes, escalated until it passes the gates
     report(steps[2])
     outcomes = decision_outcomes(design)
     n_eras = _derive.n_eras_of(derived)
     cells = {o: _derive.cell_counts(derived, o, design, n_eras) for o in outcomes}
     open_eras = _open_eras(derived, design)
     sizes = SIZES[size]
-    fits: dict[str, dict[str, Any]] = {
-        PRIMARY: _sensitivity.run_analysis(
-            design, cells, n_eras, PRIMARY, sizes["primary"], seed, open_eras=open_eras
+    primary: dict[str, Any] = {}
+    tried: dict[str, tuple[Any, ...]] = {}
+    for i, o in enumerate(outcomes):
+        primary[o], tried[o] = _sensitivity.fit_escalated(
+            design,
+            cells[o],
+            o,
+            n_eras,
+            run=sizes["primary"],
+            seed=seed + 100 * i,
+            open_eras=open_eras,
         )
-    }
-    primary = fits[PRIMARY]
     arms = primary[outcomes[0]].arms
-    draws = {o: np.asarray(primary[o].draws, dtype=np.float64) for o in outcomes}
 
-    # 4. quantities, decisions, states, allocation
+    # 4. quantities with their Monte Carlo error; more draws where a rule is unresolved
     report(steps[3])
     before = arm_states_before(design, derived, states, meta.data_cut)
     open_now = [a for a in arms if before[a] == _allocation.OPEN]
     info = _derive.information(derived, design)
-    quantities = [summarise(draws, arms, design, open_arms=open_now, analysis=PRIMARY)]
-    decisions = decide(quantities[0], info, design)
-    rules = evaluate_rules(quantities[0], info, design)
-    after = arm_states_after(design, before, decisions)
+    mc = design.interim_analysis.monte_carlo
+    extra = dict.fromkeys(outcomes, 0)
+    while True:
+        q_primary = summarise_fits(primary, arms, design, open_arms=open_now, analysis=PRIMARY)
+        if not all(primary[o].gates_passed for o in outcomes):
+            break
+        todo = [
+            o
+            for o in unresolved_outcomes(q_primary, info, design, open_now)
+            if extra[o] < mc.max_extra_runs
+        ]
+        if not todo:
+            break
+        for o in todo:
+            primary[o] = _sensitivity.add_chains(design, cells[o], primary[o], n_eras)
+            extra[o] += 1
+    fits: dict[str, dict[str, Any]] = {PRIMARY: primary}
+    draws = {o: np.asarray(primary[o].draws, dtype=np.float64) for o in outcomes}
+    quantities = [q_primary]
+    failed = {o: primary[o].failures for o in outcomes if not primary[o].gates_passed}
+    decided = not failed
     n_complete = n_complete_by_arm(derived, design)
-    allocation = next_allocation(design, after, draws[primary_outcome(design)], arms, n_complete)
-    probs = {  # traits that randomise next period (a closed trait is absent from the record)
-        t: dict(zip(g["arm"], g["probability"], strict=True))
-        for t, g in allocation.groupby("trait", sort=False)
-        if g["probability"].sum() > 0
-    }
-    when = meta.data_cut if effective_from is None else effective_from
-    source = (
-        f"interim analysis of export {meta.export_id} (data cut {meta.data_cut.isoformat()}, "
-        f"design {design.design_hash[:12]}, seed {seed}, size {size})"
-    )
-    record = _allocation.allocation_state(design, probs, when, source) if probs else None
+    record = None
+    no_decision = None
+    if decided:
+        # decisions, states and allocation: only from a primary fit that passed the gates
+        decisions = decide(q_primary, info, design)
+        rules = evaluate_rules(q_primary, info, design)
+        after: dict[str, str] | None = arm_states_after(design, before, decisions)
+        assert after is not None
+        allocation = next_allocation(
+            design, after, draws[primary_outcome(design)], arms, n_complete
+        )
+        probs = {  # traits that randomise next period (a closed trait is absent from the record)
+            t: dict(zip(g["arm"], g["probability"], strict=True))
+            for t, g in allocation.groupby("trait", sort=False)
+            if g["probability"].sum() > 0
+        }
+        when = meta.data_cut if effective_from is None else effective_from
+        source = (
+            f"interim analysis of export {meta.export_id} (data cut {meta.data_cut.isoformat()}, "
+            f"design {design.design_hash[:12]}, seed {seed}, size {size})"
+        )
+        record = _allocation.allocation_state(design, probs, when, source) if probs else None
+    else:
+        n_steps_esc = len(design.interim_analysis.convergence.escalation)
+        no_decision = (
+            "the primary analysis failed the convergence gates after the pre-specified "
+            f"escalation ({n_steps_esc} step(s) of proposed/interim_analysis.yaml): "
+            + "; ".join(f"{o}: {', '.join(f)}" for o, f in failed.items())
+            + ". No decision and no allocation for the next period were produced."
+        )
+        decisions = pd.DataFrame(columns=list(DECISION_COLUMNS))
+        rules = pd.DataFrame(columns=list(RULE_COLUMNS))
+        after = None
+        allocation = pd.DataFrame(columns=list(ALLOCATION_COLUMNS))
 
     # 5. sensitivity analyses (and the no-borrowing children's effect)
-    diags = diagnostics_rows(PRIMARY, primary)
+    diags = diagnostics_rows(PRIMARY, primary, tried)
     for k, name in enumerate(analyses, start=1):
         report(steps[4 + k - 1])
         fit = _sensitivity.run_analysis(
             design, cells, n_eras, name, sizes["sensitivity"], seed + 1000 * k, open_eras=open_eras
         )
         fits[name] = fit
-        d = {o: np.asarray(fit[o].draws, dtype=np.float64) for o in outcomes}
-        quantities.append(summarise(d, arms, design, open_arms=open_now, analysis=name))
+        quantities.append(summarise_fits(fit, arms, design, open_arms=open_now, analysis=name))
         diags += diagnostics_rows(name, fit)
     if run_child_harm:
         fit = fits[CHILD_HARM_ANALYSIS]
         child_arms = _children_arms(design, arms)
         cols = [list(arms).index(a) for a in child_arms]
-        d = {o: np.asarray(fit[o].child_draws, dtype=np.float64)[:, cols] for o in outcomes}
         child_open = [a for a in child_arms if a in open_now]
         quantities.append(
-            summarise(
-                d,
+            summarise_fits(
+                fit,
                 child_arms,
                 design,
                 open_arms=child_open,
                 population=CHILD,
                 analysis=CHILD_HARM_ANALYSIS,
+                columns=cols,
             )
         )
     q = pd.concat(quantities, ignore_index=True)[list(QUANTITY_COLUMNS)]
     child_harm = child_harm_check(q, derived, design)
-    sens_decisions = decisions_by_analysis(q, info, design)
+    sens_decisions = decisions_by_analysis(q, info, design, primary=decided)
+    unresolved = [
+        f"{r.arm}: {r.unresolved}"
+        for r in decisions.itertuples()
+        if r.decision == UNRESOLVED_DECISION
+    ]
 
     # 6. tables
     report(steps[-1])
@@ -792,7 +990,7 @@ def analyse(
                 "role": a.role,
                 "state_at_look": before[a.id],
                 "decision": decisions.set_index("arm")["decision"].get(a.id, ""),
-                "state_next_period": after[a.id],
+                "state_next_period": "" if after is None else after[a.id],
             }
             for t in design.trait_ids
             for a in design.arms_of(t)
@@ -863,7 +1061,28 @@ def analyse(
             **{s: int((derived["status"] == s).sum()) for s in STATUS_COLUMNS},
             "suspended_allocations": len(suspended),
         },
-        gates_passed=bool(all(r["gates_passed"] for r in diags)),
+        gates_passed=bool(all(r["gates_passed"] for r in diags if r["used"])),
+        gates=dict(GATES),
+        primary_gates_passed=decided,
+        decisions_taken=decided,
+        no_decision_reason=no_decision,
+        primary_fits={
+            o: {
+                "attempts": len(tried[o]),
+                "settings": dict(NutsSettings()._replace(**primary[o].run)._asdict()),
+                "runs_of_chains": primary[o].runs,
+                "chains": primary[o].n_chains,
+                "draws": int(primary[o].draws.shape[0]),
+                "gates_passed": bool(primary[o].gates_passed),
+            }
+            for o in outcomes
+        },
+        monte_carlo={
+            "mcse_margin": float(mc.mcse_margin),
+            "max_extra_runs": int(mc.max_extra_runs),
+            "extra_runs": extra,
+            "unresolved": unresolved,
+        },
         tables=[f"{n}.csv" for n in tables],
         draws=[f"{DRAWS_DIR}/{PRIMARY}_{o}.csv.gz" for o in outcomes],
         allocation_state=ALLOCATION_FILE if record is not None else None,

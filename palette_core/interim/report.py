@@ -63,6 +63,7 @@ DECISION_COLOURS = {
     "futility": "#fdae61",
     "harm": "#d73027",
     "cap_reached": "#4575b4",
+    "unresolved": "#762a83",
 }
 DECISION_LABELS = {
     "continue": "Continue",
@@ -70,6 +71,7 @@ DECISION_LABELS = {
     "futility": "Stop for futility",
     "harm": "Stop for harm",
     "cap_reached": "Cap reached (inconclusive)",
+    "unresolved": "Unresolved: no decision (Monte Carlo error)",
 }
 STATUS_LABELS = {
     "rows": "Rows in export",
@@ -92,6 +94,12 @@ def _num(x: Any, fmt: str) -> str:
     except (TypeError, ValueError):
         return "–"
     return "–" if math.isnan(v) else format(v, fmt)
+
+
+def _texts(values: Any) -> list[str]:
+    """A column of text with empty cells as "" (a column read back with only empty cells is
+    numeric NaN)."""
+    return [v if isinstance(v, str) else "" for v in values]
 
 
 def _interval(med: Any, lo: Any, hi: Any) -> str:
@@ -361,10 +369,11 @@ def decisions_table(source: Source) -> pd.DataFrame:
         {
             "Arm": [labels.get(x, x) for x in d["arm"]],
             "Decision": [DECISION_LABELS.get(x, x) for x in d["decision"]],
-            "Reason": d["reason"].fillna(""),
+            "Reason": _texts(d["reason"]),
+            "Unresolved": _texts(d["unresolved"]),
             "Complete": d["n_complete"],
             "Allocated": d["n_allocated"],
-            "Not evaluable": d["not_evaluable"].fillna(""),
+            "Not evaluable": _texts(d["not_evaluable"]),
             "State next period": [states.loc[x, "state_next_period"] for x in d["arm"]],
         }
     )
@@ -399,8 +408,13 @@ def forest_chart(
     return forest_plot(df, f"Odds ratios vs usual care ({analysis} analysis)")
 
 
+def _with_mcse(values: Any, errors: Any) -> list[str]:
+    return [f"{_num(v, '.3f')} ({_num(e, '.3f')})" for v, e in zip(values, errors, strict=True)]
+
+
 def probabilities_table(source: Source, *, analysis: str = PRIMARY) -> pd.DataFrame:
-    """Posterior probabilities and ORs per arm and outcome (closed report)."""
+    """Posterior probabilities (with their Monte Carlo standard error in brackets) and ORs per
+    arm and outcome (closed report)."""
     df = forest_data(source, analysis=analysis)
     ref_b = df["ref_benefit"].iloc[0] if len(df) else 1.0
     ref_f = df["ref_futility"].iloc[0] if len(df) else 1.1
@@ -409,9 +423,9 @@ def probabilities_table(source: Source, *, analysis: str = PRIMARY) -> pd.DataFr
         {
             "Arm": df["label"],
             "Outcome": df["outcome_label"],
-            f"Pr(OR > {ref_b:g})": [_num(v, ".3f") for v in df["pr_benefit"]],
-            f"Pr(OR > {ref_f:g})": [_num(v, ".3f") for v in df["pr_or_gt_ref"]],
-            f"Pr(OR < {ref_h:g})": [_num(v, ".3f") for v in df["pr_harm"]],
+            f"Pr(OR > {ref_b:g}) (MCSE)": _with_mcse(df["pr_benefit"], df["mcse_pr_benefit"]),
+            f"Pr(OR > {ref_f:g}) (MCSE)": _with_mcse(df["pr_or_gt_ref"], df["mcse_pr_or_gt_ref"]),
+            f"Pr(OR < {ref_h:g}) (MCSE)": _with_mcse(df["pr_harm"], df["mcse_pr_harm"]),
             "Pr(best in trait)": [_num(v, ".3f") for v in df["pr_best"]],
             "OR median (95 % interval)": [
                 _interval(m, lo, hi)
@@ -431,6 +445,7 @@ def _rules_display(a: InterimAnalysis, df: pd.DataFrame) -> pd.DataFrame:
             "Outcome": [_outcome_label(a, o) if isinstance(o, str) else "–" for o in df["outcome"]],
             "Quantity": df["quantity"],
             "Value": [_num(v, ".4g") for v in df["value"]],
+            "MCSE": [_num(v, ".2g") for v in df["mcse"]],
             "Threshold": [
                 f"{c} {_num(t, 'g')}"
                 for c, t in zip(df["comparison"], df["threshold"], strict=True)
@@ -532,7 +547,8 @@ def safety_table(source: Source) -> pd.DataFrame:
 
 
 def diagnostics_table(source: Source) -> pd.DataFrame:
-    """Convergence gates of every fit: R-hat, bulk and tail ESS, divergences (closed report)."""
+    """Convergence gates of every fit: R-hat, bulk and tail ESS, divergences, with the settings
+    of each escalation attempt and the runs of chains pooled (closed report)."""
     a = _analysis(source)
     df = a.table("diagnostics")
     return pd.DataFrame(
@@ -540,13 +556,27 @@ def diagnostics_table(source: Source) -> pd.DataFrame:
             "Analysis": df["analysis"],
             "Outcome": [_outcome_label(a, o) for o in df["outcome"]],
             "Fit": df["fit"],
+            "Attempt": [
+                f"{int(k)}{'' if bool(u) else ' (replaced)'}"
+                for k, u in zip(df["attempt"], df["used"], strict=True)
+            ],
+            "Settings": [
+                f"{int(c)} chains x ({int(w)} + {int(n)}), target {_num(t, 'g')}"
+                for c, w, n, t in zip(
+                    df["num_chains"],
+                    df["num_warmup"],
+                    df["num_samples"],
+                    df["target_accept_prob"],
+                    strict=True,
+                )
+            ],
             "Draws": df["n_draws"],
             "Gates passed": ["yes" if bool(g) else "NO" for g in df["gates_passed"]],
             "Divergences": [_num(v, ".0f") for v in df["divergences"]],
             "Max R-hat": [_num(v, ".3f") for v in df["max_rhat"]],
             "Min bulk ESS": [_num(v, ".0f") for v in df["min_ess_bulk"]],
             "Min tail ESS": [_num(v, ".0f") for v in df["min_ess_tail"]],
-            "Failures": df["failures"].fillna(""),
+            "Failures": _texts(df["failures"]),
         }
     )
 
@@ -658,6 +688,22 @@ def _part(part: Any) -> dict[str, Any]:
     return {"kind": "figure", "html": Markup(chart_svg(part))}
 
 
+def no_decision_reason(source: Source) -> str | None:
+    """Why the look took no decision (the primary fit failed the gates), or ``None``."""
+    m = _analysis(source).manifest
+    return None if m.get("decisions_taken", True) else str(m.get("no_decision_reason"))
+
+
+def _gates_text(m: dict[str, Any]) -> str:
+    g = m.get("gates") or {}
+    if not g:
+        return "the convergence gates"
+    return (
+        f"R-hat < {g['max_rhat']:g}, bulk and tail ESS > {g['min_ess_bulk']:g}, at most "
+        f"{g['max_divergences']:g} divergent transitions"
+    )
+
+
 def _render(title: str, kind: str, a: InterimAnalysis, banner: str, sections: list[Section]) -> str:
     """The page of :data:`TEMPLATE`: the same analysis gives the same text."""
     m = a.manifest
@@ -671,6 +717,8 @@ def _render(title: str, kind: str, a: InterimAnalysis, banner: str, sections: li
         data_cut=e.get("data_cut", ""),
         gates_passed=m.get("gates_passed", True),
         suspended_warning=suspended_banner(a),
+        gates=_gates_text(m),
+        no_decision=no_decision_reason(a),
         provenance=_table_html(header(a), "meta"),
         stylesheet=Markup((_TEMPLATES / STYLESHEET).read_text(encoding="utf-8")),
         sections=[
@@ -708,6 +756,36 @@ def open_report_sections(source: Source) -> list[Section]:
     ]  # fmt: skip
 
 
+def _decision_section(a: InterimAnalysis) -> Section:
+    reason = no_decision_reason(a)
+    if reason is not None:
+        return ("decisions", "Decisions (primary analysis)", f"No decision: {reason}", [])
+    unresolved = a.manifest.get("monte_carlo", {}).get("unresolved") or []
+    mc = a.manifest.get("monte_carlo", {})
+    text = (
+        "Decision rules of proposed/decisions.yaml applied to the primary analysis. A rule whose "
+        f"probability lies within {_num(mc.get('mcse_margin'), 'g')} Monte Carlo standard errors "
+        "of its threshold after the extra draws of proposed/interim_analysis.yaml is unresolved "
+        "and decides nothing"
+        + (f"; unresolved at this look: {'; '.join(unresolved)}." if unresolved else ".")
+    )
+    return ("decisions", "Decisions (primary analysis)", text, [decisions_table(a)])
+
+
+def _allocation_section(a: InterimAnalysis) -> Section:
+    reason = no_decision_reason(a)
+    title = "Allocation for the next period"
+    if reason is not None:
+        return ("allocation", title, f"No allocation for the next period: {reason}", [])
+    return (
+        "allocation",
+        title,
+        "Response-adaptive allocation (proposed/allocation.yaml) on the primary outcome, with "
+        "the arms closed by this look's decisions.",
+        [allocation_table(a), allocation_chart(a)],
+    )
+
+
 def closed_report_sections(source: Source, truth: pd.DataFrame | None = None) -> list[Section]:
     """The sections of the closed report (DMC only)."""
     a = _analysis(source)
@@ -718,24 +796,26 @@ def closed_report_sections(source: Source, truth: pd.DataFrame | None = None) ->
          "Patients allocated to an arm suspended for their age group at randomisation, with the "
          "registry findings that block its dose (proposed/lifecycle.yaml suspension); they stay "
          "in the analysis.", [suspended_allocations_closed(a)]),
-        ("decisions", "Decisions (primary analysis)",
-         "Decision rules of proposed/decisions.yaml applied to the primary analysis.",
-         [decisions_table(a)]),
+        _decision_section(a),
         ("forest", "Odds ratios by trait and arm",
          "Posterior median and 95 % equal-tailed interval of the odds ratio vs usual care of the "
          "same trait; OR > 1 means benefit for every outcome.", [forest_chart(a, truth)]),
-        ("probabilities", "Posterior probabilities", "", [probabilities_table(a)]),
+        ("probabilities", "Posterior probabilities",
+         "Each probability with its Monte Carlo standard error in brackets (from the effective "
+         "sample size of its indicator draws).", [probabilities_table(a)]),
         ("rules", "Every rule for every arm", "", [rules_table(a)]),
         ("child-harm", "Harm check in children (no borrowing)",
          f"The harm rule applied to the children-only effect of the {CHILD_HARM_ANALYSIS} fit "
          "with children's complete outcomes; it informs the DMC and does not change the "
          "decisions.", [child_harm_table(a)]),
-        ("allocation", "Allocation for the next period",
-         "Response-adaptive allocation (proposed/allocation.yaml) on the primary outcome, with "
-         "the arms closed by this look's decisions.", [allocation_table(a), allocation_chart(a)]),
+        _allocation_section(a),
         ("safety", "Safety by arm", "Among patients with a complete day-28 outcome.",
          [safety_table(a)]),
-        ("diagnostics", "Model diagnostics", "", [diagnostics_table(a)]),
+        ("diagnostics", "Model diagnostics",
+         f"Gates: {_gates_text(a.manifest)}. A primary fit that fails them is run again with "
+         "each escalation step of proposed/interim_analysis.yaml (attempt 1, 2, ...); a fit "
+         "with more than one run of chains received extra draws for an unresolved rule.",
+         [diagnostics_table(a)]),
         ("sensitivity", "Sensitivity analyses",
          "Odds ratio median (95 % interval) under each analysis, and the decision each would "
          "give; decisions are taken on the primary analysis only.",
@@ -806,6 +886,7 @@ __all__ = [
     "header",
     "incomplete_patients",
     "load_analysis",
+    "no_decision_reason",
     "open_report_html",
     "open_report_sections",
     "pooled_osfd_chart",

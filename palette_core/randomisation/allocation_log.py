@@ -3,42 +3,62 @@
 Two logs are written for every randomised patient:
 
 * the **open log** (``alloc.jsonl``) holds what a site may see: ``sequence`` (1, 2, ... over the
-  whole log), ``trial``, ``patient_id``, ``time`` (UTC), ``trait``, ``stratum``,
-  ``stratum_sequence``, ``arm``, ``commitment`` (a commitment to the key of the draw, see
-  :mod:`palette_core.randomisation.randomise`), ``prev_hash`` and ``hash``. No other field is accepted, so
-  nothing restricted can leak into it by mistake
-  (:class:`~palette_core.randomisation.records.OpenLogEntry`);
-* the **restricted log** (``alloc.restricted.jsonl``, created with mode 0600) holds, for the
-  independent statistician, the probabilities in force for that draw and where they came from
-  (the allocation state file and its SHA-256). Each restricted entry repeats ``sequence``,
-  ``patient_id``, ``trait``, ``stratum`` and ``arm`` and carries ``open_hash``, the hash of the
-  open entry it belongs to; it is hash-chained in its own right
+  whole log), ``trial``, ``instance`` (the log's random instance value, the same in every entry),
+  ``patient_id``, ``time`` (UTC), ``trait``, ``stratum``, ``stratum_sequence``, ``arm``,
+  ``commitment`` (a keyed digest of the entry, see :mod:`palette_core.randomisation.randomise`),
+  ``prev_hash`` and ``hash``. No other field is accepted, so nothing restricted can leak into it
+  by mistake (:class:`~palette_core.randomisation.records.OpenLogEntry`);
+* the **restricted log** (``alloc.restricted.jsonl``) holds, for the independent statistician,
+  the probabilities in force for that draw and where they came from (the allocation state file
+  and its SHA-256). Each restricted entry repeats ``sequence``, ``patient_id``, ``trait``,
+  ``stratum`` and ``arm``, carries ``open_hash``, the hash of the open entry it belongs to, and
+  ``seal``, a keyed digest of its content; it is hash-chained in its own right
   (:class:`~palette_core.randomisation.records.RestrictedLogEntry`, which also declares the
   fields that the randomiser adds: a field it does not declare is refused).
+
+Every file this module creates (both logs, their anchors, the lock, a copy of removed bytes) is
+created with mode 0600: the randomisation service and the statistician read them; a site sees the
+output of ``palette randomise``. A restricted log or anchor found readable by group or others is
+tightened to 0600 before the next append (:func:`tighten_permissions`) and reported by
+:func:`verify_log` (kind ``exposed``) until then: its probabilities may have been read.
 
 Each entry's ``hash`` is ``sha256(canonical_json(entry without "hash"))`` in hex, where
 ``canonical_json`` is ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
 allow_nan=False)`` encoded as UTF-8; ``prev_hash`` is the previous entry's ``hash`` (64 zeros
-for the first entry). An auditor can recompute both with any JSON library.
+for the first entry). An auditor can recompute both with any JSON library. A line nested deeper
+than :data:`MAX_JSON_DEPTH` levels is malformed (never a recursion error).
 
 The anchor ``<log>.head`` holds the last sequence, its hash and the log's size in bytes; it is
 replaced atomically (temporary file, fsync, ``os.replace``, directory fsync) after every
 append. The restricted log has its own anchor next to it.
 
+What :func:`verify_log` checks
+------------------------------
+Each line parses as an entry of its log; the chain (hashes, ``prev_hash``, sequence 1, 2, ...
+without gap, repeat or reordering); the anchors (a truncated tail, a rewritten file); in the open
+log, that every entry has the first entry's trial and instance, that ``stratum_sequence`` counts
+1, 2, ... within each stratum in log order, that no patient id appears twice and that times never
+go backwards; and that the restricted log exists (unless only the open log is asked for) and
+holds exactly one linked, agreeing entry (patient, trait, stratum, arm, ``open_hash``) per
+committed open entry, with probabilities that sum to 1 and give the arm drawn a positive
+probability.
+
 Writing
 -------
 :func:`append_entry` takes an exclusive ``fcntl.flock`` on ``<log>.lock``, verifies both logs,
-lets the caller build the entry from what is already logged (so that sequence numbers and
-duplicate checks are decided under the lock), then writes, in this order: the restricted line
-(fsync), the open line (fsync; **this is the commit point**), the restricted anchor, the open
+lets the caller build the entry from what is already logged (so that sequence numbers, the
+time and duplicate checks are decided under the lock), then writes, in this order: the restricted
+line (fsync), the open line (fsync; **this is the commit point**), the restricted anchor, the open
 anchor. A line is written with one ``write`` of the whole line and its newline; a line without
 its final newline is incomplete and never counts as written. So a writer killed at any moment
 leaves one of: nothing; an incomplete last line in the restricted or the open log; a complete
 restricted entry whose open entry is missing (not committed); or anchors one entry behind a
 committed entry. :func:`verify_log` reports each of these and :func:`recover_log` repairs
 exactly these and nothing else: it removes an incomplete final line, or an uncommitted
-restricted entry, only when no anchor covers it, saves what it removed next to the log, and
-brings the anchors up to date. Appending to a log that does not verify is refused.
+restricted entry, only when no anchor covers it, saves what it removed next to the log (mode
+0600; its content is never printed: it may hold the arm of the stratum's next draw), and brings
+the anchors up to date. Appending to a log that does not verify is refused. The open log and the
+restricted log must be two different files, in a folder that exists.
 
 Security model (what the chain proves and what it does not)
 -----------------------------------------------------------
@@ -49,26 +69,30 @@ Security model (what the chain proves and what it does not)
   truncated tail.
 * Anyone with write access to the log files can rebuild a whole, consistent chain and anchor
   (change an arm, recompute every hash after it, rewrite ``.head``). The chain alone cannot
-  detect that. What can is a copy of the head kept where the writer cannot change it:
-  :func:`head_digest` prints one line (trial, sequence, hash) for the independent statistician
-  to countersign, timestamp or publish off-site at each look (e.g. an RFC 3161 timestamp or a
-  signed e-mail), and ``verify_log(..., anchor=(sequence, hash))`` (``palette log verify
-  --anchor``) checks that the log still contains that entry unchanged. Entries up to the last
-  countersigned digest are protected against a rewrite; later ones only against edits that do
-  not recompute the chain.
+  detect that. Two things can. (1) A replay with the secret
+  (:func:`palette_core.randomisation.randomise.replay_log`): every open entry's ``commitment``
+  and every restricted entry's ``seal`` is a keyed digest of the whole entry, which nobody
+  without the secret can recompute, so an entry rewritten, renumbered, moved or given another
+  patient id fails the replay. (2) A copy of the head kept where the writer cannot change it:
+  :func:`head_digest` prints one line (trial, sequence, the open entry's hash and the restricted
+  entry's hash) for the independent statistician to countersign, timestamp or publish off-site at
+  each look (e.g. an RFC 3161 timestamp or a signed e-mail), and
+  ``verify_log(..., anchor=(sequence, hash, restricted_hash))`` (``palette log verify
+  --anchor``) checks that both logs still contain those entries unchanged. Entries up to the
+  last countersigned digest are protected against a rewrite even by a holder of the secret.
 * The chain does not prove that the recorded time is true (it is the writer's clock), that the
   patient data were true, or that the arm was drawn as claimed: only a replay with the secret
-  (:func:`palette_core.randomisation.randomise.replay_log`) proves the draw.
-* The restricted log's hashes are kept away from the open files (its anchor sits beside it):
-  restricted entries have little entropy (probabilities often lie on a coarse grid), so a
-  visible hash could be matched by trying candidate entries.
+  proves the draw.
+* The restricted log's hashes are kept out of the open files (its anchor sits beside it). They
+  can be published in the countersigned digest: the ``seal`` makes a restricted entry's hash
+  impossible to find by trying candidate entries (probabilities often lie on a coarse grid).
 * A write killed mid-way can leave in the files the arm of a draw that was never committed
   (an incomplete open line, an uncommitted restricted entry). :func:`recover_log` removes it
   and the next patient of that stratum then receives the same draw (same stratum sequence,
   same ``u``). So whoever can both stop the writer and read its files before recovery could
-  learn the next arm of one stratum: keep the log files where only the randomisation service
-  and the statistician can read them, and show sites the allocations (``palette randomise``
-  output) or a copy of the committed entries.
+  learn the next arm of one stratum: the files are 0600, recovery prints nothing of what it
+  removed, and sites see the allocations (``palette randomise`` output, which after a crash
+  shows the arms already committed) rather than the files.
 * The lock is advisory: it excludes every writer that uses this module, not an editor or another
   program. ``flock`` is reliable on a local file system; do not keep the log on NFS.
 
@@ -76,12 +100,14 @@ Examples
 --------
 >>> import tempfile, pathlib
 >>> log = pathlib.Path(tempfile.mkdtemp()) / "alloc.jsonl"
->>> body = {"trial": "T", "patient_id": "p1", "time": "2026-05-01T00:00:00.000000Z", "trait": "t",
-...         "stratum": "t", "stratum_sequence": 1, "arm": "a", "commitment": "00" * 32}
+>>> body = {"trial": "T", "instance": "0f" * 16, "patient_id": "p1",
+...         "time": "2026-05-01T00:00:00.000000Z", "trait": "t", "stratum": "t",
+...         "stratum_sequence": 1, "arm": "a", "commitment": "00" * 32}
 >>> opened, restricted = append_entry(log, lambda snap: (body, {"patient_id": "p1",
-...     "trait": "t", "stratum": "t", "arm": "a", "probabilities": {"a": 1.0}}))
->>> opened["sequence"], verify_log(log).ok
-(1, True)
+...     "trait": "t", "stratum": "t", "arm": "a", "probabilities": {"a": 1.0},
+...     "seal": "00" * 32}))
+>>> opened["sequence"], verify_log(log).ok, oct(log.stat().st_mode & 0o777)
+(1, True, '0o600')
 """
 
 from __future__ import annotations
@@ -112,6 +138,10 @@ from palette_core.randomisation.records import (
 )
 
 GENESIS = "0" * 64
+#: Mode of every file this module creates (logs, anchors, lock, removed bytes).
+FILE_MODE = 0o600
+#: The deepest nesting of objects and lists a log line or an anchor may have (entries have 3).
+MAX_JSON_DEPTH = 8
 
 #: Fields that :func:`append_entry` fills in itself.
 CHAIN_FIELDS = ("v", "sequence", "prev_hash", "hash")
@@ -131,6 +161,11 @@ ANCHOR_MISSING = "anchor_missing"
 UNCOMMITTED = "uncommitted"
 RESTRICTED = "restricted"
 COUNTERSIGNED = "countersigned"
+STRATUM_SEQUENCE = "stratum_sequence"
+DUPLICATE_PATIENT = "duplicate_patient"
+TIME_ORDER = "time_order"
+INSTANCE = "instance"
+EXPOSED = "exposed"
 #: Kinds that a killed writer can leave and :func:`recover_log` repairs.
 CRASH_KINDS = frozenset({PARTIAL, ANCHOR_BEHIND, ANCHOR_MISSING, UNCOMMITTED})
 
@@ -164,6 +199,56 @@ def head_path_for(log: str | Path) -> Path:
 def lock_path_for(log: str | Path) -> Path:
     """The lock file of a log (and of its restricted log): ``<log>.lock``."""
     return Path(f"{log}.lock")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_log_paths(path: str | Path, restricted: str | Path, *, writing: bool = False) -> None:
+    """Refuse an open log and a restricted log that are one file (by name, link or inode), a
+    restricted log that is the open log's anchor or lock, and, for ``writing``, a folder that
+    does not exist.
+
+    Raises
+    ------
+    AllocationLogError
+        Naming the file at fault.
+    """
+    path, rpath = Path(path), Path(restricted)
+    others = (path, head_path_for(path), lock_path_for(path))
+    if any(_same_file(rpath, p) for p in others):
+        raise AllocationLogError(
+            str(rpath),
+            f"the restricted log cannot be the open log {path} (or its anchor or lock): the "
+            "probabilities would be written where sites can read them",
+        )
+    if writing:
+        for p in (path, rpath):
+            if not p.parent.is_dir():
+                raise AllocationLogError(
+                    str(p), f"folder {p.parent} does not exist: create it before randomising"
+                )
+
+
+def tighten_permissions(restricted: str | Path) -> list[str]:
+    """Set the restricted log and its anchor to mode 0600 if group or others may read them.
+
+    Returns one line per file tightened (empty when nothing was to do). Its probabilities may
+    have been read meanwhile: :func:`verify_log` reports such a file until this is done.
+    """
+    done = []
+    for p in (Path(restricted), head_path_for(restricted)):
+        if p.exists() and p.stat().st_mode & 0o077:
+            before = p.stat().st_mode & 0o777
+            os.chmod(p, FILE_MODE)
+            done.append(
+                f"{p}: mode {before:04o} tightened to {FILE_MODE:04o} (group or others could "
+                "read the restricted probabilities)"
+            )
+    return done
 
 
 @dataclass(frozen=True)
@@ -225,11 +310,13 @@ class VerificationReport:
 
 @dataclass(frozen=True)
 class RemovedBytes:
-    """What :func:`recover_log` removed: the file, the line, the text, where a copy was saved."""
+    """What :func:`recover_log` removed: the file, the line, how many bytes, where a copy was
+    saved (mode 0600). The removed text itself is not part of the report: it may hold the arm of
+    the stratum's next draw."""
 
     file: str
     line: int
-    text: str
+    n_bytes: int
     saved_to: str
     reason: str
 
@@ -293,6 +380,31 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
+
+def _loads(raw: bytes) -> Any:
+    """Parse one line or anchor: UTF-8 JSON, no repeated key, at most :data:`MAX_JSON_DEPTH`
+    levels deep (a deeper value raises ``ValueError``, never ``RecursionError``)."""
+    text = raw.decode("utf-8")
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
 def _scan(path: Path, model: type[Record]) -> _Scan:
     """Parse a log line by line and check each entry and the chain between them."""
     if not path.exists():
@@ -314,7 +426,7 @@ def _scan(path: Path, model: type[Record]) -> _Scan:
         number += 1
         raw, entry = data[pos:nl], None
         try:
-            value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+            value = _loads(raw)
             problem = model.problem(value)
             if problem is None:
                 entry = value
@@ -386,12 +498,70 @@ def _check_chain(scan: _Scan) -> None:
         prev = ln
 
 
+def _check_open_entries(scan: _Scan) -> None:
+    """The open log's own rules: one trial and instance; ``stratum_sequence`` counts 1, 2, ...
+    within each stratum in log order; each patient id once; times never go backwards (the
+    fixed-width UTC time stamps order as text)."""
+    parsed = scan.parsed
+    if not parsed:
+        return
+    first = parsed[0].entry
+    assert first is not None
+    counts: dict[str, int] = {}
+    patients: dict[str, tuple[int, int]] = {}
+    latest: tuple[str, int] | None = None
+    for ln in parsed:
+        e = ln.entry
+        assert e is not None
+        seq = e["sequence"]
+        if (e["trial"], e["instance"]) != (first["trial"], first["instance"]):
+            scan.add(
+                INSTANCE,
+                ln.number,
+                f"sequence {seq}: trial {e['trial']!r} and instance {e['instance']} are not the "
+                f"first entry's ({first['trial']!r}, {first['instance']}): entries of another "
+                "log were mixed in",
+            )
+        stratum, number = e["stratum"], e["stratum_sequence"]
+        expected = counts.get(stratum, 0) + 1
+        if number != expected:
+            what = "repeated" if number < expected else "missing before it"
+            scan.add(
+                STRATUM_SEQUENCE,
+                ln.number,
+                f"sequence {seq}: stratum {stratum!r} has stratum_sequence {number}, expected "
+                f"{expected} (within a stratum entries count 1, 2, ... in log order: a number "
+                f"{what}, i.e. an entry of this stratum removed, repeated or renumbered)",
+            )
+        counts[stratum] = max(expected, number)
+        pid = e["patient_id"]
+        if pid in patients:
+            line, at = patients[pid]
+            scan.add(
+                DUPLICATE_PATIENT,
+                ln.number,
+                f"sequence {seq}: patient {pid!r} was already randomised at sequence {at} "
+                f"(line {line}): a patient is randomised once",
+            )
+        else:
+            patients[pid] = (ln.number, seq)
+        if latest is not None and e["time"] < latest[0]:
+            scan.add(
+                TIME_ORDER,
+                ln.number,
+                f"sequence {seq}: time {e['time']} is before the time of line {latest[1]} "
+                f"({latest[0]}): times never go backwards in a log written under its lock",
+            )
+        if latest is None or e["time"] >= latest[0]:
+            latest = (e["time"], ln.number)
+
+
 def _read_head(path: Path) -> tuple[Head | None, str | None]:
     hp = head_path_for(path)
     if not hp.exists():
         return None, None
     try:
-        raw = json.loads(hp.read_text(encoding="utf-8"))
+        raw = _loads(hp.read_bytes())
         head = Head(int(raw["sequence"]), str(raw["hash"]), int(raw["bytes"]))
     except (ValueError, KeyError, TypeError) as exc:
         return None, f"anchor {hp} unreadable ({exc})"
@@ -470,7 +640,12 @@ def _cross_check(open_scan: _Scan, rscan: _Scan) -> None:
     by_seq = {ln.entry["sequence"]: ln for ln in open_scan.parsed}  # type: ignore[index]
     if not rscan.exists:
         if open_scan.lines:
-            rscan.add(RESTRICTED, None, "restricted log not found")
+            rscan.add(
+                RESTRICTED,
+                None,
+                "restricted log not found: it holds the probabilities of every draw and must be "
+                "kept with the open log (check the open log alone with --open-only)",
+            )
         return
     rby_seq = {ln.entry["sequence"]: ln for ln in rscan.parsed}  # type: ignore[index]
     last = open_scan.last
@@ -526,12 +701,30 @@ def _cross_check(open_scan: _Scan, rscan: _Scan) -> None:
             )
 
 
+#: A countersigned anchor: ``(sequence, open hash, restricted hash or None)``.
+Anchor = tuple[int, str] | tuple[int, str, str | None]
+
+
+def _check_countersigned(scan: _Scan, seq: int, digest: str, what: str) -> None:
+    at = next((ln for ln in scan.parsed if ln.entry["sequence"] == seq), None)  # type: ignore[index]
+    if at is None:
+        scan.add(COUNTERSIGNED, None, f"the countersigned sequence {seq} is not in the {what}")
+    elif at.entry["hash"] != digest or entry_hash(at.entry) != digest:  # type: ignore[index]
+        scan.add(
+            COUNTERSIGNED,
+            at.number,
+            f"sequence {seq} does not match the countersigned hash {digest[:12]}: the {what} "
+            "was rewritten after it was countersigned",
+        )
+
+
 def _verify_scans(
-    path: Path, restricted: Path | None, anchor: tuple[int, str] | None = None
+    path: Path, restricted: Path | None, anchor: Anchor | None = None
 ) -> tuple[_Scan, _Scan | None, Head | None]:
     scan = _scan(path, OpenLogEntry)
     head, head_error = _read_head(path)
     _check_head(scan, head, head_error)
+    _check_open_entries(scan)
     rscan = None
     if restricted is not None:
         rscan = _scan(restricted, RestrictedLogEntry)
@@ -539,38 +732,33 @@ def _verify_scans(
         _check_head(rscan, rhead, rhead_error)
         _cross_check(scan, rscan)
     if anchor is not None:
-        seq, digest = anchor
-        at = next((ln for ln in scan.parsed if ln.entry["sequence"] == seq), None)  # type: ignore[index]
-        if at is None:
-            scan.add(COUNTERSIGNED, None, f"the countersigned sequence {seq} is not in the log")
-        elif at.entry["hash"] != digest or entry_hash(at.entry) != digest:  # type: ignore[index]
-            scan.add(
-                COUNTERSIGNED,
-                at.number,
-                f"sequence {seq} does not match the countersigned hash {digest[:12]}: the log "
-                "was rewritten after it was countersigned",
-            )
+        seq, digest = anchor[0], anchor[1]
+        _check_countersigned(scan, seq, digest, "log")
+        rdigest = anchor[2] if len(anchor) > 2 else None
+        if rdigest is not None and rscan is not None:
+            _check_countersigned(rscan, seq, rdigest, "restricted log")
     return scan, rscan, head
 
 
 def verify_log(
     path: str | Path,
     restricted: str | Path | bool | None = None,
-    anchor: tuple[int, str] | None = None,
+    anchor: Anchor | None = None,
 ) -> VerificationReport:
-    """Check an allocation log, its anchor and (where present) its restricted log.
+    """Check an allocation log, its anchor and its restricted log.
 
     Parameters
     ----------
     path
         The open log.
     restricted
-        The restricted log: ``None`` checks :func:`restricted_path_for` if it exists (a note
-        says when it does not, e.g. for a site holding only the open log); a path must exist;
-        ``False`` checks the open log only.
+        The restricted log: ``None`` or ``True`` checks :func:`restricted_path_for` (a missing
+        restricted log is a problem), a path checks that file, ``False`` checks the open log only
+        (e.g. at a site that holds only the open log; a note says so).
     anchor
-        ``(sequence, hash)`` from a countersigned :func:`head_digest`: the log must still hold
-        that entry unchanged.
+        ``(sequence, hash)`` or ``(sequence, hash, restricted_hash)`` from a countersigned
+        :func:`head_digest`: the log (and, unless ``restricted=False``, the restricted log) must
+        still hold that entry unchanged.
 
     Returns
     -------
@@ -578,13 +766,15 @@ def verify_log(
         Every problem with its kind and line: ``edited`` (hash mismatch), ``removed``
         (sequence gap), ``reordered``, ``duplicate``, ``chain`` (prev_hash mismatch),
         ``truncated`` (anchor ahead of the log), ``partial_line``, ``malformed``, ``anchor``,
-        ``anchor_behind``, ``uncommitted``, ``restricted`` (inconsistent with the open log),
-        ``countersigned``.
+        ``anchor_behind``, ``anchor_missing``, ``uncommitted``, ``restricted`` (missing, or
+        inconsistent with the open log), ``countersigned``, ``stratum_sequence``,
+        ``duplicate_patient``, ``time_order``, ``instance`` and ``exposed`` (a restricted file
+        readable by group or others).
 
     Raises
     ------
     AllocationLogError
-        Neither the log nor its anchor exists.
+        Neither the log nor its anchor exists, or the restricted log is the open log.
     """
     path = Path(path)
     named = restricted if isinstance(restricted, str | Path) else restricted_path_for(path)
@@ -594,16 +784,20 @@ def verify_log(
     rpath: Path | None
     if restricted is False:
         rpath = None
-    elif restricted is None or restricted is True:
-        rpath = restricted_path_for(path)
-        if not rpath.exists() and not head_path_for(rpath).exists():
-            if restricted is True:
-                raise AllocationLogError(str(rpath), "restricted log not found")
-            notes.append(f"restricted log {rpath} not found: only the open log was checked")
-            rpath = None
+        notes.append("the open log only was checked (--open-only): not its restricted log")
     else:
-        rpath = Path(restricted)
+        rpath = Path(named)
+        check_log_paths(path, rpath)
     scan, rscan, head = _verify_scans(path, rpath, anchor)
+    if rscan is not None:
+        for p in (rscan.path, head_path_for(rscan.path)):
+            if p.exists() and p.stat().st_mode & 0o077:
+                rscan.add(
+                    EXPOSED,
+                    None,
+                    f"{p.name} has mode {p.stat().st_mode & 0o777:04o}: group or others can read "
+                    "the restricted probabilities (the next append tightens it to 0600)",
+                )
     problems = tuple(scan.problems) + (tuple(rscan.problems) if rscan is not None else ())
     return VerificationReport(
         path=path,
@@ -629,7 +823,12 @@ def load_entries(path: str | Path) -> list[dict[str, Any]]:
 def locked(path: str | Path, timeout: float = 30.0) -> Iterator[None]:
     """Hold the exclusive lock of a log (``<log>.lock``, ``fcntl.flock``) for the block."""
     lock = lock_path_for(path)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        raise AllocationLogError(
+            str(path), f"cannot open the lock file {lock.name} ({exc.strerror})"
+        ) from None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -716,6 +915,16 @@ class LogSnapshot:
     def next_sequence(self) -> int:
         return len(self.open_entries) + 1
 
+    @property
+    def prev_hash(self) -> str:
+        """The ``prev_hash`` the next open entry will have."""
+        return self.open_entries[-1]["hash"] if self.open_entries else GENESIS
+
+    @property
+    def restricted_prev_hash(self) -> str:
+        """The ``prev_hash`` the next restricted entry will have."""
+        return self.restricted_entries[-1]["hash"] if self.restricted_entries else GENESIS
+
 
 def _require_intact(path: Path, rpath: Path) -> tuple[_Scan, _Scan]:
     scan, rscan, _ = _verify_scans(path, rpath)
@@ -743,10 +952,13 @@ def append_entry(
     ``build(snapshot)`` returns the open and the restricted fields (without ``v``,
     ``sequence``, ``prev_hash``, ``hash`` and, for the restricted entry, ``open_hash``); it runs
     under the lock after both logs were verified, and may raise to refuse: nothing is then
-    written. Returns the two entries as written.
+    written. Returns the two entries as written. Files are created with mode 0600; a restricted
+    log or anchor readable by others is tightened to 0600 first (:func:`tighten_permissions`).
 
     Raises
     ------
+    AllocationLogError
+        The restricted log is the open log, or a folder does not exist.
     LogIntegrityError
         A log does not verify (edited, truncated, a crash not yet recovered...).
     LogLockError
@@ -754,7 +966,9 @@ def append_entry(
     """
     path = Path(path)
     rpath = Path(restricted) if restricted is not None else restricted_path_for(path)
+    check_log_paths(path, rpath, writing=True)
     with locked(path, lock_timeout):
+        tighten_permissions(rpath)
         scan, rscan = _require_intact(path, rpath)
         snapshot = LogSnapshot(
             open_entries=tuple(ln.entry for ln in scan.parsed if ln.entry),
@@ -793,10 +1007,10 @@ def append_entry(
         problem = probabilities_problem(rentry["probabilities"], rentry["arm"])
         if problem:
             raise ValueError(f"the restricted entry is invalid: {problem}")
-        rsize = _append_line(rpath, canonical_json(rentry) + b"\n", 0o600)
-        size = _append_line(path, canonical_json(entry) + b"\n", 0o644)  # the commit point
-        _write_head(rpath, Head(seq, rentry["hash"], rsize), 0o600)
-        _write_head(path, Head(seq, entry["hash"], size), 0o644)
+        rsize = _append_line(rpath, canonical_json(rentry) + b"\n", FILE_MODE)
+        size = _append_line(path, canonical_json(entry) + b"\n", FILE_MODE)  # the commit point
+        _write_head(rpath, Head(seq, rentry["hash"], rsize), FILE_MODE)
+        _write_head(path, Head(seq, entry["hash"], size), FILE_MODE)
     return entry, rentry
 
 
@@ -811,7 +1025,7 @@ def _cut(scan: _Scan, start: int, line: int, reason: str) -> RemovedBytes:
     data = scan.path.read_bytes()[start:]
     saved = scan.path.with_name(f"{scan.path.name}.removed-{_stamp()}")
     # 0600 whichever log: an uncommitted line may hold the arm of the stratum's next draw
-    fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         _write_all(fd, data)
         os.fsync(fd)
@@ -825,11 +1039,7 @@ def _cut(scan: _Scan, start: int, line: int, reason: str) -> RemovedBytes:
         os.close(fd)
     _fsync_dir(scan.path)
     return RemovedBytes(
-        file=str(scan.path),
-        line=line,
-        text=data.decode("utf-8", errors="replace"),
-        saved_to=str(saved),
-        reason=reason,
+        file=str(scan.path), line=line, n_bytes=len(data), saved_to=str(saved), reason=reason
     )
 
 
@@ -843,12 +1053,14 @@ def recover_log(
     one sequence past the open log, not anchored); then brings anchors that are behind (or
     missing after the first entry) up to the last committed entry, and deletes temporary anchor
     files left behind. Every removed byte is saved to
-    ``<log>.removed-<UTC time>`` and listed in the report. A committed entry (a complete open
+    ``<log>.removed-<UTC time>`` (mode 0600) and listed in the report by size only (the
+    removed bytes may hold the arm of the next draw). A committed entry (a complete open
     line) is never removed. Any other problem (an edit, a gap, a truncated tail) is left
     untouched and reported: recovery does not guess.
     """
     path = Path(path)
     rpath = Path(restricted) if restricted is not None else restricted_path_for(path)
+    check_log_paths(path, rpath)
     if not any(p.exists() for p in (path, head_path_for(path), rpath)):
         raise AllocationLogError(str(path), "allocation log not found")
     actions: list[str] = []
@@ -889,7 +1101,7 @@ def recover_log(
                         f"{rpath}: removed the uncommitted restricted entry for sequence {seq} "
                         f"(line {rlast.number}; its open entry was never written)"
                     )
-            for p, mode in ((path, 0o644), (rpath, 0o600)):
+            for p in (path, rpath):
                 s = _scan(p, OpenLogEntry if p == path else RestrictedLogEntry)
                 head, _ = _read_head(p)
                 last = s.last
@@ -898,7 +1110,7 @@ def recover_log(
                 seq = last.entry["sequence"]  # type: ignore[index]
                 if head is None or head.sequence < seq:
                     before = "missing" if head is None else f"at sequence {head.sequence}"
-                    _write_head(p, Head(seq, last.entry["hash"], s.complete_size), mode)  # type: ignore[index]
+                    _write_head(p, Head(seq, last.entry["hash"], s.complete_size), FILE_MODE)  # type: ignore[index]
                     actions.append(
                         f"{head_path_for(p)}: anchor updated to sequence {seq} (was {before})"
                     )
@@ -917,20 +1129,24 @@ def recover_log(
     )
 
 
-def head_digest(path: str | Path) -> str:
-    """One line to countersign off-site: the trial, the log, the last sequence and its hash.
+def head_digest(path: str | Path, restricted: str | Path | None = None) -> str:
+    """One line to countersign off-site: the trial, the log, the last sequence and the hashes of
+    its open and restricted entries.
 
-    The log must verify (open log only). Check it later with
-    ``verify_log(path, anchor=(sequence, hash))`` or ``palette log verify --anchor SEQ:HASH``
-    (the ``anchor`` printed here).
+    Both logs must verify. Check them later with ``verify_log(path, anchor=parse_anchor(...))``
+    or ``palette log verify --anchor SEQ:HASH:RESTRICTED_HASH`` (the ``anchor`` printed here):
+    a rewrite of either log up to that entry is then detected, even by someone who holds the
+    secret. Publishing the restricted hash reveals nothing: the entry's ``seal`` makes it
+    impossible to find by trying candidate entries.
 
     Raises
     ------
     LogIntegrityError
-        The log does not verify.
+        A log does not verify.
     """
     path = Path(path)
-    report = verify_log(path, restricted=False)
+    rpath = Path(restricted) if restricted is not None else restricted_path_for(path)
+    report = verify_log(path, restricted=rpath)
     if not report.ok:
         raise LogIntegrityError(
             str(path),
@@ -941,22 +1157,34 @@ def head_digest(path: str | Path) -> str:
     if not entries:
         raise AllocationLogError(str(path), "the log is empty: nothing to countersign")
     last = entries[-1]
+    rlast = load_entries(rpath)[-1]
     return (
-        f"{last['trial']} allocation log {path.name} anchor {last['sequence']}:{last['hash']} "
-        f"time {last['time']}"
+        f"{last['trial']} allocation log {path.name} anchor "
+        f"{last['sequence']}:{last['hash']}:{rlast['hash']} time {last['time']}"
     )
 
 
-def parse_anchor(text: str) -> tuple[int, str]:
-    """``"SEQ:HASH"`` (as printed by ``palette log head``) -> ``(sequence, hash)``."""
-    seq, sep, digest = text.partition(":")
-    if not sep or not seq.strip().isdigit() or len(digest.strip()) != 64:
-        raise ValueError(f"anchor must be SEQUENCE:HASH (64 hex digits), got {text!r}")
-    return int(seq), digest.strip().lower()
+def parse_anchor(text: str) -> tuple[int, str, str | None]:
+    """``"SEQ:HASH:RESTRICTED_HASH"`` (as printed by ``palette log head``), or ``"SEQ:HASH"``
+    (the open log only) -> ``(sequence, hash, restricted hash or None)``."""
+    parts = [p.strip() for p in text.split(":")]
+    hexdigits = set("0123456789abcdefABCDEF")
+    ok = (
+        len(parts) in (2, 3)
+        and parts[0].isdigit()
+        and all(len(h) == 64 and set(h) <= hexdigits for h in parts[1:])
+    )
+    if not ok:
+        raise ValueError(
+            f"anchor must be SEQUENCE:HASH:RESTRICTED_HASH (64 hex digits each), got {text!r}"
+        )
+    return int(parts[0]), parts[1].lower(), parts[2].lower() if len(parts) == 3 else None
 
 
 __all__ = [
+    "FILE_MODE",
     "GENESIS",
+    "MAX_JSON_DEPTH",
     "OPEN_FIELDS",
     "RESTRICTED_FIELDS",
     "Head",
@@ -965,8 +1193,10 @@ __all__ = [
     "RecoveryReport",
     "RemovedBytes",
     "VerificationReport",
+    "Anchor",
     "append_entry",
     "canonical_json",
+    "check_log_paths",
     "entry_hash",
     "head_digest",
     "head_path_for",
@@ -976,6 +1206,7 @@ __all__ = [
     "parse_anchor",
     "recover_log",
     "restricted_path_for",
+    "tighten_permissions",
     "utc_now",
     "verify_log",
 ]

@@ -1,26 +1,48 @@
 """Concealed randomisation within a trait, and its replay by those who hold the secret.
 
 The trial is open-label and this code is public, so concealment rests on a **trial secret**
-(a key of at least 16 bytes) held outside the repository by the independent statistician and
-given to the randomisation service at run time:
+held outside the repository by the independent statistician and given to the randomisation
+service at run time:
 
-* the environment variable ``PALETTE_TRIAL_SECRET`` (hex digits, or any other text), or
+* the environment variable ``PALETTE_TRIAL_SECRET``, or
 * a file named by ``--secret-file`` or by ``PALETTE_TRIAL_SECRET_FILE`` (its text, stripped of
-  surrounding whitespace, read the same way; a file that is not UTF-8 is taken as raw bytes).
+  surrounding whitespace; a file that is not UTF-8 is taken as raw bytes).
 
-A value made only of an even number of hex digits is decoded as hex; anything else is its UTF-8
-bytes. The secret never enters the repository, the open log, the restricted log or an error
-message (:class:`TrialSecret` does not print it).
+The secret never enters the repository, the open log, the restricted log or an error message
+(:class:`TrialSecret` does not print it).
+
+The secret
+----------
+``palette secret new FILE`` (:func:`write_new_secret`) writes 256 bits from the operating
+system's cryptographic generator as 64 hex digits, in a new file of mode 0600. A secret given
+otherwise is accepted only when (:func:`parse_secret`, :func:`secret_problem`):
+
+1. it is hex digits (an even number), or raw bytes that are not UTF-8; **text is refused**:
+   its entropy cannot be checked, and a word or phrase (``password12345678``) is recovered from
+   the open log's commitments by a dictionary attack on the first guesses;
+2. it has at least 16 bytes (128 bits);
+3. it is not a repeated pattern (32 hex zeros, ``abab...``, one block twice);
+4. no 8 consecutive bytes form an arithmetic progression (``12345678``, ``00 11 22 33 ...``);
+5. it has at least ``min(n / 2, 128)`` distinct byte values among its ``n`` bytes;
+6. its bytes are not all printable text (a word or phrase written in hex).
+
+A key from a cryptographic generator passes rules 3 to 6 except with negligible probability
+(below 2e-7 for 16 bytes, mostly rule 6; below 1e-13 for the 32 bytes of ``secret new``).
 
 The draw
 --------
-Patients randomised in the same **stratum** are numbered 1, 2, ... in the order they are
-logged (``stratum_sequence``). By default the stratum is the trait, i.e. one sequence per
-trait; with ``stratify=("age_group",)``, ``("site",)`` or both, the stratum is
+Every log has an **instance value**: 128 random bits drawn when its first entry is written
+(:func:`new_instance`) and repeated in every open entry. It enters every draw, so no two logs
+share a sequence of draws: a test log, a demonstration, or a log restarted after a loss, even
+with the trial secret, does not replay the trial's sequence. Patients randomised in the same
+**stratum** are numbered 1, 2, ... in the order they are logged (``stratum_sequence``). By
+default the stratum is the trait, i.e. one sequence per trait; with
+``stratify=("age_group",)``, ``("site",)`` or both, the stratum is
 ``"<trait>;age_group=<id>;site=<id>"`` and each stratum has its own sequence. A log is
 stratified one way from its first entry on (a change is refused). The uniform of the draw is::
 
-    u = int(HMAC-SHA256(secret, f"{trial_id}|{stratum_sequence}|{stratum}")[:8]) >> 11) / 2**53
+    u = int(HMAC-SHA256(secret, f"{trial_id}|{instance}|{stratum_sequence}|{stratum}")[:8])
+        >> 11) / 2**53
 
 (53 bits, in [0, 1)), and the arm is the first arm, in design order (usual care first), whose
 cumulative probability exceeds ``u``. The probabilities are those in force for the trait (the
@@ -28,15 +50,18 @@ allocation state, see below), restricted to the arms open to the patient's age g
 renormalised. Knowing the code, the log and the probabilities, nobody without the secret can
 predict ``u`` for the next sequence number (HMAC-SHA256 is a pseudo-random function).
 
-The open log holds ``commitment = sha256(HMAC-SHA256(secret, "commit|" + draw_input))``: with
-the secret, :func:`replay_log` recomputes it and checks that this key produced this entry;
-without it, the commitment says nothing about ``u``.
+The open log holds a ``commitment``, a keyed digest of the whole entry (:func:`commitment`:
+sequence, chain link, trial, instance, patient, time, trait, stratum, stratum sequence, arm), and
+the restricted log a ``seal`` of its entry (:func:`seal`). With the secret, :func:`replay_log`
+recomputes both: an entry written, rewritten, renumbered or moved by anyone without the secret
+fails the replay. Without the secret, neither says anything about ``u``.
 
 The multi-trait draw (which positive trait a patient is randomised in) uses
-:func:`palette_core.screening.classify.classify_patients` with a seed derived from the secret
-(:func:`trait_draw_seed`), so it is concealed and replayable too. Its concealment is weaker
-than the arm's: the seed has 64 bits and the draw uses numpy's ``SeedSequence``, which is not
-a cryptographic function (enough against guessing, not a proof against cryptanalysis).
+:func:`palette_core.screening.classify.classify_patients` with a seed derived from the secret and
+the log's instance (:func:`trait_draw_seed`), so it is concealed and replayable too. Its
+concealment is weaker than the arm's: the seed has 64 bits and the draw uses numpy's
+``SeedSequence``, which is not a cryptographic function (enough against guessing, not a proof
+against cryptanalysis).
 
 The allocation state
 --------------------
@@ -65,8 +90,8 @@ recorded with a later date does not apply before it.
 
 Examples
 --------
->>> secret = parse_secret("an example secret, never a real one")
->>> u = draw_uniform(secret, "NCT06381661", 1, "mals")
+>>> secret = parse_secret("8f14e45fceea167a5a36dedd4bea2543")  # an example, never a real one
+>>> u = draw_uniform(secret, "NCT06381661", new_instance(), 1, "mals")
 >>> 0 <= u < 1, choose_arm(u, ("a", "b"), (0.5, 0.5)) in ("a", "b")
 (True, True)
 >>> secret
@@ -82,6 +107,7 @@ import json
 import math
 import os
 import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +136,14 @@ from palette_core.tableio import normalise_id
 
 SECRET_ENV = "PALETTE_TRIAL_SECRET"
 SECRET_FILE_ENV = "PALETTE_TRIAL_SECRET_FILE"
+#: The shortest trial secret accepted (128 bits).
 MIN_SECRET_BYTES = 16
+#: The length of a secret made by ``palette secret new`` (256 bits).
+NEW_SECRET_BYTES = 32
+#: A secret holding this many consecutive bytes in arithmetic progression is refused.
+MAX_PROGRESSION_RUN = 8
+#: Bytes of a log's random instance value (128 bits).
+INSTANCE_BYTES = 16
 #: Factors a stratum may use, in the order they appear in its name.
 STRATIFY_FACTORS = ("age_group", "site")
 _SITE_ID = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -120,24 +153,53 @@ Policy = Literal["default", "sensitivity"]
 
 
 # ----------------------------------------------------------------------------- the secret
+def secret_problem(key: bytes) -> str | None:
+    """What makes a key unfit to be the trial secret, or ``None`` (the rule of the module
+    docstring, *The secret*): at least :data:`MIN_SECRET_BYTES` bytes, not a repeated pattern,
+    no run of :data:`MAX_PROGRESSION_RUN` bytes in arithmetic progression, at least
+    ``min(n / 2, 128)`` distinct byte values, and not text written in hex."""
+    n = len(key)
+    if n < MIN_SECRET_BYTES:
+        return f"it has {n} bytes; at least {MIN_SECRET_BYTES} are needed"
+    for period in range(1, n // 2 + 1):
+        if key[period:] == key[:-period]:
+            return f"it repeats a pattern of {period} byte(s)"
+    run = 2
+    for i in range(2, n):
+        run = run + 1 if (key[i] - key[i - 1]) % 256 == (key[i - 1] - key[i - 2]) % 256 else 2
+        if run >= MAX_PROGRESSION_RUN:
+            return (
+                f"it holds a run of {run} bytes in arithmetic progression (a counting sequence "
+                "such as 12345678 or 00 11 22 33 ...)"
+            )
+    distinct = len(set(key))
+    if distinct < min(n // 2, 128):
+        return f"it uses only {distinct} distinct byte values of {n}"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in key):
+        return "its bytes are printable text (a word or phrase written in hex)"
+    return None
+
+
 class TrialSecret:
-    """The trial secret: a key of at least 16 bytes that never prints."""
+    """The trial secret: a key that passes :func:`secret_problem` and never prints."""
 
     __slots__ = ("_key",)
 
     def __init__(self, key: bytes, source: str = "secret"):
         if not isinstance(key, bytes):
             raise TrialSecretError(f"{source}: the secret must be bytes")
-        if len(key) < MIN_SECRET_BYTES:
+        problem = secret_problem(key)
+        if problem is not None:
             raise TrialSecretError(
-                f"{source}: the trial secret has {len(key)} bytes; at least {MIN_SECRET_BYTES} "
-                "are needed"
+                f"{source}: the trial secret is refused: {problem}; create one with "
+                "`palette secret new FILE`"
             )
         self._key = key
 
-    def mac(self, message: str) -> bytes:
-        """HMAC-SHA256 of a UTF-8 message under the secret."""
-        return hmac.digest(self._key, message.encode("utf-8"), "sha256")
+    def mac(self, message: str | bytes) -> bytes:
+        """HMAC-SHA256 of a message (text as UTF-8) under the secret."""
+        data = message.encode("utf-8") if isinstance(message, str) else message
+        return hmac.digest(self._key, data, "sha256")
 
     def __repr__(self) -> str:
         return "TrialSecret(<hidden>)"
@@ -147,9 +209,14 @@ class TrialSecret:
 
 
 def parse_secret(value: str | bytes, source: str = "secret") -> TrialSecret:
-    """Read a secret: an even number of hex digits is hex, other text its UTF-8 bytes.
+    """Read a secret: hex digits (an even number, surrounding whitespace ignored), or raw bytes
+    that are not UTF-8 (a binary key file). Text that is not hex is refused: its entropy cannot
+    be checked, and a word or phrase is found by a dictionary attack on the open log.
 
-    Surrounding whitespace is ignored. Bytes that are not UTF-8 are taken as they are.
+    Raises
+    ------
+    TrialSecretError
+        Empty, not hex, or refused by :func:`secret_problem`.
     """
     if isinstance(value, bytes):
         try:
@@ -159,8 +226,47 @@ def parse_secret(value: str | bytes, source: str = "secret") -> TrialSecret:
     text = value.strip()
     if not text:
         raise TrialSecretError(f"{source}: the trial secret is empty")
-    key = bytes.fromhex(text) if _HEX.fullmatch(text) else text.encode("utf-8")
-    return TrialSecret(key, source)
+    if not _HEX.fullmatch(text):
+        raise TrialSecretError(
+            f"{source}: the trial secret must be hex digits (at least {2 * MIN_SECRET_BYTES}), "
+            "as `palette secret new FILE` writes; text is refused (a word or phrase is found by "
+            "a dictionary attack on the open log's commitments)"
+        )
+    return TrialSecret(bytes.fromhex(text), source)
+
+
+def new_secret_hex() -> str:
+    """A new trial secret: :data:`NEW_SECRET_BYTES` bytes from the operating system's
+    cryptographic generator, in hex (one that fails :func:`secret_problem`, which happens with
+    probability below 1e-13, is drawn again)."""
+    while True:
+        key = secrets.token_bytes(NEW_SECRET_BYTES)
+        if secret_problem(key) is None:
+            return key.hex()
+
+
+def write_new_secret(path: str | Path) -> Path:
+    """Write a new trial secret (:func:`new_secret_hex`) to a file that must not exist yet,
+    created with mode 0600 (owner only), and return its path. The secret is not printed.
+
+    Raises
+    ------
+    TrialSecretError
+        The file exists or cannot be created.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise TrialSecretError(f"{path}: exists; a trial secret is never overwritten") from None
+    except OSError as exc:
+        raise TrialSecretError(f"{path}: cannot create ({exc.strerror})") from None
+    try:
+        os.write(fd, (new_secret_hex() + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
 
 
 def load_secret(
@@ -196,21 +302,64 @@ def load_secret(
 
 
 # ----------------------------------------------------------------------------- the draw
-def draw_input(trial_id: str, stratum_sequence: int, stratum: str) -> str:
-    """The message of the draw: ``f"{trial_id}|{stratum_sequence}|{stratum}"``."""
-    return f"{trial_id}|{stratum_sequence}|{stratum}"
+def new_instance() -> str:
+    """A log's instance value: 128 random bits from the operating system, as 32 hex digits."""
+    return secrets.token_hex(INSTANCE_BYTES)
 
 
-def draw_uniform(secret: TrialSecret, trial_id: str, stratum_sequence: int, stratum: str) -> float:
+def check_instance(value: Any, source: str = "instance") -> str:
+    """``value`` if it is 32 lowercase hex digits (a log's instance value); else a typed error."""
+    if (
+        not isinstance(value, str)
+        or len(value) != 2 * INSTANCE_BYTES
+        or any(c not in "0123456789abcdef" for c in value)
+    ):
+        raise AllocationLogError(
+            source, f"an instance value is {2 * INSTANCE_BYTES} lowercase hex digits, got {value!r}"
+        )
+    return value
+
+
+def draw_input(trial_id: str, instance: str, stratum_sequence: int, stratum: str) -> str:
+    """The message of the draw: ``f"{trial_id}|{instance}|{stratum_sequence}|{stratum}"``."""
+    return f"{trial_id}|{instance}|{stratum_sequence}|{stratum}"
+
+
+def draw_uniform(
+    secret: TrialSecret, trial_id: str, instance: str, stratum_sequence: int, stratum: str
+) -> float:
     """The concealed uniform of a draw: 53 bits of HMAC-SHA256, in [0, 1)."""
-    mac = secret.mac(draw_input(trial_id, stratum_sequence, stratum))
+    mac = secret.mac(draw_input(trial_id, instance, stratum_sequence, stratum))
     return (int.from_bytes(mac[:8], "big") >> 11) / 2.0**53
 
 
-def commitment(secret: TrialSecret, trial_id: str, stratum_sequence: int, stratum: str) -> str:
-    """``sha256(HMAC-SHA256(secret, "commit|" + draw_input))`` in hex: logged in the open log."""
-    mac = secret.mac("commit|" + draw_input(trial_id, stratum_sequence, stratum))
-    return hashlib.sha256(mac).hexdigest()
+def _keyed_digest(secret: TrialSecret, label: bytes, fields: Mapping[str, Any]) -> str:
+    return hashlib.sha256(secret.mac(label + alloclog.canonical_json(dict(fields)))).hexdigest()
+
+
+def commitment(secret: TrialSecret, entry: Mapping[str, Any]) -> str:
+    """The open entry's commitment: ``sha256(HMAC-SHA256(secret, b"commit|" + canonical_json(
+    entry without "commitment" and "hash")))`` in hex.
+
+    It covers every other field of the entry (``v``, ``sequence``, ``prev_hash``, ``trial``,
+    ``instance``, ``patient_id``, ``time``, ``trait``, ``stratum``, ``stratum_sequence``,
+    ``arm``), so only the secret's holder can write or rewrite an entry that replays.
+    """
+    fields = {k: v for k, v in entry.items() if k not in ("commitment", "hash")}
+    return _keyed_digest(secret, b"commit|", fields)
+
+
+#: Fields of a restricted entry that its seal does not cover: the chain, the link to the open
+#: entry (checked against the open log by ``verify``) and the seal itself.
+UNSEALED = ("seal", "hash", "prev_hash", "open_hash")
+
+
+def seal(secret: TrialSecret, restricted: Mapping[str, Any]) -> str:
+    """The restricted entry's seal: ``sha256(HMAC-SHA256(secret, b"seal|" + canonical_json(
+    entry without seal, hash, prev_hash and open_hash)))`` in hex (it covers ``sequence``, the
+    probabilities and where they came from)."""
+    fields = {k: v for k, v in restricted.items() if k not in UNSEALED}
+    return _keyed_digest(secret, b"seal|", fields)
 
 
 def choose_arm(u: float, arms: Sequence[str], probabilities: Sequence[float]) -> str:
@@ -230,9 +379,9 @@ def choose_arm(u: float, arms: Sequence[str], probabilities: Sequence[float]) ->
     return next(a for a, p in zip(reversed(arms), reversed(probabilities), strict=True) if p > 0)
 
 
-def trait_draw_seed(secret: TrialSecret, trial_id: str) -> int:
-    """The seed of the multi-trait draw, derived from the secret (64 bits)."""
-    return int.from_bytes(secret.mac(f"{trial_id}|multi-trait-draw")[:8], "big")
+def trait_draw_seed(secret: TrialSecret, trial_id: str, instance: str) -> int:
+    """The seed of the multi-trait draw of one log, derived from the secret (64 bits)."""
+    return int.from_bytes(secret.mac(f"{trial_id}|{instance}|multi-trait-draw")[:8], "big")
 
 
 def stratum_of(
@@ -328,7 +477,7 @@ def load_allocation_state(path: str | Path, design: Design) -> AllocationState:
     except (UnicodeDecodeError, ValueError) as exc:
         raise AllocationStateError(str(path), None, f"not valid JSON ({exc})") from None
     except RecursionError:
-        raise AllocationStateError(str(path), None, "a JSON value nested too deeply") from None
+        raise AllocationStateError(str(path), None, "not valid JSON (nested too deep)") from None
     return allocation_state_from_dict(data, design, str(path), hashlib.sha256(raw).hexdigest())
 
 
@@ -371,12 +520,17 @@ class Allocation:
 
 @dataclass(frozen=True)
 class Refusal:
-    """A row that was not randomised (nothing logged), with the reason."""
+    """A row that was not randomised now (nothing logged), with the reason.
+
+    ``committed`` is the patient's allocation already in the log (code ``already_randomised``):
+    after a crash the site learns the arm that was committed, which it may not have seen.
+    """
 
     row: int
     patient_id: str
     reason: str
     code: str = "refused"
+    committed: Allocation | None = None
 
 
 @dataclass(frozen=True)
@@ -385,13 +539,15 @@ class RandomisationResult:
 
     ``error`` is set when the log could not be appended to (it does not verify, its lock was
     not obtained, it belongs to another trial or stratification): the rows from ``stopped_at``
-    on were not attempted; the allocations before it stand.
+    on were not attempted; the allocations before it stand. ``notes`` says what was done to
+    the files on the way (a restricted log tightened to mode 0600).
     """
 
     allocations: tuple[Allocation, ...]
     refused: tuple[Refusal, ...]
     error: AllocationLogError | None = None
     stopped_at: int | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -513,15 +669,28 @@ def _plan(
     )
 
 
+def _committed(entry: Mapping[str, Any]) -> Allocation:
+    return Allocation(
+        entry["sequence"], entry["patient_id"], entry["time"], entry["trait"], entry["arm"]
+    )
+
+
+def _clock(now: dt.datetime | None) -> Callable[[], dt.datetime]:
+    if now is None:
+        return lambda: dt.datetime.now(dt.UTC)
+    return lambda: now
+
+
 def _builder(
     plan: _Plan,
     design: Design,
     state: AllocationState,
     secret: TrialSecret,
     stratify: Sequence[str],
-    when: str,
+    clock: Callable[[], dt.datetime],
     policy: str,
     trait_seed: int | None,
+    instance: str,
     log_path: Path,
 ) -> Callable[[alloclog.LogSnapshot], tuple[dict[str, Any], dict[str, Any]]]:
     trial = design.trial.registry_id
@@ -531,9 +700,10 @@ def _builder(
             if normalise_id(str(e["patient_id"])) == normalise_id(plan.patient_id):
                 raise AlreadyRandomisedError(
                     plan.patient_id,
-                    f"already randomised (sequence {e['sequence']}, {e['time']}): a patient is "
-                    "randomised once",
+                    f"already randomised (sequence {e['sequence']}, {e['time']}: trait "
+                    f"{e['trait']}, arm {e['arm']}): a patient is randomised once",
                     plan.row,
+                    committed=_committed(e),
                 )
         if snap.open_entries:
             first = snap.open_entries[0]
@@ -541,26 +711,46 @@ def _builder(
                 raise AllocationLogError(
                     str(log_path), f"the log belongs to trial {first['trial']!r}, not {trial!r}"
                 )
+            if first["instance"] != instance:
+                raise AllocationLogError(
+                    str(log_path),
+                    f"the log's instance is {first['instance']}, not {instance}: another writer "
+                    "started the log while these patients were classified; run again (nothing "
+                    "was logged for this row)",
+                )
             if _factors(first["stratum"]) != tuple(f for f in STRATIFY_FACTORS if f in stratify):
                 raise AllocationLogError(
                     str(log_path),
                     f"the log is stratified by {list(_factors(first['stratum'])) or 'trait only'}; "
                     f"this call by {list(stratify) or 'trait only'}: a log keeps one stratification",
                 )
+        when = utc_timestamp(clock().astimezone(dt.UTC))  # read under the lock: times never fall
+        if snap.open_entries and when < snap.open_entries[-1]["time"]:
+            raise AllocationLogError(
+                str(log_path),
+                f"the clock reads {when}, before the last entry's time "
+                f"{snap.open_entries[-1]['time']}: correct the clock (nothing was logged)",
+            )
         seq = 1 + sum(e["stratum"] == plan.stratum for e in snap.open_entries)
-        u = draw_uniform(secret, trial, seq, plan.stratum)
+        u = draw_uniform(secret, trial, instance, seq, plan.stratum)
         arm = choose_arm(u, plan.arms, plan.probabilities)
-        opened = {
+        opened: dict[str, Any] = {
             "trial": trial,
+            "instance": instance,
             "patient_id": plan.patient_id,
             "time": when,
             "trait": plan.trait,
             "stratum": plan.stratum,
             "stratum_sequence": seq,
             "arm": arm,
-            "commitment": commitment(secret, trial, seq, plan.stratum),
         }
-        restricted = {
+        chain = {
+            "v": records.LOG_VERSION,
+            "sequence": snap.next_sequence,
+            "prev_hash": snap.prev_hash,
+        }
+        opened["commitment"] = commitment(secret, {**opened, **chain})
+        restricted: dict[str, Any] = {
             "patient_id": plan.patient_id,
             "trait": plan.trait,
             "stratum": plan.stratum,
@@ -582,9 +772,31 @@ def _builder(
             "trait_seed": "derived from the secret" if trait_seed is None else trait_seed,
             "design_hash": design.design_hash,
         }
+        restricted["seal"] = seal(
+            secret, {**restricted, "v": records.LOG_VERSION, "sequence": snap.next_sequence}
+        )
         return opened, restricted
 
     return build
+
+
+def _log_instance(log_path: Path, instance: str | None) -> str:
+    """The instance of an existing log (checked against ``instance`` if given), else ``instance``
+    or a new random one. Read before the lock; :func:`_builder` checks it again under it."""
+    logged = None
+    if log_path.exists():
+        for entry in alloclog.load_entries(log_path):
+            logged = entry.get("instance")
+            break
+    if logged is not None:
+        logged = check_instance(logged, f"{log_path}, line 1")
+        if instance is not None and instance != logged:
+            raise AllocationLogError(
+                str(log_path),
+                f"the log's instance is {logged}; an instance is chosen once, when a log starts",
+            )
+        return logged
+    return new_instance() if instance is None else check_instance(instance)
 
 
 def randomise_patients(
@@ -600,13 +812,21 @@ def randomise_patients(
     restricted: str | Path | None = None,
     now: dt.datetime | None = None,
     lock_timeout: float = 30.0,
+    instance: str | None = None,
 ) -> RandomisationResult:
     """Classify and randomise every row; refused rows are reported and not logged.
 
     Each row is classified (eligibility, traits, assigned trait), then appended to the open
     and restricted logs under the lock, one row at a time, in row order. See
     :func:`randomise` for the parameters. If the log cannot be appended to, the run stops and
-    ``result.error`` says why (the allocations made before stand): check it.
+    ``result.error`` says why (the allocations made before stand): check it. A patient already
+    in the log is refused with the committed allocation (``Refusal.committed``).
+
+    Raises
+    ------
+    AllocationLogError
+        Before anything is done: the restricted log is the open log, a folder does not exist,
+        or the log's instance is not ``instance``.
     """
     if not isinstance(secret, TrialSecret):
         raise TrialSecretError("randomisation needs the trial secret (a TrialSecret)")
@@ -614,45 +834,53 @@ def randomise_patients(
     stratum_of("-", stratify=stratify)  # rejects an unknown factor before anything is done
     log_path = Path(log_path)
     rpath = Path(restricted) if restricted is not None else alloclog.restricted_path_for(log_path)
-    for p in (log_path, rpath):
-        if not p.parent.is_dir():
-            raise AllocationLogError(
-                str(p), f"the folder {p.parent} does not exist: create it, or name another log"
-            )
+    alloclog.check_log_paths(log_path, rpath, writing=True)
+    if now is not None and now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
     trial = design.trial.registry_id
-    seed = trait_draw_seed(secret, trial) if seed_for_trait_draw is None else seed_for_trait_draw
+    log_instance = _log_instance(log_path, instance)
+    seed = (
+        trait_draw_seed(secret, trial, log_instance)
+        if seed_for_trait_draw is None
+        else seed_for_trait_draw
+    )
     validation = _validation(patients, design)
     result = classify_patients(validation, design, seed=seed, policy=policy)
     result["site_id"] = validation.frame["site_id"]  # for stratification by site
-    if now is not None and now.tzinfo is None:
-        raise ValueError("now must be timezone-aware (UTC)")
+    notes = tuple(alloclog.tighten_permissions(rpath))
+    clock = _clock(now)
     allocations: list[Allocation] = []
     refused: list[Refusal] = []
     for number, (_, row) in enumerate(result.iterrows(), start=1):
-        when_dt = (now if now is not None else dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-        when = utc_timestamp(when_dt)
-        plan = _plan(row, number, design, state, stratify, when_dt.date())
+        plan = _plan(row, number, design, state, stratify, clock().astimezone(dt.UTC).date())
         if isinstance(plan, Refusal):
             refused.append(plan)
             continue
         build = _builder(
-            plan, design, state, secret, stratify, when, policy, seed_for_trait_draw, log_path
+            plan,
+            design,
+            state,
+            secret,
+            stratify,
+            clock,
+            policy,
+            seed_for_trait_draw,
+            log_instance,
+            log_path,
         )
         try:
             entry, _ = alloclog.append_entry(
-                log_path, build, restricted=restricted, lock_timeout=lock_timeout
+                log_path, build, restricted=rpath, lock_timeout=lock_timeout
             )
         except AlreadyRandomisedError as exc:
-            refused.append(Refusal(number, plan.patient_id, exc.reason, "already_randomised"))
+            refused.append(
+                Refusal(number, plan.patient_id, exc.reason, "already_randomised", exc.committed)
+            )
             continue
         except AllocationLogError as exc:
-            return RandomisationResult(tuple(allocations), tuple(refused), exc, number)
-        allocations.append(
-            Allocation(
-                entry["sequence"], entry["patient_id"], entry["time"], entry["trait"], entry["arm"]
-            )
-        )
-    return RandomisationResult(tuple(allocations), tuple(refused))
+            return RandomisationResult(tuple(allocations), tuple(refused), exc, number, notes)
+        allocations.append(_committed(entry))
+    return RandomisationResult(tuple(allocations), tuple(refused), notes=notes)
 
 
 def randomise(
@@ -668,6 +896,7 @@ def randomise(
     restricted: str | Path | None = None,
     now: dt.datetime | None = None,
     lock_timeout: float = 30.0,
+    instance: str | None = None,
 ) -> Allocation:
     """Randomise one patient: classify, assign the trait, draw the arm, log it.
 
@@ -695,7 +924,14 @@ def randomise(
     policy
         The multi-trait policy (``"default"`` random, ``"sensitivity"`` priority order).
     now
-        The time of randomisation (timezone-aware); default the current UTC time.
+        The time of randomisation (timezone-aware); default the current UTC time, read under
+        the log's lock (so times never go backwards in the log).
+    instance
+        The log's instance value (32 hex digits) when the log is started. ``None`` (the
+        default, and the only choice for the trial) draws 128 random bits, so that no two logs,
+        not even a test log or a restarted log with the trial secret, share a sequence of
+        draws; a fixed value (a demonstration that must give the same arms every time) is
+        public in every entry. For an existing log it must be the log's or ``None``.
 
     Returns
     -------
@@ -724,6 +960,7 @@ def randomise(
         restricted=restricted,
         now=now,
         lock_timeout=lock_timeout,
+        instance=instance,
     )
     if result.error is None and len(result.allocations) + len(result.refused) != 1:
         raise ValueError(
@@ -734,10 +971,9 @@ def randomise(
         raise result.error
     if result.refused:
         r = result.refused[0]
-        cls = (
-            AlreadyRandomisedError if r.code == "already_randomised" else RandomisationRefusedError
-        )
-        raise cls(r.patient_id, r.reason)
+        if r.code == "already_randomised":
+            raise AlreadyRandomisedError(r.patient_id, r.reason, committed=r.committed)
+        raise RandomisationRefusedError(r.patient_id, r.reason)
     return result.allocations[0]
 
 
@@ -794,7 +1030,7 @@ class ReplayReport:
 
 
 def _replay_traits(
-    restricted: list[dict[str, Any]], design: Design, secret: TrialSecret
+    restricted: list[dict[str, Any]], design: Design, secret: TrialSecret, instance: str
 ) -> dict[int, str | None]:
     """Recompute the multi-trait draw of every logged patient from the positive traits."""
 
@@ -810,7 +1046,7 @@ def _replay_traits(
         if isinstance(seed, int) and not isinstance(seed, bool):
             value = seed
         else:
-            value = trait_draw_seed(secret, design.trial.registry_id)
+            value = trait_draw_seed(secret, design.trial.registry_id, instance)
         frame = pd.DataFrame(
             {
                 col: [
@@ -827,19 +1063,67 @@ def _replay_traits(
     return out
 
 
+#: How far a logged probability may be from the one recomputed from its allocation state.
+PROBABILITY_TOLERANCE = 1e-12
+
+
+def _probability_problems(
+    r: Mapping[str, Any], design: Design, states: Mapping[str, AllocationState], where: str
+) -> tuple[list[str], bool]:
+    """The restricted entry's probabilities recomputed from the state it names: ``(problems,
+    checked against the state)``. Without the state file only their derivation is checked."""
+    out: list[str] = []
+    order = list(r.get("arm_order") or r["probabilities"])
+    state_p = r.get("state_probabilities")
+    excluded = set(r.get("excluded_for_age_group") or ())
+    if isinstance(state_p, Mapping):
+        kept = [0.0 if a in excluded else float(state_p.get(a, 0.0)) for a in order]
+        total = math.fsum(kept)
+        logged = [float(r["probabilities"].get(a, 0.0)) for a in order]
+        if total <= 0 or any(
+            abs(k / total - v) > PROBABILITY_TOLERANCE for k, v in zip(kept, logged, strict=True)
+        ):
+            out.append(
+                f"{where}: the probabilities are not those of state_probabilities with the arms "
+                "closed to the age group removed (restricted entry rewritten?)"
+            )
+    sha = (r.get("state") or {}).get("sha256")
+    state = states.get(sha) if isinstance(sha, str) else None
+    if state is None:
+        return out, False
+    trait = r["trait"]
+    if trait not in state.traits:
+        out.append(f"{where}: trait {trait} does not randomise under state {sha[:12]}")
+        return out, True
+    expected = {a: p for a, p in state.probabilities(trait, design) if p > 0}
+    given = dict(state_p) if isinstance(state_p, Mapping) else {}
+    if set(expected) != set(given) or any(
+        abs(expected[a] - float(given[a])) > PROBABILITY_TOLERANCE for a in expected
+    ):
+        out.append(
+            f"{where}: state_probabilities differ from the allocation state {state.file} "
+            f"(sha256 {sha[:12]}) that the entry names"
+        )
+    return out, True
+
+
 def replay_log(
     path: str | Path,
     secret: TrialSecret | None,
     design: Design,
     restricted: str | Path | None = None,
+    states: Sequence[AllocationState] = (),
 ) -> ReplayReport:
     """Recompute every draw of a log with the secret and check it against the log.
 
-    For every entry: the commitment (is this the key the log was written with?), the arm
-    (``u`` from the secret and the logged stratum and stratum sequence, applied to the
-    probabilities and arm order of the restricted log) and the multi-trait draw (from the
-    logged positive traits and the seed derived from the secret). The log's integrity is
-    verified too (:func:`~palette_core.randomisation.allocation_log.verify_log`).
+    For every entry: the commitment (is this entry, every field of it, what the key wrote?),
+    the restricted entry's seal (the same for the probabilities), the arm (``u`` from the secret,
+    the log's instance and the logged stratum and stratum sequence, applied to the probabilities
+    and arm order of the restricted log), the probabilities (recomputed from the allocation state
+    the entry names: the default state, or one of ``states``; a note lists the entries whose
+    state file was not given) and the multi-trait draw (from the logged positive traits and the
+    seed derived from the secret). The log's integrity is verified too
+    (:func:`~palette_core.randomisation.allocation_log.verify_log`).
 
     With a wrong secret the report says so (no commitment verifies); it does not raise.
 
@@ -857,32 +1141,49 @@ def replay_log(
         )
     path = Path(path)
     rpath = Path(restricted) if restricted is not None else alloclog.restricted_path_for(path)
+    alloclog.check_log_paths(path, rpath)
     if not rpath.exists():
         raise AllocationLogError(str(rpath), "restricted log not found: replay needs it")
     verification = alloclog.verify_log(path, restricted=rpath)
     opened = alloclog.load_entries(path)
     rentries = alloclog.load_entries(rpath)
     rby = {r["sequence"]: r for r in rentries}
-    traits = _replay_traits(rentries, design, secret)
+    instance = str(opened[0].get("instance")) if opened else ""
+    traits = _replay_traits(rentries, design, secret, instance)
+    known = {s.sha256: s for s in (default_allocation_state(design), *states)}
     trial = design.trial.registry_id
     replayed: list[ReplayedEntry] = []
     problems: list[str] = []
     notes: list[str] = []
+    seals_bad: list[str] = []
+    unchecked: list[int] = []
     for line, e in enumerate(opened, start=1):
         seq, stratum, sseq = e.get("sequence"), e.get("stratum"), e.get("stratum_sequence")
         if not (isinstance(stratum, str) and isinstance(sseq, int) and isinstance(seq, int)):
             problems.append(f"{path}, line {line}: entry cannot be replayed (fields missing)")
             continue
         ok_commit = hmac.compare_digest(
-            str(e.get("commitment")).encode("utf-8"),
-            commitment(secret, str(e.get("trial")), sseq, stratum).encode("utf-8"),
+            str(e.get("commitment")).encode("utf-8"), commitment(secret, e).encode("utf-8")
         )
         r = rby.get(seq)
         arm = None
         if r is not None:
             order = r.get("arm_order") or list(r["probabilities"])
             probs = [float(r["probabilities"].get(a, 0.0)) for a in order]
-            arm = choose_arm(draw_uniform(secret, str(e.get("trial")), sseq, stratum), order, probs)
+            u = draw_uniform(secret, str(e.get("trial")), str(e.get("instance")), sseq, stratum)
+            arm = choose_arm(u, order, probs)
+            where = f"{rpath}, sequence {seq}"
+            if not hmac.compare_digest(
+                str(r.get("seal")).encode("utf-8"), seal(secret, r).encode("utf-8")
+            ):
+                seals_bad.append(
+                    f"{where}: the seal does not match the secret (restricted entry altered, or "
+                    "written with another key)"
+                )
+            found, checked = _probability_problems(r, design, known, where)
+            problems.extend(found)
+            if not checked:
+                unchecked.append(seq)
         trait = traits.get(seq)
         trait_ok = None if r is None or seq not in traits else trait == e.get("trait")
         item = ReplayedEntry(
@@ -905,8 +1206,10 @@ def replay_log(
             if not x.commitment_ok:
                 problems.append(
                     f"{path}, line {x.line}: sequence {x.sequence}: the commitment does not "
-                    "match the secret (entry altered, or drawn with another key)"
+                    "match the secret (entry altered, renumbered or moved, or written with "
+                    "another key)"
                 )
+        problems.extend(seals_bad)
     for x in replayed:
         if not x.commitment_ok and n_commit == 0:
             continue
@@ -920,6 +1223,11 @@ def replay_log(
                 f"{path}, line {x.line}: sequence {x.sequence}: the multi-trait draw gives "
                 f"{traits.get(x.sequence)}, the log says {opened[x.line - 1].get('trait')}"
             )
+    if unchecked:
+        notes.append(
+            f"the probabilities of {len(unchecked)} entr(y/ies) (sequence {unchecked[0]}...) were "
+            "not compared with their allocation state: pass its file (--allocation)"
+        )
     hashes = {r.get("design_hash") for r in rentries} - {design.design_hash}
     if hashes:
         notes.append(
@@ -936,7 +1244,10 @@ def replay_log(
 
 
 __all__ = [
+    "INSTANCE_BYTES",
+    "MAX_PROGRESSION_RUN",
     "MIN_SECRET_BYTES",
+    "NEW_SECRET_BYTES",
     "SECRET_ENV",
     "SECRET_FILE_ENV",
     "STRATIFY_FACTORS",
@@ -948,6 +1259,7 @@ __all__ = [
     "ReplayedEntry",
     "TrialSecret",
     "allocation_state_from_dict",
+    "check_instance",
     "choose_arm",
     "commitment",
     "default_allocation_state",
@@ -955,10 +1267,15 @@ __all__ = [
     "draw_uniform",
     "load_allocation_state",
     "load_secret",
+    "new_instance",
+    "new_secret_hex",
     "parse_secret",
     "randomise",
     "randomise_patients",
     "replay_log",
+    "seal",
+    "secret_problem",
     "stratum_of",
     "trait_draw_seed",
+    "write_new_secret",
 ]

@@ -87,7 +87,13 @@ STATE_SUM_TOLERANCE = 1e-9
 #: Version tag of the platform (lifecycle) state.
 LIFECYCLE_FORMAT = "palette-lifecycle/1"
 #: Version of the entries of the allocation log (open and restricted) and of their anchors.
-LOG_VERSION = 1
+#: Version 2 added the log's random ``instance`` (open entries), the commitment over the whole
+#: open entry and the ``seal`` of the restricted entry; a version-1 log is not read.
+LOG_VERSION = 2
+#: Hex digits of a log's random instance value (128 bits).
+INSTANCE_HEX_DIGITS = 32
+#: Hex digits of a commitment or a seal (a SHA-256 digest).
+DIGEST_HEX_DIGITS = 64
 #: How far the probabilities of a restricted log entry may be from summing to 1.
 LOG_SUM_TOLERANCE = 1e-9
 #: How a lifecycle move came about: the design's initial state, a request, the trait rule, an
@@ -161,6 +167,21 @@ def _exactly(expected: int | str, what: str = "") -> PlainValidator:
     return PlainValidator(check)
 
 
+def _lower_hex(digits: int, what: str) -> PlainValidator:
+    """Text of exactly ``digits`` lowercase hex digits."""
+
+    def check(value: Any) -> str:
+        if (
+            not isinstance(value, str)
+            or len(value) != digits
+            or any(c not in "0123456789abcdef" for c in value)
+        ):
+            raise _fail(f"expected {what} of {digits} lowercase hex digits, got {value!r}")
+        return value
+
+    return PlainValidator(check)
+
+
 def _seed(value: Any) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _fail(f"expected an integer seed or a text, got {value!r}")
@@ -212,6 +233,10 @@ Probability = Annotated[float, PlainValidator(_probability)]
 PositiveInt = Annotated[int, PlainValidator(_positive_integer)]
 #: The log version, exactly.
 LogVersion = Annotated[int, _exactly(LOG_VERSION, "log version ")]
+#: A log's instance value: 32 lowercase hex digits.
+Instance = Annotated[str, _lower_hex(INSTANCE_HEX_DIGITS, "an instance value")]
+#: A commitment or a seal: 64 lowercase hex digits.
+Digest = Annotated[str, _lower_hex(DIGEST_HEX_DIGITS, "a digest")]
 
 
 # ----------------------------------------------------------------------------- errors
@@ -521,13 +546,14 @@ class OpenLogEntry(Record):
     v: LogVersion
     sequence: PositiveInt
     trial: str
+    instance: Instance
     patient_id: str
     time: UtcTimestamp
     trait: str
     stratum: str
-    stratum_sequence: int
+    stratum_sequence: PositiveInt
     arm: str
-    commitment: str
+    commitment: Digest
     prev_hash: str
     hash: str
 
@@ -565,6 +591,10 @@ class RestrictedLogEntry(Record):
     #: arm -> probability of the draw; its values are checked by :func:`probabilities_problem`
     #: (a ``restricted`` problem of the log, not a malformed line).
     probabilities: dict[str, Any]
+    #: a keyed digest of the entry (:func:`palette_core.randomisation.randomise.seal`): only
+    #: the secret's holder can recompute it, so a restricted entry rewritten without the secret
+    #: fails the replay, and its hash cannot be found by trying candidate entries
+    seal: Digest
     prev_hash: str
     hash: str
 
@@ -607,6 +637,8 @@ RESTRICTED_FIELDS = tuple(k for k, f in RestrictedLogEntry.model_fields.items() 
 
 
 __all__ = [
+    "DIGEST_HEX_DIGITS",
+    "INSTANCE_HEX_DIGITS",
     "LIFECYCLE_FORMAT",
     "LOG_SUM_TOLERANCE",
     "LOG_VERSION",
@@ -619,6 +651,8 @@ __all__ = [
     "AllocationStateRecord",
     "ArmSummaryRecord",
     "ChainFields",
+    "Digest",
+    "Instance",
     "IsoDate",
     "NonEmptyText",
     "Origin",

@@ -186,11 +186,18 @@ def rebuild_example_fit(design: Design, out: Path, size: Size, seed: int) -> Non
         }
     )
     nob = fits["no_borrowing"]
+    chains = cfg["example"]["num_chains"]
     quantities = pd.concat(
         [
-            summarise({o: f.draws for o, f in fits[PRIMARY].items()}, list(arms), design),
             summarise(
-                {o: f.draws for o, f in nob.items()}, list(arms), design, analysis="no_borrowing"
+                {o: f.draws for o, f in fits[PRIMARY].items()}, list(arms), design, chains=chains
+            ),
+            summarise(
+                {o: f.draws for o, f in nob.items()},
+                list(arms),
+                design,
+                analysis="no_borrowing",
+                chains=chains,
             ),
             summarise(
                 {o: f.child_draws for o, f in nob.items()},
@@ -198,6 +205,7 @@ def rebuild_example_fit(design: Design, out: Path, size: Size, seed: int) -> Non
                 design,
                 population="child",
                 analysis="no_borrowing",
+                chains=chains,
             ),
         ],
         ignore_index=True,

@@ -353,3 +353,69 @@ def test_decide_picks_the_population_and_analysis_asked_for(design: Design):
     assert decide(both, info, design, population="child")["decision"].iloc[0] == "continue"
     with pytest.raises(DecisionInputError, match="no rows for analysis 'no_borrowing'"):
         decide(both, info, design, analysis="no_borrowing")
+
+
+# ----------------------------------------------------------------------------- Monte Carlo error
+def _with_mcse(design: Design, probs: dict[str, float], mcse: float) -> pd.DataFrame:
+    t = table(design, {ARM: probs})
+    for col in ("mcse_pr_benefit", "mcse_pr_or_gt_ref", "mcse_pr_harm"):
+        t[col] = mcse
+    return t
+
+
+INFO = {ARM: {"n_complete": 60, "n_allocated": 80}}
+
+
+@pytest.mark.parametrize("value", [0.102, 0.109, 0.091, 0.0999999])
+def test_futility_within_3_mcse_of_its_threshold_is_unresolved(design: Design, value):
+    """Issue 13: futility of an arm hung on the seed (Pr(OR > 1.1) from 0.102 to 0.109 across
+    seeds against 0.10); within 3 MCSE of the threshold it is now unresolved, no decision."""
+    assert design.interim_analysis.monte_carlo.mcse_margin == 3.0
+    t = _with_mcse(design, {"futility": value}, 0.004)
+    rules = evaluate_rules(t, INFO, design)
+    fut = rules[rules["rule"] == "futility"].iloc[0]
+    assert fut.status == "unresolved" and fut.mcse == 0.004
+    assert "lies within 3 MCSE of 0.1" in fut.reason
+    row = decide(t, INFO, design).iloc[0]
+    assert (row.decision, row.code, row.unresolved) == ("unresolved", -1, "futility on osfd28")
+    assert row.reason.startswith("unresolved, no decision: unresolved: Pr(OR > 1.1) on osfd28")
+
+
+@pytest.mark.parametrize(("value", "decision"), [(0.113, "continue"), (0.087, "futility")])
+def test_futility_beyond_3_mcse_is_decided(design: Design, value, decision):
+    t = _with_mcse(design, {"futility": value}, 0.004)
+    assert decide(t, INFO, design).iloc[0].decision == decision
+
+
+def test_an_unresolved_rule_that_cannot_change_the_decision_does_not_block_it(design: Design):
+    # harm fires clearly; futility is unresolved, but harm comes first either way
+    t = _with_mcse(design, {"harm_mort": 0.999, "futility": 0.1}, 0.004)
+    row = decide(t, INFO, design).iloc[0]
+    assert (row.decision, row.unresolved) == ("harm", "futility on osfd28")
+
+
+def test_an_unresolved_harm_rule_blocks_a_graduation(design: Design):
+    t = _with_mcse(design, {"harm_mort": 0.95, "benefit": 0.999}, 0.004)
+    assert decide(t, INFO, design).iloc[0].decision == "unresolved"
+
+
+def test_an_unknown_mcse_leaves_the_rule_to_its_value(design: Design):
+    t = _with_mcse(design, {"futility": 0.0999}, float("nan"))
+    assert decide(t, INFO, design).iloc[0].decision == "futility"
+
+
+def test_a_negative_mcse_is_a_typed_error(design: Design):
+    with pytest.raises(DecisionInputError, match="column .mcse_pr_harm.: not a standard error"):
+        decide(_with_mcse(design, {}, -0.1), INFO, design)
+
+
+def test_the_margin_is_design_data(design: Design):
+    def wider(data):
+        data["monte_carlo"]["mcse_margin"] = 10.0
+
+    with modified_design(None, "proposed/interim_analysis.yaml", wider) as d:
+        t = _with_mcse(d, {"futility": 0.07}, 0.004)
+        assert decide(t, INFO, d).iloc[0].decision == "unresolved"
+    assert decide(_with_mcse(design, {"futility": 0.07}, 0.004), INFO, design).iloc[0].decision == (
+        "futility"
+    )

@@ -101,6 +101,20 @@ def test_gates_pass_well_mixed_draws_and_fail_each_diagnostic():
     assert div.failures == ("2 divergent transitions (max 0)",)
 
 
+def test_a_failure_never_shows_a_value_that_reads_as_its_gate():
+    """A reason for "no decision" read "R-hat of trait_shift = 1.01 (gate 1.01)": the value is
+    now shown with the digits that set it apart from the gate, on its failing side."""
+    shifted = _synthetic_idata(shift=0.05)
+    rhat = float(az.rhat(shifted.posterior)["log_or"].max())
+    ess = float(az.ess(shifted.posterior, method="bulk")["log_or"].min())
+    # gates equal to the values rounded to 3 digits, which the values fail
+    gates = {"max_rhat": float(f"{rhat:.3g}"), "min_ess_bulk": float(f"{ess:.3g}")}
+    assert rhat >= gates["max_rhat"] and ess <= gates["min_ess_bulk"]
+    res = gate(shifted, {**gates, "min_ess_tail": 0.0})
+    shown = {f.split(" of ")[0]: float(f.split(" = ")[1].split(" ")[0]) for f in res.failures}
+    assert shown["R-hat"] > gates["max_rhat"] and shown["bulk ESS"] < gates["min_ess_bulk"]
+
+
 def test_fitter_rejects_bad_sizes(spec):
     with pytest.raises(ModelDataError, match="num_chains"):
         Fitter(spec, num_chains=0)

@@ -202,3 +202,40 @@ def test_summarise_refuses_bad_input_naming_what_is_wrong(design: Design, kwargs
     args.update(kwargs)
     with pytest.raises(DecisionInputError, match=match):
         summarise(**args)
+
+
+# ----------------------------------------------------------------------------- Monte Carlo error
+def test_every_decision_probability_carries_its_mcse(design):
+    """Issue 13: decision probabilities had no Monte Carlo error."""
+    import arviz as az
+
+    rng = np.random.default_rng(3)
+    arms = [a.id for a in design.experimental_arms("mals")]
+    draws = rng.normal(0.1, 0.3, size=(4 * 500, len(arms)))
+    q = summarise({"osfd28": draws}, arms, design, chains=4)
+    assert (q["n_chains"] == 4).all()
+    by_chain = draws.reshape(4, 500, len(arms))
+    for col, ind in (
+        ("mcse_pr_benefit", by_chain > 0.0),
+        ("mcse_pr_or_gt_ref", by_chain > np.log(1.1)),
+        ("mcse_pr_harm", by_chain < 0.0),
+    ):
+        expected = az.mcse(az.convert_to_dataset({"x": ind.astype(float)}), method="mean")["x"]
+        np.testing.assert_allclose(q[col], expected.values, rtol=1e-12)
+        p = q[col.removeprefix("mcse_")]
+        # independent draws: close to the binomial standard error
+        np.testing.assert_allclose(q[col], np.sqrt(p * (1 - p) / 2000), rtol=0.25)
+
+
+def test_a_constant_indicator_has_mcse_zero_and_too_few_draws_nan(design):
+    arms = [a.id for a in design.experimental_arms("mals")]
+    q = summarise({"osfd28": np.full((8, len(arms)), 2.0)}, arms, design, chains=2)
+    assert (q["pr_benefit"] == 1.0).all() and (q["mcse_pr_benefit"] == 0.0).all()
+    q = summarise({"osfd28": np.full((6, len(arms)), 2.0)}, arms, design, chains=2)
+    assert q["mcse_pr_benefit"].isna().all()
+
+
+def test_draws_that_do_not_split_into_the_chains_are_refused(design):
+    arms = [a.id for a in design.experimental_arms("mals")]
+    with pytest.raises(DecisionInputError, match="cannot be 3 chains"):
+        summarise({"osfd28": np.zeros((10, len(arms)))}, arms, design, chains=3)

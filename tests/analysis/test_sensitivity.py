@@ -171,3 +171,71 @@ def test_concurrent_fit_reuses_one_compiled_sampler(design):
     assert len(fit.results) == 2
     assert sensitivity.fitter_for(spec, TINY_NUTS).n_traces == 1
     assert fit.draws.shape[1] == len(spec.arms) and np.isfinite(fit.draws).all()
+
+
+# ----------------------------------------------------------------------------- escalation
+def test_escalated_runs_apply_each_step_on_top_of_the_previous(design):
+    steps = design.interim_analysis.convergence.escalation
+    runs = sensitivity.escalated_runs({"num_warmup": 1000, "num_samples": 1000}, steps)
+    assert runs == [
+        {"num_warmup": 1000, "num_samples": 1000},
+        {"num_warmup": 2000, "num_samples": 1000},
+        {"num_warmup": 2000, "num_samples": 1000, "target_accept_prob": 0.99},
+    ]
+
+
+class _Fit:
+    def __init__(self, run: dict, passed: bool):
+        self.run, self.gates_passed = run, passed
+
+
+@pytest.mark.parametrize(("passes_at", "expected_tries"), [(0, 1), (1, 2), (2, 3), (None, 3)])
+def test_a_fit_that_fails_the_gates_is_rerun_with_each_step_until_one_passes(
+    design, monkeypatch, passes_at, expected_tries
+):
+    """Issue 13: convergence gates were advisory; a failing fit is now escalated."""
+    calls: list[dict] = []
+
+    def fake_fit_outcome(design, cells, outcome, n_eras, *, analysis, run, seed, open_eras):
+        calls.append({**run, "seed": seed})
+        return _Fit(run, passed=len(calls) - 1 == passes_at)
+
+    monkeypatch.setattr(sensitivity, "fit_outcome", fake_fit_outcome)
+    used, tried = sensitivity.fit_escalated(
+        design, None, "osfd28", 1, run={"num_warmup": 10, "num_samples": 5}, seed=7
+    )
+    assert len(tried) == len(calls) == expected_tries and used is tried[-1]
+    assert used.gates_passed is (passes_at is not None)
+    assert [c["num_warmup"] for c in calls] == [10, 20, 20][:expected_tries]
+    assert {c["seed"] for c in calls} == {7}  # the same seed: only the settings change
+
+
+@pytest.fixture(scope="module")
+def small_fit(design):
+    spec = model_spec(design, "mortality28", 1)
+    base = {"adult": 0.25, "child": 0.10}
+    cells = checking.simulate_cells(design, spec, {"hinf_anakinra": 0.8}, 40, seed=3, baseline=base)
+    run = {"num_warmup": 60, "num_samples": 60, "num_chains": 2}
+    return cells, sensitivity.fit_outcome(design, cells, "mortality28", 1, run=run, seed=9)
+
+
+def test_more_chains_pool_with_the_first_and_reuse_the_compiled_sampler(design, small_fit):
+    cells, fit = small_fit
+    spec = model_spec(design, "mortality28", 1)
+    fitter = sensitivity.fitter_for(spec, fit.run)
+    traces = fitter.n_traces
+    more = sensitivity.add_chains(design, cells, fit, 1)
+    assert fitter.n_traces == traces  # no new compilation
+    assert (more.runs, more.n_chains, more.draws.shape[0]) == (2, 4, 240)
+    np.testing.assert_array_equal(more.draws[:120], fit.draws)  # the first chains unchanged
+    assert not np.array_equal(more.draws[120:], fit.draws)  # new chains, new seeds
+    assert more.results[0].idata.posterior.sizes["chain"] == 4  # gated on all four chains
+    again = sensitivity.add_chains(design, cells, more, 1)
+    assert again.n_chains == 6
+    np.testing.assert_array_equal(again.draws[:240], more.draws)
+
+
+def test_concurrent_controls_cannot_get_more_chains(design, small_fit):
+    cells, fit = small_fit
+    with pytest.raises(ModelDataError, match="single-fit analysis"):
+        sensitivity.add_chains(design, cells, fit.__class__(**{**fit.__dict__, "samples": ()}), 1)

@@ -874,6 +874,38 @@ CASES = [
         "all_data",
         edit=_set(["withdrawal", "all_data"], "impute"),
     ),
+    Case(
+        "escalation step that changes nothing",
+        "proposed/interim_analysis.yaml",
+        ConflictingArgumentsError,
+        "convergence.escalation[0]",
+        None,
+        edit=_set(["convergence", "escalation", 0], {"rationale": "x"}),
+    ),
+    Case(
+        "escalation target acceptance of 1",
+        "proposed/interim_analysis.yaml",
+        OutOfRangeError,
+        "convergence.escalation[1]",
+        "target_accept_prob",
+        edit=_set(["convergence", "escalation", 1, "target_accept_prob"], 1.0),
+    ),
+    Case(
+        "Monte Carlo margin of zero",
+        "proposed/interim_analysis.yaml",
+        OutOfRangeError,
+        "monte_carlo",
+        "mcse_margin",
+        edit=_set(["monte_carlo", "mcse_margin"], 0.0),
+    ),
+    Case(
+        "negative number of extra runs",
+        "proposed/interim_analysis.yaml",
+        OutOfRangeError,
+        "monte_carlo",
+        "max_extra_runs",
+        edit=_set(["monte_carlo", "max_extra_runs"], -1),
+    ),
 ]
 
 

@@ -1,7 +1,8 @@
 """The open and closed reports of an interim look: content, separation, provenance, bytes.
 
 The reports are built from a small stored analysis of ``tests/data/exports/tiny_interim``
-(sensitivity analyses left out for speed); in a session with ``tests/test_interim.py`` the
+(sensitivity analyses left out for speed; gates relaxed, as a small run cannot pass them, so
+that the reports show decisions); in a session with ``tests/interim/test_analyse.py`` the
 compiled samplers are shared, so the analyses here are quick.
 """
 
@@ -15,7 +16,7 @@ import shutil
 import altair as alt
 import pandas as pd
 import pytest
-from support import DATA, TEST_DATA
+from support import DATA, TEST_DATA, relaxed_gates
 
 from palette_core.analysis.decisions import decide
 from palette_core.errors import StaleResultError
@@ -32,7 +33,8 @@ SEED = 11
 def stored(tmp_path_factory):
     """A stored small analysis with its two reports; returns (folder, open html, closed html)."""
     out = tmp_path_factory.mktemp("report") / "analysis"
-    analyse(TINY, size="small", seed=SEED, out_dir=out, analyses=())
+    with relaxed_gates():
+        analyse(TINY, size="small", seed=SEED, out_dir=out, analyses=())
     open_html, closed_html = rep.write_reports(out)
     return out, open_html.read_text(encoding="utf-8"), closed_html.read_text(encoding="utf-8")
 
@@ -45,7 +47,8 @@ def _visible_text(page: str) -> str:
 def test_same_export_and_seed_give_byte_identical_reports(stored, tmp_path):
     folder, _, _ = stored
     again = tmp_path / "again"
-    analyse(TINY, size="small", seed=SEED, out_dir=again, analyses=())
+    with relaxed_gates():
+        analyse(TINY, size="small", seed=SEED, out_dir=again, analyses=())
     paths = rep.write_reports(again, tmp_path / "reports")
     for path in paths:
         assert path.read_bytes() == (folder / path.name).read_bytes(), path.name

@@ -40,14 +40,18 @@ from palette_core.randomisation.allocation_log import (
 REPO = ROOT
 
 
-def _bodies(patient: str, arm: str = "a") -> tuple[dict, dict]:
+INSTANCE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # a test log's instance value
+
+
+def _bodies(snap, patient: str, arm: str = "a") -> tuple[dict, dict]:
     opened = {
         "trial": "T",
+        "instance": INSTANCE,
         "patient_id": patient,
         "time": "2026-05-01T00:00:00.000000Z",
         "trait": "t",
         "stratum": "t",
-        "stratum_sequence": 1,
+        "stratum_sequence": 1 + sum(e["stratum"] == "t" for e in snap.open_entries),
         "arm": arm,
         "commitment": "0" * 64,
     }
@@ -57,12 +61,13 @@ def _bodies(patient: str, arm: str = "a") -> tuple[dict, dict]:
         "stratum": "t",
         "arm": arm,
         "probabilities": {"a": 0.5, "b": 0.5},
+        "seal": "0" * 64,
     }
     return opened, restricted
 
 
-def _append(log: Path, patient: str, arm: str = "a") -> dict:
-    entry, _ = append_entry(log, lambda snap: _bodies(patient, arm))
+def _append(log: Path, patient: str, arm: str = "a", **kwargs) -> dict:
+    entry, _ = append_entry(log, lambda snap: _bodies(snap, patient, arm), **kwargs)
     return entry
 
 
@@ -129,7 +134,7 @@ def test_the_open_log_refuses_a_field_that_does_not_belong_there(tmp_path):
     path = tmp_path / "alloc.jsonl"
 
     def leaky(snap):
-        opened, restricted = _bodies("p1")
+        opened, restricted = _bodies(snap, "p1")
         return {**opened, "probabilities": {"a": 1.0}}, restricted
 
     with pytest.raises(ValueError, match="do not belong"):
@@ -244,14 +249,17 @@ def test_a_restricted_log_inconsistent_with_the_open_log_is_detected(log):
     assert "['arm'] differ from the open entry (line 4)" in report.problems[0].message
 
 
-def test_a_missing_restricted_log_is_a_problem_when_named_and_a_note_otherwise(log):
+def test_a_restricted_log_deleted_with_its_anchor_fails_unless_only_the_open_log_is_asked(log):
+    """Issue 13: deleting the restricted log and its anchor still verified (exit status 0)."""
     rpath = restricted_path_for(log)
-    rpath.rename(log.with_name("elsewhere.jsonl"))
+    rpath.unlink()
     head_path_for(rpath).unlink()
     report = verify_log(log)
-    assert report.ok and "restricted log" in report.notes[0]
-    named = verify_log(log, restricted=rpath)
-    assert named.kinds == {"restricted"}
+    assert not report.ok and report.kinds == {"restricted"}
+    assert "restricted log not found" in report.problems[0].message
+    assert verify_log(log, restricted=rpath).kinds == {"restricted"}
+    site = verify_log(log, restricted=False)
+    assert site.ok and "open log only" in site.notes[0]
 
 
 def test_append_is_refused_on_a_log_that_does_not_verify(log):
@@ -264,10 +272,10 @@ def test_append_is_refused_on_a_log_that_does_not_verify(log):
     assert log.read_bytes() == before
 
 
-def test_a_consistently_rewritten_chain_is_caught_only_by_a_countersigned_anchor(log):
+def test_a_consistently_rewritten_chain_is_caught_by_the_countersigned_anchor(log):
     digest = head_digest(log)
     anchor = parse_anchor(digest.split(" anchor ")[1].split()[0])
-    assert anchor[0] == 5
+    assert anchor[0] == 5 and anchor[2] == load_entries(restricted_path_for(log))[-1]["hash"]
     assert verify_log(log, anchor=anchor).ok
     # someone with write access changes an arm and rebuilds chain, restricted log and anchors
     opened, restricted = load_entries(log), load_entries(restricted_path_for(log))
@@ -281,9 +289,163 @@ def test_a_consistently_rewritten_chain_is_caught_only_by_a_countersigned_anchor
         head_path_for(p).write_text(
             json.dumps({"sequence": 5, "hash": last["hash"], "bytes": p.stat().st_size})
         )
-    assert verify_log(log).ok  # the limitation the module docstring states
+    assert verify_log(log).ok  # without the secret, only the countersigned anchor sees it
     report = verify_log(log, anchor=anchor)
-    assert [(p.kind, p.line) for p in report.problems] == [("countersigned", 5)]
+    assert [(p.kind, p.line) for p in report.problems] == [("countersigned", 5)] * 2
+    assert [p.file for p in report.problems] == [str(log), str(restricted_path_for(log))]
+
+
+def _rewrite(log: Path, opened: list[dict], restricted: list[dict]) -> None:
+    """Rewrite both logs as someone with write access (but not the secret) could: renumber,
+    rechain, relink and re-anchor, so that the chain and the anchors are consistent."""
+    for i, (o, r) in enumerate(zip(opened, restricted, strict=True), start=1):
+        o["sequence"] = r["sequence"] = i
+    _write_lines(log, _rechain(opened))
+    for r, o in zip(restricted, load_entries(log), strict=True):
+        r["open_hash"] = o["hash"]
+    rpath = restricted_path_for(log)
+    _write_lines(rpath, _rechain(restricted))
+    for p in (log, rpath):
+        last = load_entries(p)[-1]
+        head = {"sequence": last["sequence"], "hash": last["hash"], "bytes": p.stat().st_size}
+        head_path_for(p).write_text(json.dumps(head))
+
+
+def _both(log: Path) -> tuple[list[dict], list[dict]]:
+    return load_entries(log), load_entries(restricted_path_for(log))
+
+
+def test_an_entry_deleted_and_the_rest_renumbered_fails_the_stratum_numbering(log):
+    """Issue 13: an entry deleted and the rest renumbered and re-hashed passed verify."""
+    opened, restricted = _both(log)
+    del opened[2], restricted[2]
+    _rewrite(log, opened, restricted)
+    report = verify_log(log)
+    assert [(p.kind, p.line) for p in report.problems] == [("stratum_sequence", 3)]
+    assert "stratum_sequence 4, expected 3" in report.problems[0].message
+
+
+def test_a_repeated_stratum_sequence_number_fails(log):
+    """Issue 13: a repeated stratum sequence number passed verify."""
+    opened, restricted = _both(log)
+    opened[3]["stratum_sequence"] = 3
+    _rewrite(log, opened, restricted)
+    report = verify_log(log)
+    assert ("stratum_sequence", 4) in [(p.kind, p.line) for p in report.problems]
+    assert "repeated" in report.problems[0].message
+
+
+def test_a_duplicate_patient_id_fails(log):
+    """Issue 13: a duplicate patient id passed verify."""
+    opened, restricted = _both(log)
+    opened[4]["patient_id"] = restricted[4]["patient_id"] = "p2"
+    _rewrite(log, opened, restricted)
+    report = verify_log(log)
+    assert [(p.kind, p.line) for p in report.problems] == [("duplicate_patient", 5)]
+    assert "already randomised at sequence 2 (line 2)" in report.problems[0].message
+
+
+def test_time_going_backwards_fails(log):
+    """Issue 13: time going backwards passed verify."""
+    opened, restricted = _both(log)
+    opened[3]["time"] = "2026-04-30T23:59:59.000000Z"
+    _rewrite(log, opened, restricted)
+    report = verify_log(log)
+    assert [(p.kind, p.line) for p in report.problems] == [("time_order", 4)]
+
+
+def test_entries_of_another_log_instance_fail(log):
+    opened, restricted = _both(log)
+    opened[1]["instance"] = "a" * 32
+    _rewrite(log, opened, restricted)
+    assert [(p.kind, p.line) for p in verify_log(log).problems] == [("instance", 2)]
+
+
+def test_every_file_is_created_owner_only(log):
+    files = [log, restricted_path_for(log), alloclog.lock_path_for(log)]
+    files += [head_path_for(p) for p in files[:2]]
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+
+
+def test_a_restricted_log_readable_by_others_is_reported_then_tightened(log):
+    """Issue 13: a pre-existing restricted log kept mode 0644. It is now tightened to 0600
+    before the next append, and reported by verify until then."""
+    rpath = restricted_path_for(log)
+    os.chmod(rpath, 0o644)
+    report = verify_log(log)
+    assert report.kinds == {"exposed"} and "mode 0644" in report.problems[0].message
+    _append(log, "p6")
+    assert oct(rpath.stat().st_mode & 0o777) == "0o600" and verify_log(log).ok
+
+
+def test_a_new_restricted_log_file_with_wide_permissions_is_tightened(tmp_path):
+    path = tmp_path / "alloc.jsonl"
+    rpath = restricted_path_for(path)
+    rpath.touch(mode=0o644)
+    os.chmod(rpath, 0o644)
+    _append(path, "p1")
+    assert oct(rpath.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("name", ["alloc.jsonl", "./alloc.jsonl", "alloc.jsonl.head"])
+def test_the_restricted_log_may_never_be_the_open_log(tmp_path, monkeypatch, name):
+    """Issue 13: --restricted-log naming the open log wrote probabilities into the open log."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "alloc.jsonl"
+    with pytest.raises(AllocationLogError, match="cannot be the open log"):
+        _append(path, "p1", restricted=name)
+    assert not path.exists()
+    _append(path, "p1")
+    with pytest.raises(AllocationLogError, match="cannot be the open log"):
+        verify_log(path, restricted=name)
+    os.link(path, tmp_path / "hard.jsonl")
+    with pytest.raises(AllocationLogError, match="cannot be the open log"):
+        _append(path, "p2", restricted=tmp_path / "hard.jsonl")
+
+
+def test_a_log_in_a_missing_folder_is_a_typed_error(tmp_path):
+    """Issue 13: a missing folder ended in a FileNotFoundError traceback (from the lock file)."""
+    with pytest.raises(AllocationLogError, match="does not exist"):
+        _append(tmp_path / "absent" / "alloc.jsonl", "p1")
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize("where", ["open", "restricted", "anchor"])
+def test_a_line_nested_100000_deep_is_malformed_not_a_recursion_error(log, where):
+    """Issue 13: a JSON line nested 100,000 deep gave RecursionError in log verify/recover/head."""
+    target = {
+        "open": log,
+        "restricted": restricted_path_for(log),
+        "anchor": head_path_for(log),
+    }[where]
+    if where == "anchor":
+        target.write_bytes(DEEP + b"\n")
+    else:
+        lines = target.read_bytes().splitlines(keepends=True)
+        target.write_bytes(b"".join([*lines[:2], DEEP + b"\n", *lines[3:]]))
+    report = verify_log(log)
+    kinds = {"anchor"} if where == "anchor" else {"malformed"}
+    assert kinds <= report.kinds
+    assert any("nested more than" in p.message for p in report.problems)
+    assert not recover_log(log).ok
+    with pytest.raises(LogIntegrityError):
+        head_digest(log)
+    with pytest.raises(LogIntegrityError):
+        _append(log, "p6")
+
+
+def test_an_entry_nested_deeper_than_the_limit_is_malformed(log):
+    lines = _lines(log)
+    entry = json.loads(lines[1])
+    value: object = 1
+    for _ in range(alloclog.MAX_JSON_DEPTH + 1):
+        value = [value]
+    entry["patient_id"] = value
+    lines[1] = json.dumps(entry) + "\n"
+    _write_lines(log, lines)
+    assert ("malformed", 2) in [(p.kind, p.line) for p in verify_log(log).problems]
 
 
 def test_head_digest_refuses_a_damaged_log(log):
@@ -309,8 +471,9 @@ def test_a_half_written_last_line_is_detected_and_recovered(log):
     assert recovered.ok, recovered.problems
     assert log.read_bytes() == committed
     [removed] = recovered.removed
-    assert (removed.line, removed.text) == (6, half)
+    assert (removed.line, removed.n_bytes) == (6, len(half.encode()))
     assert Path(removed.saved_to).read_text(encoding="utf-8") == half
+    assert oct(Path(removed.saved_to).stat().st_mode & 0o777) == "0o600"
     assert verify_log(log).ok
     assert _append(log, "p6")["sequence"] == 6
 
@@ -428,18 +591,19 @@ WRITER = textwrap.dedent(
 
     log, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
-    def bodies(patient):
-        opened = {"trial": "T", "patient_id": patient, "time": "2026-05-01T00:00:00.000000Z",
-                  "trait": "t", "stratum": "t", "stratum_sequence": 1, "arm": "a",
-                  "commitment": "0" * 64}
+    def bodies(snap, patient):
+        opened = {"trial": "T", "instance": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+                  "patient_id": patient, "time": "2026-05-01T00:00:00.000000Z",
+                  "trait": "t", "stratum": "t", "stratum_sequence": snap.next_sequence,
+                  "arm": "a", "commitment": "0" * 64}
         restricted = {"patient_id": patient, "trait": "t", "stratum": "t", "arm": "a",
-                      "probabilities": {"a": 1.0}}
+                      "probabilities": {"a": 1.0}, "seal": "0" * 64}
         return opened, restricted
 
     i = 0
     while count < 0 or i < count:
         i += 1
-        append_entry(log, lambda snap, p=f"{tag}-{i}": bodies(p))
+        append_entry(log, lambda snap, p=f"{tag}-{i}": bodies(snap, p))
     """
 )
 
@@ -498,5 +662,5 @@ def test_concurrent_writers_never_interleave(tmp_path):
 def test_a_held_lock_makes_a_second_writer_wait_then_give_up(log):
     with locked(log):
         with pytest.raises(LogLockError, match="still held"):
-            append_entry(log, lambda snap: _bodies("p6"), lock_timeout=0.2)
+            _append(log, "p6", lock_timeout=0.2)
     assert _append(log, "p6")["sequence"] == 6

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import random
 
 import pandas as pd
 import pytest
@@ -42,6 +44,7 @@ from palette_core.randomisation.randomise import (
     randomise,
     randomise_patients,
     replay_log,
+    secret_problem,
     trait_draw_seed,
 )
 from palette_core.screening.classify import classify_patients
@@ -49,7 +52,11 @@ from palette_core.screening.cohort import generate_cohort
 from palette_core.screening.patients import read_patients, validate_patients
 
 EXAMPLES = DATA / "examples" / "worked_examples.csv"
-TEST_SECRET_HEX = "00112233445566778899aabbccddeeff0123456789abcdef"
+TEST_SECRET_HEX = "f4187609a5473f6f75a33e20fc53182ed187936767d621deabde13eab17ef0ce"
+#: another test secret (a replay with it must fail)
+OTHER_SECRET_HEX = "882ffe30aab3673483617ad0d51e6bf6e0db7b0ca2768c122b14bbffb0e3bba8"
+#: a test log's instance value
+INSTANCE = "d64c6d6408dc20da3915d16f4115b74a"
 TRIAL = "NCT06381661"
 NOW = dt.datetime(2026, 6, 1, 9, 30, tzinfo=dt.UTC)
 
@@ -88,19 +95,55 @@ def _within_4_se(counts: dict[str, int], probs: dict[str, float], n: int) -> Non
 
 
 # ----------------------------------------------------------------------------- the secret
-def test_a_secret_of_hex_digits_is_hex_and_other_text_is_utf8():
-    assert parse_secret(TEST_SECRET_HEX).mac("m") == parse_secret(
-        bytes.fromhex(TEST_SECRET_HEX)
-    ).mac("m")
-    text = parse_secret("correct horse battery staple")
-    assert text.mac("m") == parse_secret(b"correct horse battery staple").mac("m")
-    assert parse_secret("  correct horse battery staple\n").mac("m") == text.mac("m")
+def test_a_secret_is_hex_or_raw_binary_bytes():
+    key = bytes.fromhex(TEST_SECRET_HEX)
+    ref = parse_secret(TEST_SECRET_HEX).mac("m")
+    assert parse_secret(f"  {TEST_SECRET_HEX.upper()}\n").mac("m") == ref
+    assert parse_secret(TEST_SECRET_HEX.encode()).mac("m") == ref
+    raw = b"\xff" + key[1:]  # not UTF-8: a binary key file, taken as it is
+    assert parse_secret(raw).mac("m") == parse_secret(raw.hex()).mac("m")
 
 
-@pytest.mark.parametrize("value", ["", "short", "00112233445566778899aabbccddee"])
-def test_a_missing_or_short_secret_is_a_typed_error(value):
-    with pytest.raises(TrialSecretError, match="empty|at least 16"):
-        parse_secret(value)
+WEAK_SECRETS = [  # issue 13: weak secrets were accepted
+    ("", "empty"),
+    ("0" * 32, "repeats a pattern of 1 byte"),
+    ("password12345678", "must be hex digits"),
+    ("correct horse battery staple", "must be hex digits"),
+    ("70617373776f72643132333435363738", "arithmetic progression"),  # "password12345678"
+    ("00112233445566778899aabbccddeeff", "arithmetic progression"),
+    ("deadbeef" * 4, "repeats a pattern of 4 byte"),
+    ("deadbeefdeadbeefcafebabecafebabe", "distinct byte values"),
+    ("636f727265637420686f7273652062617474657279", "printable text"),
+    ("f785828ec583039506e3bb4c1407ed", "15 bytes; at least 16"),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), WEAK_SECRETS)
+def test_a_short_or_low_entropy_secret_is_refused(value, message):
+    with pytest.raises(TrialSecretError, match=message):
+        parse_secret(value, "test")
+
+
+def test_the_secret_rule_accepts_keys_from_a_random_generator():
+    rng = random.Random(20260501)  # fixed, so the test is reproducible
+    for n in (16, 32, 64):
+        assert all(secret_problem(rng.randbytes(n)) is None for _ in range(3000)), n
+
+
+def test_secret_new_writes_256_bits_owner_only_and_never_overwrites(tmp_path, capsys):
+    path = tmp_path / "trial.secret"
+    assert main(["secret", "new", str(path)]) == 0
+    text = path.read_text()
+    out = capsys.readouterr().out
+    assert text.strip() not in out and "256 random bits" in out
+    assert len(text.strip()) == 64 and secret_problem(bytes.fromhex(text)) is None
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert load_secret(path, environ={}).mac("m") == parse_secret(text).mac("m")
+    assert main(["secret", "new", str(path)]) == 2
+    assert "never overwritten" in capsys.readouterr().err
+    assert path.read_text() == text
+    assert main(["secret", "new", str(tmp_path / "other")]) == 0
+    assert (tmp_path / "other").read_text() != text
 
 
 def test_the_secret_never_prints(secret):
@@ -124,16 +167,17 @@ def test_the_secret_comes_from_a_file_or_the_environment(tmp_path):
 
 # ----------------------------------------------------------------------------- the draw
 def test_the_uniform_has_53_bits_and_depends_on_every_input(secret):
-    u = draw_uniform(secret, TRIAL, 7, "mals")
+    u = draw_uniform(secret, TRIAL, INSTANCE, 7, "mals")
     assert 0 <= u < 1 and (u * 2**53).is_integer()
-    assert draw_uniform(secret, TRIAL, 7, "mals") == u
+    assert draw_uniform(secret, TRIAL, INSTANCE, 7, "mals") == u
     others = {
-        draw_uniform(secret, TRIAL, 8, "mals"),
-        draw_uniform(secret, TRIAL, 7, "mals;age_group=adult"),
-        draw_uniform(secret, "NCT00000000", 7, "mals"),
-        draw_uniform(parse_secret("another test secret, 32 bytes ..."), TRIAL, 7, "mals"),
+        draw_uniform(secret, TRIAL, INSTANCE, 8, "mals"),
+        draw_uniform(secret, TRIAL, INSTANCE, 7, "mals;age_group=adult"),
+        draw_uniform(secret, "NCT00000000", INSTANCE, 7, "mals"),
+        draw_uniform(secret, TRIAL, "0" * 32, 7, "mals"),
+        draw_uniform(parse_secret(OTHER_SECRET_HEX), TRIAL, INSTANCE, 7, "mals"),
     }
-    assert u not in others and len(others) == 4
+    assert u not in others and len(others) == 5
 
 
 @pytest.mark.parametrize(
@@ -149,7 +193,7 @@ def test_observed_frequencies_match_the_target_within_4_standard_errors(secret, 
     arms, p = list(probs), list(probs.values())
     counts: dict[str, int] = {}
     for seq in range(1, n + 1):
-        arm = choose_arm(draw_uniform(secret, TRIAL, seq, "hyperinflammation"), arms, p)
+        arm = choose_arm(draw_uniform(secret, TRIAL, INSTANCE, seq, "hyperinflammation"), arms, p)
         counts[arm] = counts.get(arm, 0) + 1
     _within_4_se(counts, probs, n)
     assert counts.get("a", 0) > 0 or probs["a"] == 0
@@ -158,10 +202,14 @@ def test_observed_frequencies_match_the_target_within_4_standard_errors(secret, 
 
 
 def test_a_wrong_secret_gives_an_unrelated_sequence(secret):
-    other = parse_secret("a different secret of enough length")
+    other = parse_secret(OTHER_SECRET_HEX)
     arms, p = ["uc", "a"], [0.5, 0.5]
-    mine = [choose_arm(draw_uniform(secret, TRIAL, s, "mals"), arms, p) for s in range(1, 2001)]
-    theirs = [choose_arm(draw_uniform(other, TRIAL, s, "mals"), arms, p) for s in range(1, 2001)]
+
+    def arm(key, s):
+        return choose_arm(draw_uniform(key, TRIAL, INSTANCE, s, "mals"), arms, p)
+
+    mine = [arm(secret, s) for s in range(1, 2001)]
+    theirs = [arm(other, s) for s in range(1, 2001)]
     agree = sum(a == b for a, b in zip(mine, theirs, strict=True))
     assert abs(agree - 1000) <= 4 * math.sqrt(2000 * 0.25)  # chance agreement only
 
@@ -312,18 +360,21 @@ def test_a_raw_record_a_validated_row_and_a_one_row_table_randomise_alike(
             validate_patients(raw_examples.iloc[[1]], design),
         ]
     ):
-        arms.append(randomise(patient, design, state, secret, tmp_path / f"{i}.jsonl", now=NOW))
+        log = tmp_path / f"{i}.jsonl"
+        arms.append(randomise(patient, design, state, secret, log, now=NOW, instance=INSTANCE))
     assert len({(a.trait, a.arm) for a in arms}) == 1
 
 
 def test_the_multi_trait_draw_is_seeded_from_the_secret(design, examples, secret, tmp_path):
     state = default_allocation_state(design)
     result = randomise_patients(examples, design, state, secret, tmp_path / "a.jsonl", now=NOW)
-    seed = trait_draw_seed(secret, TRIAL)
+    instance = alloclog.load_entries(tmp_path / "a.jsonl")[0]["instance"]
+    seed = trait_draw_seed(secret, TRIAL, instance)
     expected = classify_patients(examples, design, seed=seed).set_index("patient_id")
     for a in result.allocations:
         assert a.trait == expected.loc[a.patient_id, "assigned_trait"]
-    assert trait_draw_seed(parse_secret("another secret of enough length"), TRIAL) != seed
+    assert trait_draw_seed(parse_secret(OTHER_SECRET_HEX), TRIAL, instance) != seed
+    assert trait_draw_seed(secret, TRIAL, INSTANCE) != seed
 
 
 def _eligible_without_trait(raw):
@@ -433,7 +484,7 @@ def test_the_stratum_sequence_drives_the_draw(design, raw_examples, secret, tmp_
         )
     arms = [a.id for a in design.arms_of("hypercoagulation")]
     for e in alloclog.load_entries(log):
-        u = draw_uniform(secret, TRIAL, e["stratum_sequence"], "hypercoagulation")
+        u = draw_uniform(secret, TRIAL, e["instance"], e["stratum_sequence"], "hypercoagulation")
         assert e["arm"] == choose_arm(u, arms, [0.2] * 5)
     assert [e["stratum_sequence"] for e in alloclog.load_entries(log)] == [1, 2, 3, 4]
 
@@ -510,7 +561,7 @@ def test_replay_with_the_secret_recomputes_every_draw(design, secret, cohort_log
 
 def test_replay_with_a_wrong_secret_fails_clearly(design, cohort_log):
     log, _ = cohort_log
-    report = replay_log(log, parse_secret("not the trial secret, but long"), design)
+    report = replay_log(log, parse_secret(OTHER_SECRET_HEX), design)
     assert not report.ok and not report.secret_matches
     assert report.problems[0].startswith("the secret does not match this log: 0 of")
 
@@ -521,36 +572,173 @@ def test_replay_without_a_secret_is_a_typed_error(design, cohort_log):
         replay_log(log, None, design)
 
 
-def test_replay_catches_an_arm_changed_with_a_rebuilt_chain(design, secret, cohort_log, tmp_path):
-    src, _ = cohort_log
-    log = tmp_path / "alloc.jsonl"
-    rpath = alloclog.restricted_path_for(log)
+def _rewritten(src, dest, edit):
+    """Copy the logs of ``src`` to ``dest`` with ``edit(opened, restricted)`` applied, rebuilt as
+    someone with write access but without the secret could: renumbered, rechained, relinked and
+    re-anchored, every file of mode 0600, so that the chain and the anchors are consistent."""
     opened = alloclog.load_entries(src)
     restricted = alloclog.load_entries(alloclog.restricted_path_for(src))
-    k = 3
-    others = [
-        a for a, p in restricted[k]["probabilities"].items() if p > 0 and a != opened[k]["arm"]
-    ]
-    opened[k]["arm"] = restricted[k]["arm"] = others[0]
+    edit(opened, restricted)
+    for i, (o, r) in enumerate(zip(opened, restricted, strict=True), start=1):
+        o["sequence"] = r["sequence"] = i
     prev = alloclog.GENESIS
-    for e in opened:  # someone with write access rebuilds a consistent chain
+    for e in opened:
         e["prev_hash"] = prev
         e["hash"] = prev = alloclog.entry_hash(e)
     prev = alloclog.GENESIS
     for r, e in zip(restricted, opened, strict=True):
         r["open_hash"], r["prev_hash"] = e["hash"], prev
         r["hash"] = prev = alloclog.entry_hash(r)
-    for path, entries in ((log, opened), (rpath, restricted)):
+    for path, entries in ((dest, opened), (alloclog.restricted_path_for(dest), restricted)):
         path.write_bytes(b"".join(alloclog.canonical_json(e) + b"\n" for e in entries))
         head = {"sequence": len(entries), "hash": entries[-1]["hash"], "bytes": path.stat().st_size}
         alloclog.head_path_for(path).write_text(json.dumps(head))
+        for f in (path, alloclog.head_path_for(path)):
+            os.chmod(f, 0o600)
+    return dest
+
+
+def test_replay_catches_an_arm_changed_with_a_rebuilt_chain(design, secret, cohort_log, tmp_path):
+    src, _ = cohort_log
+    k = 3
+    opened = alloclog.load_entries(src)
+    restricted = alloclog.load_entries(alloclog.restricted_path_for(src))
+    drawn = restricted[k]["arm"]
+    other = next(a for a, p in restricted[k]["probabilities"].items() if p > 0 and a != drawn)
+
+    def change_arm(opened, restricted):
+        opened[k]["arm"] = restricted[k]["arm"] = other
+
+    log = _rewritten(src, tmp_path / "alloc.jsonl", change_arm)
     assert alloclog.verify_log(log).ok
     report = replay_log(log, secret, design)
     assert not report.ok
-    assert report.problems == (
-        f"{log}, line {k + 1}: sequence {k + 1}: logged arm {others[0]}, the draw gives "
-        f"{report.entries[k].replayed_arm}",
+    # the commitment covers the chain link, so every entry from the rewritten one on fails
+    assert [e.commitment_ok for e in report.entries] == [i < k for i in range(len(opened))]
+    assert report.problems[0] == (
+        f"{log}, line {k + 1}: sequence {k + 1}: the commitment does not match the secret "
+        "(entry altered, renumbered or moved, or written with another key)"
     )
+    assert (
+        f"{alloclog.restricted_path_for(log)}, sequence {k + 1}: the seal does not match the "
+        "secret (restricted entry altered, or written with another key)"
+    ) in report.problems
+    assert report.problems[-1] == (
+        f"{log}, line {k + 1}: sequence {k + 1}: logged arm {other}, the draw gives {drawn}"
+    )
+
+
+def _later_arm_changed(restricted: list[dict], k: int) -> None:
+    """Rewrite entry k's probabilities consistently (state, age-group restriction, sum 1) so
+    that the replayed arm does not change: mass moves between two arms after the drawn one."""
+    r = restricted[k]
+    order = r["arm_order"]
+    after = [a for a in order[order.index(r["arm"]) + 1 :] if r["probabilities"][a] > 0]
+    a, b = after[0], after[1]
+    for key in ("probabilities", "state_probabilities"):
+        p = r[key]
+        p[a], p[b] = p[a] + p[b] - 0.01, 0.01
+
+
+def _find(cond):
+    def pick(opened: list[dict]) -> int:
+        return next(i for i, e in enumerate(opened) if cond(opened, i))
+
+    return pick
+
+
+def _repeat_stratum_number(opened, restricted):
+    i = _find(lambda o, i: o[i]["stratum_sequence"] > 1)(opened)
+    opened[i]["stratum_sequence"] -= 1
+
+
+def _swap_patients(opened, restricted):
+    for d in (opened, restricted):
+        d[2]["patient_id"], d[5]["patient_id"] = d[5]["patient_id"], d[2]["patient_id"]
+
+
+def _duplicate_patient(opened, restricted):
+    opened[6]["patient_id"] = restricted[6]["patient_id"] = opened[1]["patient_id"]
+
+
+def _time_backwards(opened, restricted):
+    opened[7]["time"] = "2026-05-31T09:30:00.000000Z"
+
+
+def _delete_one(opened, restricted):
+    del opened[4], restricted[4]
+
+
+def _rewrite_probabilities(opened, restricted):
+    k = _find(
+        lambda o, i: (
+            len([p for p in restricted[i]["probabilities"].values() if p > 0])
+            - 1
+            - restricted[i]["arm_order"].index(restricted[i]["arm"])
+            >= 2
+        )
+    )(opened)
+    _later_arm_changed(restricted, k)
+
+
+# issue 13: each of these rewrites passed both verify and replay
+REWRITES = [
+    ("deleted_and_renumbered", _delete_one, False),
+    ("patient_ids_swapped", _swap_patients, True),
+    ("stratum_number_repeated", _repeat_stratum_number, False),
+    ("patient_id_duplicated", _duplicate_patient, False),
+    ("time_backwards", _time_backwards, False),
+    ("restricted_probabilities_rewritten", _rewrite_probabilities, True),
+]
+
+
+@pytest.mark.parametrize(("name", "edit", "verify_ok"), REWRITES, ids=[r[0] for r in REWRITES])
+def test_a_rewrite_without_the_secret_fails_verify_or_replay(
+    design, secret, cohort_log, tmp_path, name, edit, verify_ok
+):
+    src, _ = cohort_log
+    log = _rewritten(src, tmp_path / "alloc.jsonl", edit)
+    verification = alloclog.verify_log(log)
+    assert verification.ok is verify_ok, verification.lines()
+    replayed = replay_log(log, secret, design)
+    assert not replayed.ok
+    if verify_ok:  # only the keyed digests show it
+        assert any("does not match the secret" in p for p in replayed.problems), replayed.lines()
+
+
+def test_probabilities_rewritten_consistently_differ_from_the_state_the_entry_names(
+    design, examples, secret, tmp_path
+):
+    src = tmp_path / "src.jsonl"
+    randomise_patients(examples, design, default_allocation_state(design), secret, src, now=NOW)
+
+    def edit(opened, restricted):
+        k = next(
+            i
+            for i, r in enumerate(restricted)
+            if len([p for p in r["probabilities"].values() if p > 0])
+            - r["arm_order"].index(r["arm"])
+            >= 3
+        )
+        _later_arm_changed(restricted, k)
+
+    log = _rewritten(src, tmp_path / "alloc.jsonl", edit)
+    report = replay_log(log, secret, design)
+    assert any("differ from the allocation state <default allocation state>" in p
+               for p in report.problems), report.lines()  # fmt: skip
+
+
+def test_a_restricted_log_deleted_with_its_anchor_fails_verify_and_replay(
+    design, secret, cohort_log, tmp_path
+):
+    src, _ = cohort_log
+    log = _rewritten(src, tmp_path / "alloc.jsonl", lambda o, r: None)
+    rpath = alloclog.restricted_path_for(log)
+    rpath.unlink()
+    alloclog.head_path_for(rpath).unlink()
+    assert not alloclog.verify_log(log).ok
+    with pytest.raises(AllocationLogError, match="restricted log not found"):
+        replay_log(log, secret, design)
 
 
 def test_replay_with_a_given_trait_seed_uses_the_logged_seed(design, examples, secret, tmp_path):
@@ -575,14 +763,15 @@ def test_cli_randomise_shows_the_site_the_arm_only(env_secret, tmp_path, capsys)
     assert main(["randomise", str(EXAMPLES), "--log", str(log)]) == 1  # 3 rows ineligible
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0] == "sequence\tpatient_id\ttrait\tarm"
+    assert lines[0] == "sequence\tpatient_id\ttrait\tarm\tstatus"
     assert [line.split("\t")[:2] for line in lines[1:]] == [
         ["1", "EX-01"],
         ["2", "EX-02"],
         ["3", "EX-03"],
         ["4", "EX-05"],
     ]
-    assert all(len(line.split("\t")) == 4 for line in lines)
+    assert all(len(line.split("\t")) == 5 for line in lines)
+    assert {line.split("\t")[4] for line in lines[1:]} == {"randomised"}
     assert "probab" not in out and "0.2" not in out
     assert "row 4 (line 5) (patient EX-04): not randomised: ineligible" in err
     assert "randomised 4 of 7 rows" in err
@@ -647,22 +836,197 @@ def test_cli_log_recover_head_and_replay_with_a_wrong_secret(
 ):
     log = tmp_path / "alloc.jsonl"
     main(["randomise", str(EXAMPLES), "--log", str(log)])
+    partial = '{"arm":"hcoag_heparin_therapeutic","patient_id":"EX-09'
     with log.open("a") as f:
-        f.write('{"arm":"hc')
+        f.write(partial)
     capsys.readouterr()
     assert main(["log", "verify", str(log)]) == 1
     assert main(["log", "recover", str(log)]) == 0
     out = capsys.readouterr().out
-    assert "removed the incomplete last line 5" in out and '\'{"arm":"hc\'' in out
+    assert "removed the incomplete last line 5" in out and f"{len(partial)} bytes" in out
+    # issue 13: recover printed the removed partial line, which shows the next patient's arm
+    assert "hcoag" not in out and "EX-09" not in out
     assert main(["log", "head", str(log)]) == 0
     digest = capsys.readouterr().out
     anchor = digest.split(" anchor ")[1].split()[0]
     assert main(["log", "verify", str(log), "--anchor", anchor]) == 0
     secret_file = tmp_path / "wrong"
-    secret_file.write_text("a wrong secret of enough length")
+    secret_file.write_text(OTHER_SECRET_HEX)
     monkeypatch.delenv(SECRET_ENV)
     capsys.readouterr()
     assert main(["log", "replay", str(log), "--secret-file", str(secret_file)]) == 1
     assert "the secret does not match this log" in capsys.readouterr().out
     assert main(["log", "replay", str(log)]) == 2
     assert "no trial secret" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- issue 13
+def _many(raw, n: int) -> pd.DataFrame:
+    """``n`` adults positive for hypercoagulation only (EX-01 with other ids)."""
+    return pd.DataFrame([_row(raw, "EX-01", patient_id=f"H{i:03d}") for i in range(n)])
+
+
+def test_no_two_logs_share_a_sequence_of_draws(design, raw_examples, secret, tmp_path):
+    """Issue 13: the draws depended only on (secret, trial, stratum, number), so a test log or a
+    restarted log with the trial secret replayed the trial's sequence."""
+    state = default_allocation_state(design)
+    patients = _many(raw_examples, 60)
+    runs = {}
+    for name in ("trial", "test", "restarted"):
+        log = tmp_path / f"{name}.jsonl"
+        result = randomise_patients(patients, design, state, secret, log, now=NOW)
+        runs[name] = [a.arm for a in result.allocations]
+        assert len(runs[name]) == 60
+    instances = {
+        name: alloclog.load_entries(tmp_path / f"{name}.jsonl")[0]["instance"] for name in runs
+    }
+    assert len(set(instances.values())) == 3
+    for other in ("test", "restarted"):
+        agree = sum(a == b for a, b in zip(runs["trial"], runs[other], strict=True))
+        assert agree <= 30, (other, agree)  # 5 arms: chance agreement is about 12 of 60
+    # a log started with a given instance reproduces its draws (a demonstration)
+    again = tmp_path / "again.jsonl"
+    result = randomise_patients(
+        patients, design, state, secret, again, now=NOW, instance=instances["trial"]
+    )
+    assert [a.arm for a in result.allocations] == runs["trial"]
+
+
+def test_an_existing_log_keeps_its_instance(design, raw_examples, secret, tmp_path):
+    log = tmp_path / "alloc.jsonl"
+    state = default_allocation_state(design)
+    randomise(_row(raw_examples, "EX-01"), design, state, secret, log, now=NOW, instance=INSTANCE)
+    with pytest.raises(AllocationLogError, match="an instance is chosen once"):
+        randomise(
+            _row(raw_examples, "EX-02"), design, state, secret, log, now=NOW, instance="a" * 32
+        )
+    with pytest.raises(AllocationLogError, match="lowercase hex digits"):
+        randomise(_row(raw_examples, "EX-02"), design, state, secret, tmp_path / "b", instance="x")
+    second = randomise(_row(raw_examples, "EX-02"), design, state, secret, log, now=NOW)
+    assert second.sequence == 2
+
+
+def test_a_clock_behind_the_log_is_refused_and_nothing_is_logged(
+    design, raw_examples, secret, tmp_path
+):
+    log = tmp_path / "alloc.jsonl"
+    state = default_allocation_state(design)
+    randomise(_row(raw_examples, "EX-01"), design, state, secret, log, now=NOW)
+    before = log.read_bytes()
+    earlier = NOW - dt.timedelta(seconds=1)
+    with pytest.raises(AllocationLogError, match="correct the clock"):
+        randomise(_row(raw_examples, "EX-02"), design, state, secret, log, now=earlier)
+    assert log.read_bytes() == before
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL after the commit point (nothing after it runs)."""
+
+
+def test_after_a_crash_randomise_shows_the_committed_arms(
+    env_secret, design, tmp_path, capsys, monkeypatch
+):
+    """Issue 13: after a killed run the site could not see the arms that were committed."""
+    log = tmp_path / "alloc.jsonl"
+    real = alloclog._write_head
+    calls = {"n": 0}
+
+    def die_after_the_second_commit(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # restricted anchor of the second patient: its open line is written
+            raise _Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(alloclog, "_write_head", die_after_the_second_commit)
+    with pytest.raises(_Killed):
+        main(["randomise", str(EXAMPLES), "--log", str(log)])
+    monkeypatch.setattr(alloclog, "_write_head", real)
+    committed = alloclog.load_entries(log)
+    assert [e["patient_id"] for e in committed] == ["EX-01", "EX-02"]
+    capsys.readouterr()  # the site saw nothing: the run was killed before printing
+    assert main(["log", "recover", str(log)]) == 0
+    capsys.readouterr()
+    assert main(["randomise", str(EXAMPLES), "--log", str(log)]) == 1
+    out, err = capsys.readouterr()
+    rows = [line.split("\t") for line in out.splitlines()[1:]]
+    assert rows[:2] == [
+        ["1", "EX-01", committed[0]["trait"], committed[0]["arm"], "randomised earlier"],
+        ["2", "EX-02", committed[1]["trait"], committed[1]["arm"], "randomised earlier"],
+    ]
+    assert [r[1] for r in rows[2:]] == ["EX-03", "EX-05"] and rows[2][4] == "randomised"
+    assert "EX-01): not randomised: already randomised (sequence 1" in err
+
+
+def test_cli_refuses_a_restricted_log_that_is_the_open_log(env_secret, tmp_path, capsys):
+    """Issue 13: --restricted-log naming the open log put the probabilities in the open log
+    and randomised a patient first."""
+    log = tmp_path / "alloc.jsonl"
+    args = ["randomise", str(EXAMPLES), "--log", str(log), "--restricted-log", str(log)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "cannot be the open log" in err and len(err.strip().splitlines()) == 1
+    assert not log.exists()
+    main(["randomise", str(EXAMPLES), "--log", str(log)])
+    before = log.read_bytes()
+    capsys.readouterr()
+    for cmd in (["log", "verify"], ["log", "recover"], ["log", "head"]):
+        assert main([*cmd, str(log), "--restricted-log", str(log)]) == 2, cmd
+        assert "cannot be the open log" in capsys.readouterr().err
+    assert log.read_bytes() == before
+
+
+def test_cli_randomise_into_a_missing_folder_is_one_typed_line(env_secret, tmp_path, capsys):
+    """Issue 13: a missing folder ended in a FileNotFoundError traceback."""
+    log = tmp_path / "absent" / "open.jsonl"
+    assert main(["randomise", str(EXAMPLES), "--log", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("palette: ") and "does not exist" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_a_line_nested_100000_deep_is_a_typed_error(env_secret, tmp_path, capsys):
+    """Issue 13: a JSON line nested 100,000 deep gave RecursionError in `log verify`,
+    `recover`, `head` and in `randomise`."""
+    log = tmp_path / "alloc.jsonl"
+    main(["randomise", str(EXAMPLES), "--log", str(log)])
+    with log.open("ab") as f:
+        f.write(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    capsys.readouterr()
+    assert main(["log", "verify", str(log)]) == 1
+    assert "nested more than" in capsys.readouterr().out
+    assert main(["log", "recover", str(log)]) == 1
+    assert main(["log", "head", str(log)]) == 2
+    assert main(["randomise", str(EXAMPLES), "--log", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "does not verify" in err and "Traceback" not in err
+    state = tmp_path / "state.json"
+    state.write_text("[" * 100_000 + "]" * 100_000)
+    args = ["randomise", str(EXAMPLES), "--log", str(tmp_path / "b.jsonl")]
+    assert main([*args, "--allocation", str(state)]) == 2
+    assert "nested too deep" in capsys.readouterr().err
+
+
+def test_cli_replay_checks_probabilities_against_a_given_state_file(
+    env_secret, design, tmp_path, capsys
+):
+    state = tmp_path / "state.json"
+    state.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "effective_from": "2026-05-01",
+                "source": "look 1",
+                "traits": {
+                    t.id: {a.id: 1 / len(design.arms_of(t.id)) for a in design.arms_of(t.id)}
+                    for t in design.traits
+                },
+            }
+        )
+    )
+    log = tmp_path / "alloc.jsonl"
+    main(["randomise", str(EXAMPLES), "--log", str(log), "--allocation", str(state)])
+    capsys.readouterr()
+    assert main(["log", "replay", str(log)]) == 0
+    assert "not compared with their allocation state" in capsys.readouterr().out
+    assert main(["log", "replay", str(log), "--allocation", str(state)]) == 0
+    assert "not compared" not in capsys.readouterr().out

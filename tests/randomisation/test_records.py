@@ -47,9 +47,10 @@ ALLOCATION = {
     "traits": {"mals": {"mals_usual_care": 0.4, "mals_mtx100": 0.4, "mals_anakinra": 0.2}},
 }
 OPEN = {
-    "v": 1,
+    "v": 2,
     "sequence": 1,
     "trial": "NCT06381661",
+    "instance": "d64c6d6408dc20da3915d16f4115b74a",
     "patient_id": "EX-01",
     "time": "2026-06-01T09:30:00.000000Z",
     "trait": "mals",
@@ -67,7 +68,7 @@ def restricted_entry(design, tmp_path_factory) -> dict[str, Any]:
     """A restricted entry as the randomiser writes it (every optional field present)."""
     log = tmp_path_factory.mktemp("records") / "alloc.jsonl"
     patients = read_patients(DATA / "examples" / "worked_examples.csv", design)
-    secret = parse_secret("00112233445566778899aabbccddeeff0123456789abcdef")
+    secret = parse_secret("f785828ec583039506e3bb4c1407ed821a16f2c7f3c1bfd04df594d5928fd9c8")
     now = dt.datetime(2026, 6, 1, 9, 30, tzinfo=dt.UTC)
     randomise(
         patients.frame.iloc[0], design, default_allocation_state(design), secret, log, now=now
@@ -176,8 +177,10 @@ def test_every_field_of_the_platform_state_is_checked_and_named(platform_doc):
         (AllocationStateRecord, ALLOCATION, "traits", {}, "non-empty mapping"),
         (OpenLogEntry, OPEN, "sequence", True, "positive integer"),
         (OpenLogEntry, OPEN, "sequence", 0, "positive integer, got 0"),
-        (OpenLogEntry, OPEN, "stratum_sequence", 1.0, "expected an integer, got 1.0"),
-        (OpenLogEntry, OPEN, "v", 2, "expected log version 1, got 2"),
+        (OpenLogEntry, OPEN, "stratum_sequence", 1.0, "positive integer, got 1.0"),
+        (OpenLogEntry, OPEN, "v", 1, "expected log version 2, got 1"),
+        (OpenLogEntry, OPEN, "instance", "A" * 32, "32 lowercase hex digits"),
+        (OpenLogEntry, OPEN, "commitment", "c" * 63, "64 lowercase hex digits"),
         (OpenLogEntry, OPEN, "time", "2026-06-01T09:30:00Z", "UTC time stamp"),
         (OpenLogEntry, OPEN, "time", "2026-06-01T25:30:00.000000Z", "calendar time"),
     ],
@@ -331,6 +334,7 @@ def test_log_lines_are_written_as_built_not_as_the_model_would_write_them(tmp_pa
         "stratum": "mals",
         "arm": "mals_anakinra",
         "probabilities": {"mals_usual_care": 0, "mals_anakinra": 1},
+        "seal": "5" * 64,
     }
     alloclog.append_entry(log, lambda snap: (opened, restricted))
     line = alloclog.restricted_path_for(log).read_text()
@@ -343,6 +347,7 @@ def test_a_malformed_log_line_names_its_fields(tmp_path):
     opened = {k: v for k, v in OPEN.items() if k not in alloclog.CHAIN_FIELDS}
     restricted = {"patient_id": "EX-01", "trait": "mals", "stratum": "mals"}
     restricted |= {"arm": "mals_anakinra", "probabilities": {"mals_anakinra": 1.0}}
+    restricted |= {"seal": "5" * 64}
     alloclog.append_entry(log, lambda snap: (opened, restricted))
     entry = json.loads(log.read_text())
     entry["stratum_sequence"] = "1"
@@ -350,7 +355,7 @@ def test_a_malformed_log_line_names_its_fields(tmp_path):
     [problem] = [p for p in alloclog.verify_log(log).problems if p.kind == "malformed"]
     assert problem.line == 1
     assert problem.message == (
-        "malformed entry: field 'stratum_sequence': expected an integer, got '1'"
+        "malformed entry: field 'stratum_sequence': expected a positive integer, got '1'"
     )
 
 
