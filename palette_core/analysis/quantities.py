@@ -54,9 +54,9 @@ from palette_core.design.outcomes import Outcome
 from palette_core.errors import DecisionInputError
 from palette_core.randomisation import allocation as _allocation
 
-#: Coverage of the equal-tailed posterior interval of the odds ratio. Issue 5 fixes the
-#: reported interval at 95 %; it is a reporting convention, not a decision parameter, so it is
-#: not read from ``data/design``.
+#: Coverage of the equal-tailed posterior interval of the odds ratio: 95 %, the convention of
+#: clinical trial reports. It is a reporting convention, not a decision parameter (the rules
+#: read posterior probabilities), so it is not read from ``data/design``.
 INTERVAL_LEVEL = 0.95
 
 #: Columns of the stored quantities table written by :func:`summarise`, in order.

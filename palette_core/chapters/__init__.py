@@ -1,1 +1,2 @@
-"""Helpers of the book's chapters, one module per chapter; the library never imports them."""
+"""Helpers of the book's chapters: one module per chapter of ``book/`` holding what only that
+chapter shows, and ``common`` for what every chapter uses. The library never imports them."""

@@ -39,13 +39,13 @@ import vl_convert as vlc
 from markupsafe import Markup
 
 from palette_core import __version__
-from palette_core.chapters.helpers import OR_TICKS, forest_plot
 from palette_core.interim.analyse import (
     CHILD_HARM_ANALYSIS,
     PRIMARY,
     InterimAnalysis,
     load_analysis,
 )
+from palette_core.viz.forest import OR_TICKS, forest_plot
 
 Source = InterimAnalysis | str | Path
 OPEN_REPORT = "open_report.html"
@@ -66,7 +66,6 @@ DECISION_LABELS = {
     "harm": "Stop for harm",
     "cap_reached": "Cap reached (inconclusive)",
 }
-#: tick marks of odds-ratio axes (log scale)
 STATUS_LABELS = {
     "rows": "Rows in export",
     "allocated": "Allocated",

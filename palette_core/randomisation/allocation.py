@@ -264,7 +264,11 @@ def allocation_probabilities(
 def synthetic_posterior_draws(
     key: jax.Array, successes: jax.Array, trials: jax.Array, n_draws: int
 ) -> jax.Array:
-    """Stand-in posterior draws of log odds ratios vs usual care, until the models exist.
+    """Conjugate posterior draws of log odds ratios vs usual care, for :func:`example_trial`.
+
+    A binary outcome observed at once has an exact, fast posterior per arm, which is all the
+    example of the allocation rule needs; at an interim look the allocation reads the joint
+    model's draws instead (``palette analyse``).
 
     Each arm's probability of a *good* outcome has an independent Beta(1 + s, 1 + n - s)
     posterior (uniform prior); the log odds of a draw is ``log G_a - log G_b`` with independent

@@ -8,11 +8,8 @@ import pytest
 
 from palette_core import load_design
 from palette_core.analysis.estimands import (
-    estimands_chart,
     estimands_table,
-    event_definitions_table,
     intercurrent_events_table,
-    strategy_matrix,
 )
 from palette_core.design.loader import modified_design
 from palette_core.errors import (
@@ -93,7 +90,6 @@ def test_strategy_override_applies_to_its_outcome_only(design):
     assert ice["isth_major_bleeding", "death"] == "while_alive"
     assert ice["osfd28", "withdrawal_of_consent"] == "treatment_policy"
     assert len(ice) == len(design.outcomes.outcomes) * len(design.estimands.intercurrent_events)
-    assert strategy_matrix(design).shape == (5, 1 + len(design.outcomes.outcomes))
 
 
 def test_estimands_follow_the_yaml(design):
@@ -116,12 +112,6 @@ def test_estimands_follow_the_outcomes(design):
     with modified_design(None, "proposed/outcomes.yaml", edit) as changed:
         table = estimands_table(changed)
     assert len(table) == len(estimands_table(design)) - 4  # tinzaparin, rhTM, plasminogen, Octaplas
-
-
-def test_chart_counts_every_estimand(design):
-    table = estimands_table(design)
-    data = estimands_chart(table, design).data
-    assert data["estimands"].sum() == len(table)
 
 
 @pytest.mark.parametrize(
@@ -211,23 +201,3 @@ def test_bad_estimands_are_refused_naming_file_entry_and_field(edit, error, entr
     assert info.value.file == FILE
     assert info.value.entry == entry
     assert info.value.field == field
-
-
-def test_event_definitions_list_every_event_with_its_default_strategy(design):
-    table = event_definitions_table(design)
-    assert table["Intercurrent event"].tolist() == [
-        e.label for e in design.estimands.intercurrent_events
-    ]
-    assert table.set_index("Intercurrent event").loc["Death before day 28", "Default strategy"] == (
-        "Composite"
-    )
-
-
-def test_chapter_numbers_are_computed_from_the_design(design):
-    from palette_core.analysis.estimands import estimands_numbers, estimands_table
-
-    numbers = estimands_numbers(design)
-    table = estimands_table(design)
-    assert numbers["n_estimands"] == len(table)
-    assert numbers["n_outcomes"] == len(design.outcomes.outcomes)
-    assert numbers["osfd_death"] == design.outcome("osfd28").death_value

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from support import DATA
 
-from palette_core.chapters import helpers as report
 from palette_core.cli import main
 from palette_core.screening.classify import classification_summary, classify_patients
 from palette_core.screening.cohort import generate_cohort
@@ -137,20 +136,3 @@ def test_installed_command_classifies(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_csv(out)) == 7
-
-
-def test_population_report_tables_and_charts(design, worked):
-    status = report.trait_status_table(worked, design)
-    assert len(status) == len(design.traits)
-    assert (
-        status[["positive", "negative", "indeterminate", "not applicable"]].sum(axis=1)
-        == len(worked)
-    ).all()
-    overlap = report.trait_overlap_table(worked, design)
-    assert overlap["patients"].sum() <= len(worked)
-    elig, traits = report.worked_examples_tables(worked, design)
-    assert len(elig) == len(traits) == len(worked)
-    accrual = report.policy_accrual_table({"default": worked}, design)
-    assert accrual["randomised in trait"].sum() == worked["assigned_trait"].notna().sum()
-    for chart in (report.upset_chart(worked, design), report.policy_accrual_chart(accrual, design)):
-        assert chart.to_dict()
