@@ -106,11 +106,16 @@ class PlatformSettings(BaseModel):
         None, gt=0, description="patients randomised at most (default: trial.yaml enrollment)"
     )
     candidates_per_patient: float = Field(
-        1.6,
+        3.0,
         ge=1.0,
-        description="arrivals simulated per patient (refused arrivals of closed traits use some)",
+        description="arrivals simulated per patient (arrivals refused by a closed trait use some)",
     )
-    era_capacity: int = Field(32, ge=1, description="calendar eras the model can hold")
+    horizon_days: int | None = Field(
+        None,
+        gt=0,
+        description="days from the study start to the last possible final analysis (default: "
+        "trial.yaml's study start to study completion, the registered phase)",
+    )
     pool_size: int = Field(20000, gt=0, description="screened patients in the pool")
     pool_seed: int = Field(20261203, ge=0, description="seed of the pool of screened patients")
     n_draws: int = Field(1000, gt=0, description="posterior draws for Pr(best)")
@@ -177,6 +182,7 @@ class Context:
     n_looks: int
     look_every: int
     era_days: float
+    horizon_days: float
     lay_osfd: Any
     lay_mortality: Any
 
@@ -212,8 +218,12 @@ def context(settings_json: str) -> Context:
     """The static context of a settings object (JSON, so that it can key a cache)."""
     settings = PlatformSettings.model_validate_json(settings_json)
     design = load_design(settings.design)
-    spec = model_spec(design, PRIMARY_OUTCOME, settings.era_capacity)
-    spec_m = model_spec(design, MORTALITY_OUTCOME, settings.era_capacity)
+    trial = design.trial
+    horizon = settings.horizon_days or (trial.study_completion - trial.study_start).days
+    era_days = float(design.interim_analysis.eras.length_days)
+    era_capacity = int(math.ceil(horizon / era_days))
+    spec = model_spec(design, PRIMARY_OUTCOME, era_capacity)
+    spec_m = model_spec(design, MORTALITY_OUTCOME, era_capacity)
     empty = model_data(
         design,
         _empty_cells(spec),
@@ -251,7 +261,8 @@ def context(settings_json: str) -> Context:
         n_candidates=int(math.ceil(settings.candidates_per_patient * n_patients)),
         n_looks=int(math.ceil(n_patients / look_every)),
         look_every=look_every,
-        era_days=float(design.interim_analysis.eras.length_days),
+        era_days=era_days,
+        horizon_days=float(horizon),
         lay_osfd=lp.layout(spec),
         lay_mortality=lp.layout(spec_m),
     )
@@ -420,7 +431,10 @@ def _arrivals(key: Any, n: int, per_day: Any, ramp: Any) -> Any:
     e = jnp.cumsum(jax.random.exponential(key, (n,)))  # unit-rate process
     in_ramp = 2.0 * e * jnp.maximum(ramp, 1e-9) / per_day
     plateau = e / per_day + ramp / 2.0
-    return jnp.where(e < per_day * ramp / 2.0, jnp.sqrt(in_ramp), plateau)
+    days = jnp.where(e < per_day * ramp / 2.0, jnp.sqrt(in_ramp), plateau)
+    # XLA's float32 cumulative sum may round neighbours out of order: sort (the later logic
+    # relies on arrivals in order)
+    return jnp.sort(days)
 
 
 def build(settings: PlatformSettings) -> engine.TrialProgram:
@@ -513,8 +527,11 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
         reach = wants & (count == target)
         found = jnp.any(reach)
         t_star = jnp.where(found, c.arrival[jnp.argmax(reach)], c.arrival[-1])
-        look_day = t_star + FOLLOW_UP_DAYS
-        new = wants & (c.arrival <= look_day) & (count <= ctx.n_patients)
+        # the registered phase ends at the horizon: enrolment closes 28 days before it, so
+        # that every patient's outcome is complete at the final analysis
+        look_day = jnp.minimum(t_star + FOLLOW_UP_DAYS, ctx.horizon_days)
+        last_entry = ctx.horizon_days - FOLLOW_UP_DAYS
+        new = wants & (c.arrival <= jnp.minimum(look_day, last_entry)) & (count <= ctx.n_patients)
         # allocation: the trait's probabilities, restricted to the arms open to the patient
         p = jnp.where(slots, c.probs[t], 0.0)
         p = p / jnp.maximum(jnp.sum(p, axis=1, keepdims=True), 1e-30)
@@ -534,10 +551,10 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             n_randomised=c.n_randomised + jnp.sum(new),
             next_candidate=jnp.sum(c.arrival <= look_day).astype(jnp.int32),
             look_day=look_day,
-            exhausted=c.exhausted | (~found & jnp.any(live)),
+            exhausted=c.exhausted | (~found & jnp.any(live) & (look_day < ctx.horizon_days)),
         )
-        overflow = jnp.floor(look_day / ctx.era_days) >= e_cap
-        return c, found & (target >= ctx.n_patients), overflow
+        final = (found & (target >= ctx.n_patients)) | (look_day >= ctx.horizon_days)
+        return c, final
 
     def counts(c: Carry) -> tuple[CellData, CellData, Any, Any]:
         """The look's cell counts (both outcomes) and complete / allocated patients per arm."""
@@ -573,7 +590,7 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
 
     def look(carry, look_index):
         c, params = carry
-        c, final, overflow = enrol(c, params, look_index)
+        c, final = enrol(c, params, look_index)
         data_o, data_m, (n_complete, n_alloc, n_complete_uc), n_done = counts(c)
         res_o = analyse(ctx.lay_osfd, data_o, c.laplace_osfd, look_index)
         res_m = analyse(ctx.lay_mortality, data_m, c.laplace_mortality, look_index)
@@ -624,7 +641,6 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             "decision": made,
             "state": states,
             "allocation": probs,
-            "era_overflow": overflow,
             "laplace_ok": res_o.converged
             & res_o.positive_definite
             & res_m.converged
@@ -670,11 +686,18 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
 
     def summary(carry):
         c, _ = carry
-        arm_e = c.arm - 1
-        n_alloc = jax.ops.segment_sum(
-            (c.randomised & (c.arm > 0)).astype(jnp.int32), jnp.maximum(arm_e, 0), n_arms
-        )
+        n_strata = ctx.n_strata
+        on_arm = (c.randomised & (c.arm > 0)).astype(jnp.int32)
+        index = jnp.maximum(c.arm - 1, 0) * n_strata + c.stratum
+        by_stratum = jax.ops.segment_sum(on_arm, index, n_arms * n_strata)
+        by_stratum = by_stratum.reshape(n_arms, n_strata)
+        uc = (c.randomised & (c.arm == 0)).astype(jnp.int32)
+        uc_by_stratum = jax.ops.segment_sum(
+            uc, jnp.maximum(c.trait, 0) * n_strata + c.stratum, n_traits * n_strata
+        ).reshape(n_traits, n_strata)
         return {
+            "n_allocated_stratum": by_stratum,
+            "n_usual_care_stratum": uc_by_stratum,
             "n_randomised": c.n_randomised,
             "duration_days": c.look_day,
             "exhausted": c.exhausted,
@@ -682,7 +705,7 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             "decision": c.decision,
             "decision_look": c.decision_look,
             "decision_day": c.decision_day,
-            "n_allocated": n_alloc,
+            "n_allocated": jnp.sum(by_stratum, axis=1),
             "estimate_mean": c.estimate[:, 0],
             "estimate_low": c.estimate[:, 1],
             "estimate_high": c.estimate[:, 2],
@@ -715,6 +738,9 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
         )
     }
     labels["allocation"] = [f"{t}/{s}" for t in trait_ids for s in slots]
+    strata = list(spec.age_groups)
+    labels["n_allocated_stratum"] = [f"{a}/{g}" for a in arms for g in strata]
+    labels["n_usual_care_stratum"] = [f"{t}/{g}" for t in trait_ids for g in strata]
     state_names = [*codes.names, "suspended"]
     return engine.TrialProgram(
         name=PROGRAM,
