@@ -15,7 +15,7 @@ import yaml
 
 from palette_core.errors import ScenarioError
 from palette_core.randomisation import lifecycle as lc
-from palette_core.simulate import engine
+from palette_core.simulate import engine, metrics
 from palette_core.simulate import platform as pf
 
 SETTINGS = {"n_patients": 400, "pool_size": 3000, "n_draws": 200}
@@ -181,3 +181,23 @@ def test_the_shipped_scenario_file_is_valid(design):
     state = scenarios.scenarios[0].params["initial_state"]
     arms = list(pf.context(scenarios.settings.model_dump_json()).spec.arms)
     assert state[arms.index("hinf_tocilizumab")] == pf.suspended_code(codes)
+
+
+def test_operating_characteristics_add_up_with_monte_carlo_errors(run):
+    scenarios, result = run
+    table = metrics.arm_table(result.trials, scenarios)
+    assert len(table) == len(result.trials) * 18
+    arms = metrics.arm_characteristics(table)
+    decided = arms[[f"pr_{d}" for d in metrics.DECISIONS]].sum(axis=1)
+    total = decided + arms["pr_no_decision"] + arms["pr_never_evaluated"]
+    np.testing.assert_allclose(total, 1.0)
+    p, n = arms["pr_harm"], arms["n_trials"]
+    np.testing.assert_allclose(arms["mcse_harm"], np.sqrt(p * (1 - p) / n))
+    toc = arms[arms["arm"] == "hinf_tocilizumab"]
+    assert (toc["pr_never_evaluated"] == 1.0).all()  # suspended: never evaluated
+    traits = metrics.trait_characteristics(table)
+    assert set(traits["trait"]) == set(table["trait"])
+    assert (traits["familywise_false_graduation"].between(0, 1)).all()
+    platform = metrics.platform_characteristics(table, result.trials, scenarios)
+    assert list(platform["scenario"]) == ["null", "harm"]
+    assert (platform["n_randomised_mean"] <= SETTINGS["n_patients"]).all()
