@@ -48,7 +48,20 @@ from typing import Any, NamedTuple
 from palette_core import __version__
 from palette_core.design import DESIGN_ENV, Design, load_design
 from palette_core.errors import DesignError, PaletteError
+from palette_core.randomisation import allocation_log as alloclog
+from palette_core.randomisation.randomise import (
+    SECRET_ENV,
+    SECRET_FILE_ENV,
+    STRATIFY_FACTORS,
+    default_allocation_state,
+    load_allocation_state,
+    load_secret,
+    randomise_patients,
+    replay_log,
+)
 from palette_core.registry.fidelity import check_fidelity
+from palette_core.screening.classify import classification_summary, classify_patients
+from palette_core.screening.patients import read_patients
 from palette_core.screening.traits import check_hooks
 
 DESIGN_HELP = (
@@ -76,8 +89,6 @@ def _parent(*flags: str, **kwargs: Any) -> argparse.ArgumentParser:
 
 
 def _shared() -> _Shared:
-    from palette_core.randomisation.randomise import SECRET_ENV, SECRET_FILE_ENV
-
     return _Shared(
         design=_parent(
             "--design",
@@ -318,8 +329,6 @@ def _analyse(args: argparse.Namespace) -> int:
 
 def _add_allocation_commands(sub: argparse._SubParsersAction, shared: _Shared) -> None:
     """``palette randomise`` and ``palette log verify|replay|recover|head``."""
-    from palette_core.randomisation.randomise import STRATIFY_FACTORS
-
     rnd = sub.add_parser(
         "randomise",
         parents=[shared.design, shared.secret, shared.restricted_log],
@@ -383,14 +392,6 @@ def _add_allocation_commands(sub: argparse._SubParsersAction, shared: _Shared) -
 
 
 def _randomise(args: argparse.Namespace) -> int:
-    from palette_core.randomisation.randomise import (
-        default_allocation_state,
-        load_allocation_state,
-        load_secret,
-        randomise_patients,
-    )
-    from palette_core.screening.patients import read_patients
-
     stratify = tuple(f.strip() for f in args.stratify.split(",") if f.strip())
     try:
         secret = load_secret(args.secret_file)
@@ -437,8 +438,6 @@ def _randomise(args: argparse.Namespace) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from palette_core.randomisation import allocation_log as alloclog
-
     try:
         if args.log_command == "verify":
             anchor = alloclog.parse_anchor(args.anchor) if args.anchor else None
@@ -464,8 +463,6 @@ def _log(args: argparse.Namespace) -> int:
                 print("\n".join(report.lines()))
             return 0 if report.ok else 1
         if args.log_command == "replay":
-            from palette_core.randomisation.randomise import load_secret, replay_log
-
             secret = load_secret(args.secret_file)
             design = load_design(args.design)
             replayed = replay_log(args.log, secret, design, restricted=args.restricted_log)
@@ -548,9 +545,6 @@ def _design_check(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from palette_core.screening.classify import classification_summary, classify_patients
-    from palette_core.screening.patients import read_patients
-
     try:
         design = _screening_design(args.design)
         validation = read_patients(args.file, design)

@@ -93,6 +93,7 @@ from palette_core.randomisation import records
 from palette_core.randomisation.records import STATE_VERSION, AllocationStateRecord
 from palette_core.screening.classify import classify_patients
 from palette_core.screening.patients import PatientValidation, validate_patients
+from palette_core.screening.traits import POSITIVE, assign_trait, trait_columns
 
 SECRET_ENV = "PALETTE_TRIAL_SECRET"
 SECRET_FILE_ENV = "PALETTE_TRIAL_SECRET_FILE"
@@ -756,7 +757,6 @@ def _replay_traits(
     restricted: list[dict[str, Any]], design: Design, secret: TrialSecret
 ) -> dict[int, str | None]:
     """Recompute the multi-trait draw of every logged patient from the positive traits."""
-    from palette_core.screening.traits import POSITIVE, assign_trait, trait_columns
 
     out: dict[int, str | None] = {}
     groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}

@@ -45,6 +45,9 @@ from palette_core.analysis.quantities import summarise
 from palette_core.analysis.sensitivity import PRIMARY, fit_outcome
 from palette_core.design.loader import Design, data_file, load_design
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
+from palette_core.exports.synthetic import EXPORT_FOLDER, true_odds_ratios
+from palette_core.interim.analyse import analyse
+from palette_core.interim.report import write_reports
 from palette_core.provenance import build_manifest
 from palette_core.yamlio import read_yaml
 
@@ -261,9 +264,6 @@ def rebuild_worked_interim(
     The full size runs every sensitivity analysis (about 10 minutes on 2 cores); the small
     size runs the primary analysis only.
     """
-    from palette_core.exports.synthetic import EXPORT_FOLDER, true_odds_ratios
-    from palette_core.interim.analyse import analyse
-    from palette_core.interim.report import write_reports
 
     analyse(
         data_file(design, EXPORT_FOLDER),

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from palette_core.simulate import engine
+from palette_core.simulate.adaptr import scenario_path
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,6 @@ def adaptr_workload(
     scenario: str, trials: int, chunk_size: int, workers: int, seed: int = 1
 ) -> list[dict[str, Any]]:
     """adaptr's binomial design (``data/scenarios/adaptr_readme.yaml``), one scenario."""
-    from palette_core.simulate.adaptr import scenario_path
 
     scenarios = engine.load_scenarios(scenario_path())
     chunk = min(chunk_size, trials)

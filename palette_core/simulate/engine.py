@@ -73,6 +73,8 @@ __all__ = [
     "run_scenarios",
     "write_results",
 ]
+from palette_core.design.locate import checkout_design_dir, display_path
+from palette_core.provenance import KEY_PACKAGES, git_revision, package_versions
 from palette_core.yamlio import read_yaml
 
 Params = Any  # a pytree of arrays
@@ -670,9 +672,6 @@ def simulation_manifest(
     import platform
 
     import jax
-
-    from palette_core.design.locate import checkout_design_dir, display_path
-    from palette_core.provenance import KEY_PACKAGES, git_revision, package_versions
 
     shown = display_path(scenarios.path)
     checkout = checkout_design_dir()  # the code's revision: of the checkout it runs from

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import TINY_NUTS
 
 from palette_core.analysis import checking as c
 from palette_core.analysis import models as m
@@ -21,7 +22,7 @@ def spec(design):
 
 @pytest.fixture(scope="module")
 def fitter(spec):
-    return Fitter(spec, num_warmup=300, num_samples=300, num_chains=2)
+    return Fitter(spec, **TINY_NUTS)
 
 
 def test_prior_predictive_mortality_is_plausible_by_age_group(design):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from support import TINY_NUTS
 
 from palette_core.analysis import models as m
 from palette_core.analysis.diagnostics import FitResult, az, gate
@@ -14,7 +15,6 @@ from palette_core.errors import ConvergenceError, ModelDataError
 
 N_ERAS = 1
 PRIORS = m.model_priors(load_design())
-SIZE = {"num_warmup": 150, "num_samples": 150, "num_chains": 2}
 
 
 def _cells(design, rates: dict[str, float], n: dict[str, int], seed: int) -> pd.DataFrame:
@@ -33,7 +33,7 @@ def spec(design):
 
 @pytest.fixture(scope="module")
 def fitter(spec):
-    return Fitter(spec, **SIZE)
+    return Fitter(spec, **TINY_NUTS)
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +65,15 @@ def test_inference_data_has_named_dims(spec, first_fit):
     assert list(post["arm"].values) == list(spec.arms)
     assert post["arm_trait"].sel(arm="mals_anakinra").item() == "mals"
     assert post["trait_shift"].dims == ("chain", "draw", "trait")
-    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 150
+    assert post.sizes["chain"] == TINY_NUTS["num_chains"]
+    assert post.sizes["draw"] == TINY_NUTS["num_samples"]
     assert "diverging" in first_fit.idata.sample_stats
 
 
 def test_gates_flag_a_too_short_run(first_fit):
-    assert not first_fit.gates_passed  # 2 x 150 draws cannot give ESS > 400
+    draws = TINY_NUTS["num_chains"] * TINY_NUTS["num_samples"]
+    assert draws < 400  # so the ESS gate (400) must fail
+    assert not first_fit.gates_passed
     assert any("ESS" in f for f in first_fit.failures)
     with pytest.raises(ConvergenceError) as err:
         first_fit.require_gates()
@@ -110,7 +113,7 @@ def test_borrowing_moves_sparse_trait_towards_the_other_trait(design, spec, fitt
     cells = _cells(design, rates, n, 3)
     on = fitter.fit(m.model_data(design, cells, spec), PRIORS, seed=3)
     spec_off = m.model_spec(design, "mortality28", N_ERAS, borrowing="none")
-    off = Fitter(spec_off, **SIZE).fit(m.model_data(design, cells, spec_off), PRIORS, seed=3)
+    off = Fitter(spec_off, **TINY_NUTS).fit(m.model_data(design, cells, spec_off), PRIORS, seed=3)
 
     def mean(fit, arm):
         return float(fit.idata.posterior["log_or"].sel(arm=arm).mean())

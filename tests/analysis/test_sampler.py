@@ -89,6 +89,7 @@ def test_vmapped_fits_of_eight_datasets_equal_eight_single_fits(design, spec):
     trajectories amplify such differences over hundreds of iterations, so long runs agree in
     distribution, not bit for bit. A short run shows the equality at float32 precision.
     """
+    # shorter than TINY_NUTS on purpose: equality at float32 holds only over a few iterations
     fitter = Fitter(spec, num_warmup=3, num_samples=10, num_chains=2)
     looks = [_look(design, spec, 1 + i % CAPACITY, 20 + i) for i in range(8)]
     priors = m.model_priors(design)
@@ -131,6 +132,7 @@ def test_batched_potential_and_gradient_equal_single_ones(design, spec):
 
 
 def test_the_pure_sampler_jits_and_vmaps_without_the_fitter(design, spec):
+    # shorter than TINY_NUTS: only the shapes of jit(vmap(sampler)) are asserted
     settings = NutsSettings(num_warmup=20, num_samples=10, num_chains=2)
     pure = nuts_sampler(spec, settings)
     looks = stack_data([_look(design, spec, 1, 1), _look(design, spec, 3, 2)])

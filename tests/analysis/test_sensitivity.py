@@ -7,12 +7,11 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from support import TINY_NUTS
 
 from palette_core.analysis import checking, sensitivity
 from palette_core.analysis.models import exnex_draws, model_priors, model_spec
 from palette_core.errors import ModelDataError
-
-TINY = {"num_warmup": 150, "num_samples": 150, "num_chains": 2}
 
 
 def test_exnex_fit_converges_and_mixes_the_components(design):
@@ -20,7 +19,7 @@ def test_exnex_fit_converges_and_mixes_the_components(design):
     base = {"adult": 0.25, "child": 0.10}
     cells = checking.simulate_cells(design, spec, {"hinf_anakinra": 0.8}, 60, seed=3, baseline=base)
     fit = sensitivity.fit_outcome(
-        design, cells, "mortality28", 1, analysis="exnex", run=TINY, seed=4
+        design, cells, "mortality28", 1, analysis="exnex", run=TINY_NUTS, seed=4
     )
     post = fit.results[0].idata.posterior
     assert "exnex_pr_ex" in post and "exnex_pr_ex" not in fit.results[0].diagnostics
@@ -152,13 +151,13 @@ def ordinal_fit(design):
     cells = checking.simulate_cells(
         design, spec, {"hinf_baricitinib": np.log(4.0)}, 60, seed=11, baseline=base
     )
-    return spec, sensitivity.fit_outcome(design, cells, "osfd28", 1, run=TINY, seed=2)
+    return spec, sensitivity.fit_outcome(design, cells, "osfd28", 1, run=TINY_NUTS, seed=2)
 
 
 def test_ordinal_fit_recovers_the_direction_of_a_known_effect(ordinal_fit):
     spec, fit = ordinal_fit
     j = spec.arms.index("hinf_baricitinib")
-    assert fit.draws.shape == (TINY["num_chains"] * TINY["num_samples"], len(spec.arms))
+    assert fit.draws.shape == (TINY_NUTS["num_chains"] * TINY_NUTS["num_samples"], len(spec.arms))
     assert np.mean(fit.draws[:, j] > 0) > 0.9  # OR 4 on 60 patients per arm: clear benefit
     assert np.median(fit.draws[:, j]) > np.median(np.delete(fit.draws, j, axis=1))
 
@@ -166,9 +165,9 @@ def test_ordinal_fit_recovers_the_direction_of_a_known_effect(ordinal_fit):
 def test_concurrent_fit_reuses_one_compiled_sampler(design):
     cells = _cells(design)
     fit = sensitivity.fit_outcome(
-        design, cells, "mortality28", 2, analysis="concurrent_controls", run=TINY, seed=1
+        design, cells, "mortality28", 2, analysis="concurrent_controls", run=TINY_NUTS, seed=1
     )
     spec = model_spec(design, "mortality28", 2)
     assert len(fit.results) == 2
-    assert sensitivity.fitter_for(spec, TINY).n_traces == 1
+    assert sensitivity.fitter_for(spec, TINY_NUTS).n_traces == 1
     assert fit.draws.shape[1] == len(spec.arms) and np.isfinite(fit.draws).all()

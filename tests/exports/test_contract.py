@@ -508,14 +508,9 @@ def test_a_header_only_export_has_zero_rows(design, export_dir):
     assert v.n_rows == 0 and v.errors.empty
 
 
-def test_validation_of_a_large_export_is_fast_and_counts_match(design):
-    import time
-
+def test_validation_of_a_large_export_counts_every_invalid_row(design):
     rows = [good(patient_id=f"P{i:05d}") for i in range(2000)]
     for i in range(0, 2000, 97):
         rows[i]["country"] = "france"
-    t0 = time.perf_counter()
     v = validate(rows, design)
-    elapsed = time.perf_counter() - t0
     assert v.n_rows == 2000 and v.n_invalid == len(range(0, 2000, 97))
-    assert elapsed < 20, elapsed

@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 
 from palette_core.errors import DesignSchemaError, OutOfRangeError, UnknownReferenceError
+from palette_core.exports.contract import read_export
+from palette_core.exports.derive import derive_outcomes
 from palette_core.exports.synthetic import (
     EXPORT_FOLDER,
     SUPPORT_TYPES,
@@ -353,8 +355,7 @@ def test_too_few_patients_for_the_withdrawals_is_an_error(design, scenario):
 
 # ----------------------------------------------------------------------------- with the reader
 def test_read_export_reports_exactly_the_injected_rows(design, written, small):
-    export = pytest.importorskip("palette_core.exports.contract")
-    validation = export.read_export(written, design)
+    validation = read_export(written, design)
     assert validation.n_rows == len(small.patients)
     bad = small.truth[small.truth["injected_problem"] != ""]
     invalid = validation.frame.index[validation.frame["record_status"] == "invalid"]
@@ -366,9 +367,7 @@ def test_read_export_reports_exactly_the_injected_rows(design, written, small):
 
 
 def test_derived_outcomes_reproduce_the_truth(design, written, small):
-    export = pytest.importorskip("palette_core.exports.contract")
-    derive = pytest.importorskip("palette_core.exports.derive")
-    derived = derive.derive_outcomes(export.read_export(written, design), design)
+    derived = derive_outcomes(read_export(written, design), design)
     truth = small.truth
     assert derived["status"].astype(str).tolist() == truth["expected_status"].tolist()
     complete = (truth["expected_status"] == "complete").to_numpy()

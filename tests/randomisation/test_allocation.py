@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from datetime import date, datetime
 
 import jax
@@ -41,6 +40,7 @@ from palette_core.randomisation.allocation import (
     trait_allocation,
     validate_allocation_state,
 )
+from palette_core.randomisation.randomise import allocation_state_from_dict
 
 TOL = 1e-6  # float32 rounding
 PARAMS = AllocationParams(
@@ -592,10 +592,9 @@ def test_allocation_state_accepts_dates_and_lists_traits_in_design_order(design)
 
 
 def test_allocation_state_is_readable_by_the_randomiser(design):
-    """The record is what ``palette_core.randomisation.randomise`` reads (skipped if that module is absent)."""
-    randomise = pytest.importorskip("palette_core.randomisation.randomise")
+    """The record is what ``palette_core.randomisation.randomise`` reads."""
     state = allocation_state(design, VALID, "2026-06-01", "interim look 1")
-    read = randomise.allocation_state_from_dict(json.loads(json.dumps(state)), design)
+    read = allocation_state_from_dict(json.loads(json.dumps(state)), design)
     assert {t: dict(p) for t, p in read.traits.items()} == state["traits"]
 
 
@@ -643,14 +642,11 @@ def test_validate_allocation_state_rejects_a_wrong_version_or_extra_field(design
 # ----------------------------------------------------------------------------- example trial
 @pytest.fixture(scope="module")
 def example(design):
-    start = time.perf_counter()
-    frame = example_trial(design, HINF, 2026, HINF_RATES, 400, 20)
-    return frame, time.perf_counter() - start
+    return example_trial(design, HINF, 2026, HINF_RATES, 400, 20)
 
 
-def test_example_trial_is_fast_and_shaped_for_plotting(example):
-    frame, seconds = example
-    assert seconds < 10  # ~2 s including compilation on a 2-core CPU
+def test_example_trial_is_shaped_for_plotting(example):
+    frame = example
     assert list(frame.columns) == [
         "look",
         "n_patients",
@@ -670,7 +666,7 @@ def test_example_trial_is_fast_and_shaped_for_plotting(example):
 
 
 def test_example_trial_starts_in_burn_in_and_adapts_towards_the_best_arm(example):
-    frame, _ = example
+    frame = example
     first = frame[frame["look"] == 0]
     assert (first["phase"] == "burn_in").all()
     assert np.allclose(first["probability"], 0.2)
@@ -683,7 +679,7 @@ def test_example_trial_starts_in_burn_in_and_adapts_towards_the_best_arm(example
 
 
 def test_example_trial_is_reproducible_from_its_seed(design, example):
-    frame, _ = example
+    frame = example
     again = example_trial(design, HINF, 2026, HINF_RATES, 400, 20)
     assert again.equals(frame)
     other = example_trial(design, HINF, 2027, HINF_RATES, 400, 20)

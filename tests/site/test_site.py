@@ -1,12 +1,16 @@
 """The built book, opened page by page in headless Chromium (see sitecheck.py).
 
 The site is built once per test session from the current sources with scripts/build-book,
-the same command a reader runs. Set PALETTE_SITE_DIR to check an existing build instead
-(for iterating on a chapter; scripts/test never does).
+the command a reader runs, from the outputs stored in the chapters (``--stored-outputs``):
+scripts/test runs nbval on every chapter in the same run, which re-executes each one and
+compares it with those stored outputs, so the chapters execute once per test run. Run
+``bash scripts/build-book`` to execute them while building. Set PALETTE_SITE_DIR to check an
+existing build instead (for iterating on a chapter; scripts/test never does).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -42,14 +46,16 @@ def site() -> Path:
     if prebuilt := os.environ.get("PALETTE_SITE_DIR"):
         return Path(prebuilt)
     build = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "build-book")],
+        ["bash", str(ROOT / "scripts" / "build-book"), "--stored-outputs"],
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
     if build.returncode != 0:
         output = (build.stdout + build.stderr)[-20_000:]
-        pytest.fail(f"scripts/build-book failed (exit {build.returncode}):\n{output}")
+        pytest.fail(
+            f"scripts/build-book --stored-outputs failed (exit {build.returncode}):\n{output}"
+        )
     return ROOT / "_build" / "html"
 
 
@@ -83,6 +89,25 @@ def test_page_loads_cleanly_offline(page: str, site: Path, site_url: str, browse
 def test_every_built_page_is_checked(site: Path) -> None:
     unchecked = sorted(set(site_pages(site)) - set(PAGES))
     assert not unchecked, f"built pages not in the browser check (add them to PAGES): {unchecked}"
+
+
+def test_every_chapter_cell_has_outputs_that_nbval_compares() -> None:
+    """The site shows the stored outputs; nbval checks them only if each cell was executed
+    (a cell stored without ``execution_count`` is not compared) and not skipped."""
+    unchecked = []
+    for doc in _toc_docnames(yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))):
+        path = (ROOT / doc).with_suffix(".ipynb")
+        if not path.exists():
+            continue  # a Markdown page: no outputs
+        for i, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+            tags = cell.get("metadata", {}).get("tags", [])
+            if cell["cell_type"] == "code" and (
+                cell.get("execution_count") is None or "nbval-skip" in tags
+            ):
+                unchecked.append(f"{path.name} cell {i}")
+    assert not unchecked, (
+        f"cells nbval does not compare (run scripts/execute-chapters): {unchecked}"
+    )
 
 
 # --- The checker itself: each kind of fault in a synthetic site must be reported. ---
