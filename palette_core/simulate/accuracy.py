@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -42,10 +41,13 @@ from palette_core.analysis.models import (
     ORDINAL_COLUMNS,
     CellData,
     ModelSpec,
+    Priors,
     cell_grid,
     model_data,
+    model_priors,
     model_spec,
 )
+from palette_core.analysis.sampler import stack_data
 from palette_core.design.loader import Design
 from palette_core.errors import ModelDataError
 from palette_core.provenance import build_manifest
@@ -264,28 +266,28 @@ def _batch_means_mcse(ind: np.ndarray, n_batches: int = 20) -> np.ndarray:
 
 
 def nuts_draws(
-    fitter: Fitter, counts: list[np.ndarray], template: CellData, seed: int, batch: int
+    fitter: Fitter,
+    priors: Priors,
+    counts: list[np.ndarray],
+    template: CellData,
+    seed: int,
+    batch: int,
 ) -> tuple[list[dict[str, np.ndarray]], float]:
-    """NUTS fits of several datasets (``jax.vmap`` over ``batch`` datasets at a time, compiled
-    once): per dataset, ``log_or`` and ``log_or_child`` ``[chains, draws, A]``; and the wall
-    seconds per dataset (the batches after the first, which compiles; all if only one)."""
-    data_axes = CellData(None, None, None, None, 0)
-    run = jax.jit(jax.vmap(fitter._sample, in_axes=(0, data_axes)))  # compile-once sampler
-    base = CellData(*(jnp.asarray(x) for x in template))
+    """NUTS fits of several datasets (:meth:`~palette_core.analysis.fit.Fitter.sample_many`,
+    ``batch`` datasets per ``jax.vmap``-ed call, compiled once): per dataset, ``log_or`` and
+    ``log_or_child`` ``[chains, draws, A]``; and the wall seconds per dataset (the batches
+    after the first, which compiles; all if only one). Dataset ``i`` uses the key
+    ``fold_in(key(seed), i)``."""
+    root = jax.random.key(seed)
     out: list[dict[str, np.ndarray]] = []
     times = []
     for start in range(0, len(counts), batch):
         t0 = time.perf_counter()
         chunk = counts[start : start + batch]
         pad = batch - len(chunk)
-        stacked = jnp.asarray(np.stack(chunk + [chunk[-1]] * pad))
-        keys = jnp.stack(
-            [
-                jax.random.split(jax.random.PRNGKey(seed + start + i), fitter.num_chains)
-                for i in range(batch)
-            ]
-        )
-        draws, _ = run(keys, base._replace(counts=stacked))
+        stacked = stack_data([template._replace(counts=c) for c in chunk + [chunk[-1]] * pad])
+        keys = [jax.random.fold_in(root, start + i) for i in range(batch)]
+        draws = fitter.sample_many(stacked, priors, keys).draws
         for i in range(len(chunk)):
             out.append({k: np.asarray(draws[k][i]) for k in ("log_or", "log_or_child")})
         times.append((time.perf_counter() - t0) / batch)
@@ -366,6 +368,7 @@ def panel_comparisons(
         raise ModelDataError("no binary harm outcome in proposed/decisions.yaml", "harm")
     specs = {o: model_spec(design, o, n_eras) for o in [primary_id, *binary_ids]}
     looks = simulate_looks(design, specs[primary_id], specs[binary_ids[0]], n_trials, n_looks, seed)
+    priors = model_priors(design)
     arms = specs[primary_id].arms
     arm_trait = np.asarray(specs[primary_id].arm_trait)
     refs = {
@@ -379,10 +382,10 @@ def panel_comparisons(
     key = jax.random.PRNGKey(seed)
     for oid, spec in specs.items():
         template = _template(design, spec)
-        post = lp.LaplacePosterior(spec, template, rule=rule or lp.Rule())
+        post = lp.LaplacePosterior(spec, template, priors, rule=rule or lp.Rule())
         counts = [lk.counts[oid] for lk in looks]
         fitter = Fitter(spec, **nuts_settings)
-        nuts, secs = nuts_draws(fitter, counts, template, seed, batch)
+        nuts, secs = nuts_draws(fitter, priors, counts, template, seed, batch)
         timings[f"nuts_s_per_look[{oid}]"] = secs
         first = post.analyse(counts[0])  # compile both paths before timing
         jax.block_until_ready(post.analyse(counts[0], first.state))
@@ -634,7 +637,9 @@ def speed_table(
         return 1e3 * float(np.median(wall)), 1e3 * float(np.median(cpu))
 
     for oid, spec in specs.items():
-        post = lp.LaplacePosterior(spec, _template(design, spec), rule=rule or lp.Rule())
+        post = lp.LaplacePosterior(
+            spec, _template(design, spec), model_priors(design), rule=rule or lp.Rule()
+        )
         last = [lk.counts[oid] for lk in looks if lk.look == n_looks - 1]
         prev = [lk.counts[oid] for lk in looks if lk.look == n_looks - 2]
         states = post.analyse_batch(np.stack(prev)).state

@@ -76,7 +76,8 @@ from jax.nn import log_sigmoid
 from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.scipy.special import gammaln, ndtr
 
-from palette_core.analysis.models import CellData, InducedDirichlet, ModelSpec, _category_log_probs
+from palette_core.analysis.models import CellData, InducedDirichlet, ModelSpec, Priors
+from palette_core.analysis.models import category_log_probs as _category_log_probs
 from palette_core.errors import ModelDataError
 
 #: Names of the variance parameters integrated by quadrature, in the order of ``h``.
@@ -88,8 +89,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 class PriorValues(NamedTuple):
     """The prior constants of the joint model, as floats (a pytree: they may be traced).
 
-    Built by :func:`prior_values` from the spec, the one place to rewire when prior scales
-    become arrays of the model's data.
+    Built by :func:`prior_values` from the model's :class:`~palette_core.analysis.models.Priors`.
     """
 
     arm_loc: Any
@@ -104,20 +104,10 @@ class PriorValues(NamedTuple):
     cut_concentration: Any
 
 
-def prior_values(spec: ModelSpec) -> PriorValues:
-    """The prior constants of ``spec`` as a :class:`PriorValues` of floats."""
-    return PriorValues(
-        arm_loc=float(spec.arm_loc),
-        arm_scale=float(spec.arm_scale),
-        group_mean_loc=float(spec.group_mean_loc),
-        group_mean_scale=float(spec.group_mean_scale),
-        between_trait_scale=float(spec.between_trait_scale),
-        child_scale=float(spec.child_scale),
-        era_step_scale=float(spec.era_step_scale),
-        trait_shift_loc=float(spec.trait_shift_loc),
-        trait_shift_scale=float(spec.trait_shift_scale),
-        cut_concentration=float(spec.cut_concentration),
-    )
+def prior_values(priors: Priors) -> PriorValues:
+    """The prior constants of the model's :class:`~palette_core.analysis.models.Priors`
+    (:func:`~palette_core.analysis.models.model_priors`) as a :class:`PriorValues` of floats."""
+    return PriorValues(*(getattr(priors, f) for f in PriorValues._fields))
 
 
 @dataclass(frozen=True)
@@ -456,7 +446,7 @@ def log_joint(
 ) -> jnp.ndarray:
     """``log p(y, x | h)`` in the unconstrained coordinates of the module docstring.
 
-    Written with the model's own pieces (:func:`~palette_core.analysis.models._category_log_probs`
+    Written with the model's own pieces (:func:`~palette_core.analysis.models.category_log_probs`
     and :class:`~palette_core.analysis.models.InducedDirichlet`), independently of the closed
     forms of :func:`derivatives`, which the tests check against its automatic derivatives.
     """
@@ -1184,6 +1174,7 @@ class LaplacePosterior:
         self,
         spec: ModelSpec,
         template: CellData,
+        priors: Priors,
         *,
         rule: Rule = Rule(),
         pilot_rule: Rule = Rule((2, 2, 2)),
@@ -1196,7 +1187,7 @@ class LaplacePosterior:
         self.spec = spec
         self.layout = layout(spec)
         self.structure = structure(self.layout, template)
-        self.prior = prior_values(spec)
+        self.prior = prior_values(priors)
         self.rule = rule
         self.n_traces = 0
         shape = (np.shape(template.counts)[0], self.layout.n_cut + 1)

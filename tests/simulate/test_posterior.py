@@ -41,12 +41,15 @@ def _random_point(lay, rng):
 @pytest.mark.parametrize("outcome", ["mortality28", "osfd28"])
 def test_log_joint_is_minus_numpyro_potential(design, outcome):
     spec, data = _data(design, outcome, 3, {"hinf_anakinra": 0.5}, 20, 1)
-    lay, prior = lp.layout(spec), lp.prior_values(spec)
+    lay, prior = lp.layout(spec), lp.prior_values(m.model_priors(design))
     arrays = m.CellData(*(jnp.asarray(v) for v in data))
     info = initialize_model(
-        jax.random.PRNGKey(0), partial(m.joint_model, spec), model_args=(arrays,), dynamic_args=True
+        jax.random.PRNGKey(0),
+        partial(m.joint_model, spec),
+        model_args=(arrays, m.model_priors(design)),
+        dynamic_args=True,
     )
-    potential = info.potential_fn(arrays)
+    potential = info.potential_fn(arrays, m.model_priors(design))
     rng = np.random.default_rng(0)
     for _ in range(3):
         xc, z, h = _random_point(lay, rng)
@@ -72,7 +75,7 @@ def test_log_joint_is_minus_numpyro_potential(design, outcome):
 @pytest.mark.parametrize("outcome", ["mortality28", "osfd28"])
 def test_closed_form_derivatives_equal_autodiff(design, outcome):
     spec, data = _data(design, outcome, 2, {"hypo_gcsf": 0.4}, 20, 2)
-    lay, prior = lp.layout(spec), lp.prior_values(spec)
+    lay, prior = lp.layout(spec), lp.prior_values(m.model_priors(design))
     st = lp.structure(lay, data)
     arrays = m.CellData(*(jnp.asarray(v) for v in data))
     rng = np.random.default_rng(1)
@@ -119,12 +122,14 @@ def strong(design):
     return _data(design, "mortality28", 1, effects, 150, 4)
 
 
-def test_decision_probabilities_agree_with_nuts(strong):
+def test_decision_probabilities_agree_with_nuts(design, strong):
     spec, data = strong
-    post = lp.LaplacePosterior(spec, data)
+    post = lp.LaplacePosterior(spec, data, m.model_priors(design))
     res = post.analyse(data.counts)
     assert bool(res.converged) and bool(res.positive_definite)
-    fit = Fitter(spec, num_warmup=300, num_samples=500, num_chains=2).fit(data, seed=5)
+    fit = Fitter(spec, num_warmup=300, num_samples=500, num_chains=2).fit(
+        data, m.model_priors(design), seed=5
+    )
     a = len(spec.arms)
     draws = np.concatenate(
         [fit.idata.posterior["log_or"].values, fit.idata.posterior["log_or_child"].values], -1
@@ -145,7 +150,7 @@ def test_vmap_equals_single_calls_and_compiles_once(design):
     spec, data = _data(design, "mortality28", 2, {}, 10, 6)
     rng = np.random.default_rng(7)
     looks = [data.counts * (i + 1) + rng.integers(0, 3, data.counts.shape) for i in range(3)]
-    post = lp.LaplacePosterior(spec, data)
+    post = lp.LaplacePosterior(spec, data, m.model_priors(design))
     single = [post.analyse(c) for c in looks]
     assert post.n_traces == 1  # three datasets, one compilation
     batch = post.analyse_batch(np.stack(looks))
@@ -163,17 +168,19 @@ def test_unused_eras_and_arms_are_harmless(design):
     spec1, data1 = _data(design, "mortality28", 1, {"hypo_gcsf": 0.5}, 40, 8)
     spec2 = m.model_spec(design, "mortality28", 2)
     data2 = lp_data_with_empty_era(design, spec2, data1)
-    r1 = lp.LaplacePosterior(spec1, data1).analyse(data1.counts)
-    r2 = lp.LaplacePosterior(spec2, data2).analyse(data2.counts)
+    r1 = lp.LaplacePosterior(spec1, data1, m.model_priors(design)).analyse(data1.counts)
+    r2 = lp.LaplacePosterior(spec2, data2, m.model_priors(design)).analyse(data2.counts)
     np.testing.assert_allclose(lp.pr_greater(r2, 0.0), lp.pr_greater(r1, 0.0), atol=2e-3)
     # an arm without patients keeps its prior (arm_log_or) in adults
     arm = spec1.arms.index("hypo_ifng")
     assert spec1.arm_group[arm] < 0
     counts = np.asarray(data1.counts).copy()
     counts[np.asarray(data1.arm) == 1 + arm] = 0.0
-    s = lp.mixture_summary(lp.LaplacePosterior(spec1, data1).analyse(counts))
-    assert float(s.mean[arm]) == pytest.approx(spec1.arm_loc, abs=1e-3)
-    assert float(s.sd[arm]) == pytest.approx(spec1.arm_scale, rel=1e-3)
+    s = lp.mixture_summary(
+        lp.LaplacePosterior(spec1, data1, m.model_priors(design)).analyse(counts)
+    )
+    assert float(s.mean[arm]) == pytest.approx(float(m.model_priors(design).arm_loc), abs=1e-3)
+    assert float(s.sd[arm]) == pytest.approx(float(m.model_priors(design).arm_scale), rel=1e-3)
 
 
 def lp_data_with_empty_era(design, spec2, data1):
@@ -184,9 +191,9 @@ def lp_data_with_empty_era(design, spec2, data1):
     return tmpl._replace(counts=counts)
 
 
-def test_mixture_summaries_and_draws_are_consistent(strong):
+def test_mixture_summaries_and_draws_are_consistent(design, strong):
     spec, data = strong
-    res = lp.LaplacePosterior(spec, data).analyse(data.counts)
+    res = lp.LaplacePosterior(spec, data, m.model_priors(design)).analyse(data.counts)
     s = lp.mixture_summary(res)
     np.testing.assert_allclose(lp.pr_greater(res, s.q_low), 0.975, atol=1e-3)
     np.testing.assert_allclose(lp.pr_less(res, s.q_high), 0.975, atol=1e-3)
@@ -201,9 +208,9 @@ def test_mixture_summaries_and_draws_are_consistent(strong):
     assert float(best.sum()) == pytest.approx(1.0) and np.all(np.asarray(best)[~trait] == 0)
 
 
-def test_float32_agrees_with_float64(strong):
+def test_float32_agrees_with_float64(design, strong):
     spec, data = strong
-    lay, prior = lp.layout(spec), lp.prior_values(spec)
+    lay, prior = lp.layout(spec), lp.prior_values(m.model_priors(design))
     st = lp.structure(lay, data)
     p32 = lp.pr_greater(lp.laplace_arrays(lay, st, prior, jnp.asarray(data.counts)), 0.0)
     with jax.enable_x64(True):
@@ -227,7 +234,7 @@ def test_boundary_errors_name_the_column(design, strong):
     with pytest.raises(ModelDataError) as err:
         lp.structure(lp.layout(spec2), swapped)
     assert err.value.column == "era" and err.value.row == 0
-    post = lp.LaplacePosterior(spec, data)
+    post = lp.LaplacePosterior(spec, data, m.model_priors(design))
     bad = np.asarray(data.counts).copy()
     bad[3, 0] = -1
     with pytest.raises(ModelDataError) as err:
