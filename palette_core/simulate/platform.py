@@ -455,6 +455,11 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
     grid = CellData(*(jnp.asarray(x) for x in ctx.grid))
     priors = lp.prior_values(model_priors(ctx.design))
     e_cap = spec.n_eras
+    # (layout, cell structure) of each outcome's Laplace approximation, checked once here
+    models = {
+        name: (lay, lp.structure(lay, ctx.grid._replace(counts=np.zeros((n_cells, k), np.float32))))
+        for name, lay, k in (("osfd", ctx.lay_osfd, k_cat), ("mortality", ctx.lay_mortality, 2))
+    }
 
     def truth(params) -> dict[str, Any]:
         return {
@@ -579,12 +584,14 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
         data_m = grid._replace(counts=mort, n_eras=in_use)
         return data_o, data_m, (n_complete, n_alloc, n_complete_uc), jnp.sum(complete)
 
-    def analyse(lay, data, state, look_index):
-        def cold(_):
-            return lp.laplace_arrays(lay, priors, data, None)
+    def analyse(model, data, state, look_index):
+        lay, st = models[model]
 
-        def warm(st):
-            return lp.laplace_arrays(lay, priors, data, st)
+        def cold(_):
+            return lp.laplace_arrays(lay, st, priors, data.counts, None)
+
+        def warm(state):
+            return lp.laplace_arrays(lay, st, priors, data.counts, state)
 
         return jax.lax.cond(look_index == 0, cold, warm, state)
 
@@ -592,8 +599,8 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
         c, params = carry
         c, final = enrol(c, params, look_index)
         data_o, data_m, (n_complete, n_alloc, n_complete_uc), n_done = counts(c)
-        res_o = analyse(ctx.lay_osfd, data_o, c.laplace_osfd, look_index)
-        res_m = analyse(ctx.lay_mortality, data_m, c.laplace_mortality, look_index)
+        res_o = analyse("osfd", data_o, c.laplace_osfd, look_index)
+        res_m = analyse("mortality", data_m, c.laplace_mortality, look_index)
         ref = params["log_references"]
         pr_benefit = lp.pr_greater(res_o, ref[0])[:n_arms]
         pr_futility = lp.pr_greater(res_o, ref[1])[:n_arms]
@@ -674,11 +681,14 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
     def _cold_states(grid_data):
         """Zero Laplace states of the right shapes (the first look starts cold anyway)."""
 
-        def state_of(lay, k):
+        def state_of(model, k):
+            lay, st = models[model]
             data = grid_data._replace(counts=jnp.zeros((n_cells, k), jnp.float32))
-            return jax.eval_shape(lambda d: lp.laplace_arrays(lay, priors, d, None).state, data)
+            return jax.eval_shape(
+                lambda d: lp.laplace_arrays(lay, st, priors, d.counts, None).state, data
+            )
 
-        shapes = [state_of(ctx.lay_osfd, k_cat), state_of(ctx.lay_mortality, 2)]
+        shapes = [state_of("osfd", k_cat), state_of("mortality", 2)]
         return [jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), sh) for sh in shapes]
 
     def stopped(carry):
