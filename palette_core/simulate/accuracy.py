@@ -65,6 +65,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "nuts": {"num_warmup": 1000, "num_samples": 2000, "num_chains": 4},
         "batch": 5,
         "n_draws": 8000,
+        "rules": ("3-3-3", "2-2-2", "1-2-2"),
     },
     "small": {
         "n_trials": 1,
@@ -73,14 +74,26 @@ SIZES: dict[str, dict[str, Any]] = {
         "nuts": {"num_warmup": 30, "num_samples": 30, "num_chains": 2},
         "batch": 2,
         "n_draws": 1000,
+        "rules": ("3-3-3", "1-2-2"),
     },
 }
+#: The quadrature rules over the three variance parameters (era step, between-trait,
+#: children's deviation) that the panel compares, by name: nodes per parameter.
+RULES: dict[str, tuple[int, int, int]] = {
+    "3-3-3": (3, 3, 3),
+    "2-2-2": (2, 2, 2),
+    "1-2-2": (1, 2, 2),
+}
+#: The rule of :class:`~palette_core.simulate.posterior.Rule`'s default.
+DEFAULT_RULE = "3-3-3"
+
 #: Half-width of the band around each threshold (the accuracy targets): probabilities within
 #: it are the ones the simulator may re-analyse by NUTS.
 DEFAULT_BANDS = {"binary": 0.01, "ordinal": 0.02}
 
 #: Columns of the per-comparison rows (:func:`panel_comparisons`).
 COMPARISON_COLUMNS = (
+    "rule",
     "trial",
     "look",
     "n_patients",
@@ -96,6 +109,7 @@ COMPARISON_COLUMNS = (
 )
 #: Columns of the summary table (:func:`accuracy_panel`).
 PANEL_COLUMNS = (
+    "rule",
     "quantity",
     "outcome",
     "population",
@@ -338,6 +352,111 @@ def _add(rows, look, names, n_arm, quantity, outcome, threshold, ind, lap) -> No
         )
 
 
+def _compare_outcome(
+    post: lp.LaplacePosterior,
+    looks: list[Look],
+    nuts: list[dict[str, np.ndarray]],
+    oid: str,
+    design: Design,
+    rows: list[tuple],
+    refs: dict[str, float],
+    seed: int,
+    n_draws: int,
+) -> dict[str, list[float]]:
+    """Append the comparison rows of outcome ``oid`` under ``post`` to ``rows`` (the
+    approximation warm-started look after look within a trial); return the milliseconds per
+    analysis, cold and warm."""
+    dec = design.decisions
+    primary_id = dec.graduation.outcome
+    spec = post.spec
+    arms = spec.arms
+    arm_trait = np.asarray(spec.arm_trait)
+    pops = ("adult", "child")
+    key = jax.random.key(seed)
+    counts = [lk.counts[oid] for lk in looks]
+    first = post.analyse(counts[0])  # compile both paths before timing
+    jax.block_until_ready(post.analyse(counts[0], first.state))
+    state, ms = None, {"cold": [], "warm": []}
+    for i, look in enumerate(looks):
+        if look.look == 0:
+            state = None
+        t0 = time.perf_counter()
+        res = post.analyse(look.counts[oid], state)
+        jax.block_until_ready(res)
+        ms["cold" if state is None else "warm"].append((time.perf_counter() - t0) * 1e3)
+        state = res.state
+        d = nuts[i]
+        both = np.concatenate([d["log_or"], d["log_or_child"]], axis=-1)  # [C, D, 2A]
+        n_arm = look.n_arm.reshape(-1)
+        names = [f"{p}:{a}" for p in pops for a in arms]
+
+        if oid == primary_id:
+            _add(
+                rows,
+                look,
+                names,
+                n_arm,
+                "graduation",
+                oid,
+                dec.graduation.threshold,
+                both > refs["graduation"],
+                lp.pr_greater(res, refs["graduation"]),
+            )
+            _add(
+                rows,
+                look,
+                names,
+                n_arm,
+                "futility",
+                oid,
+                dec.futility.threshold,
+                both > refs["futility"],
+                lp.pr_greater(res, refs["futility"]),
+            )
+        if oid in dec.harm.outcomes:
+            _add(
+                rows,
+                look,
+                names,
+                n_arm,
+                "harm",
+                oid,
+                dec.harm.threshold,
+                both < refs["harm"],
+                lp.pr_less(res, refs["harm"]),
+            )
+        if oid == primary_id:
+            key, sub = jax.random.split(key)
+            draws = np.asarray(lp.joint_draws(res, sub, n_draws))[:, : len(arms)]
+            adult = d["log_or"].reshape(-1, len(arms))
+            for t in np.unique(arm_trait):
+                mask = (arm_trait == t) & look.open_arms
+                if mask.sum() < 2:
+                    continue
+                best_n = np.asarray(pr_best(adult, mask))
+                best_l = np.asarray(pr_best(draws, mask))
+                ind = np.argmax(np.where(mask, d["log_or"], -np.inf), axis=-1)[
+                    ..., None
+                ] == np.arange(len(arms))
+                mc = _batch_means_mcse(ind.astype(np.float64))
+                for j in np.flatnonzero(mask & (look.n_arm[0] > 0)):
+                    rows.extend(
+                        _rows(
+                            look,
+                            "pr_best",
+                            oid,
+                            "adult",
+                            [arms[j]],
+                            look.n_arm[0, [j]],
+                            np.nan,
+                            best_n[[j]],
+                            mc[[j]],
+                            best_l[[j]],
+                        )
+                    )
+    return ms
+
+
 def panel_comparisons(
     design: Design,
     *,
@@ -348,7 +467,7 @@ def panel_comparisons(
     seed: int,
     batch: int = 5,
     n_draws: int = 8000,
-    rule: lp.Rule | None = None,
+    rules: dict[str, lp.Rule] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Every comparison of the panel (:data:`COMPARISON_COLUMNS`), and timings.
 
@@ -369,107 +488,33 @@ def panel_comparisons(
     specs = {o: model_spec(design, o, n_eras) for o in [primary_id, *binary_ids]}
     looks = simulate_looks(design, specs[primary_id], specs[binary_ids[0]], n_trials, n_looks, seed)
     priors = model_priors(design)
-    arms = specs[primary_id].arms
-    arm_trait = np.asarray(specs[primary_id].arm_trait)
     refs = {
         "graduation": float(np.log(dec.graduation.or_reference)),
         "futility": float(np.log(dec.futility.or_reference)),
         "harm": float(np.log(dec.harm.or_reference)),
     }
-    pops = ("adult", "child")
-    rows: list[tuple] = []
+    rules = dict(rules or {DEFAULT_RULE: lp.Rule()})
+    rows: dict[str, list[tuple]] = {name: [] for name in rules}
     timings: dict[str, float] = {}
-    key = jax.random.PRNGKey(seed)
     for oid, spec in specs.items():
         template = _template(design, spec)
-        post = lp.LaplacePosterior(spec, template, priors, rule=rule or lp.Rule())
         counts = [lk.counts[oid] for lk in looks]
         fitter = Fitter(spec, **nuts_settings)
         nuts, secs = nuts_draws(fitter, priors, counts, template, seed, batch)
         timings[f"nuts_s_per_look[{oid}]"] = secs
-        first = post.analyse(counts[0])  # compile both paths before timing
-        jax.block_until_ready(post.analyse(counts[0], first.state))
-        state, ms = None, {"cold": [], "warm": []}
-        for i, look in enumerate(looks):
-            if look.look == 0:
-                state = None
-            t0 = time.perf_counter()
-            res = post.analyse(look.counts[oid], state)
-            jax.block_until_ready(res)
-            ms["cold" if state is None else "warm"].append((time.perf_counter() - t0) * 1e3)
-            state = res.state
-            d = nuts[i]
-            both = np.concatenate([d["log_or"], d["log_or_child"]], axis=-1)  # [C, D, 2A]
-            n_arm = look.n_arm.reshape(-1)
-            names = [f"{p}:{a}" for p in pops for a in arms]
-
-            if oid == primary_id:
-                _add(
-                    rows,
-                    look,
-                    names,
-                    n_arm,
-                    "graduation",
-                    oid,
-                    dec.graduation.threshold,
-                    both > refs["graduation"],
-                    lp.pr_greater(res, refs["graduation"]),
+        for rname, rule in rules.items():
+            post = lp.LaplacePosterior(spec, template, priors, rule=rule)
+            ms = _compare_outcome(post, looks, nuts, oid, design, rows[rname], refs, seed, n_draws)
+            for kind, values in ms.items():
+                timings[f"laplace_ms_{kind}[{oid},{rname}]"] = (
+                    float(np.mean(values)) if values else np.nan
                 )
-                _add(
-                    rows,
-                    look,
-                    names,
-                    n_arm,
-                    "futility",
-                    oid,
-                    dec.futility.threshold,
-                    both > refs["futility"],
-                    lp.pr_greater(res, refs["futility"]),
-                )
-            if oid in dec.harm.outcomes:
-                _add(
-                    rows,
-                    look,
-                    names,
-                    n_arm,
-                    "harm",
-                    oid,
-                    dec.harm.threshold,
-                    both < refs["harm"],
-                    lp.pr_less(res, refs["harm"]),
-                )
-            if oid == primary_id:
-                key, sub = jax.random.split(key)
-                draws = np.asarray(lp.joint_draws(res, sub, n_draws))[:, : len(arms)]
-                adult = d["log_or"].reshape(-1, len(arms))
-                for t in np.unique(arm_trait):
-                    mask = (arm_trait == t) & look.open_arms
-                    if mask.sum() < 2:
-                        continue
-                    best_n = np.asarray(pr_best(adult, mask))
-                    best_l = np.asarray(pr_best(draws, mask))
-                    ind = np.argmax(np.where(mask, d["log_or"], -np.inf), axis=-1)[
-                        ..., None
-                    ] == np.arange(len(arms))
-                    mc = _batch_means_mcse(ind.astype(np.float64))
-                    for j in np.flatnonzero(mask & (look.n_arm[0] > 0)):
-                        rows.extend(
-                            _rows(
-                                look,
-                                "pr_best",
-                                oid,
-                                "adult",
-                                [arms[j]],
-                                look.n_arm[0, [j]],
-                                np.nan,
-                                best_n[[j]],
-                                mc[[j]],
-                                best_l[[j]],
-                            )
-                        )
-        for kind, values in ms.items():
-            timings[f"laplace_ms_{kind}[{oid}]"] = float(np.mean(values)) if values else np.nan
-    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS)), timings
+    frames = [
+        pd.DataFrame(r, columns=list(COMPARISON_COLUMNS[1:])).assign(rule=name)
+        for name, r in rows.items()
+    ]
+    out = pd.concat(frames, ignore_index=True)[list(COMPARISON_COLUMNS)]
+    return out, timings
 
 
 def summarise_panel(
@@ -494,7 +539,8 @@ def summarise_panel(
         "pr_best": 1,
     }
     out = []
-    for (q, o, pop), g in comparisons.groupby(["quantity", "outcome", "population"], sort=False):
+    keys = ["rule", "quantity", "outcome", "population"]
+    for (r, q, o, pop), g in comparisons.groupby(keys, sort=False):
         g = g[g["n_arm"] >= minimum[q]]
         if g.empty:
             continue
@@ -511,6 +557,7 @@ def summarise_panel(
             in_band = float(np.mean(np.abs(g["nuts"].to_numpy() - thr) < band))
         out.append(
             (
+                r,
                 q,
                 o,
                 pop,
@@ -539,6 +586,7 @@ def accuracy_panel(
     batch: int = 5,
     n_draws: int = 8000,
     bands: dict[str, float] | None = None,
+    rules: dict[str, lp.Rule] | None = None,
 ) -> pd.DataFrame:
     """The accuracy table (:func:`summarise_panel`) of about ``n_looks`` looks
     (``ceil(n_looks / looks_per_trial)`` trials of ``looks_per_trial`` looks), NUTS with
@@ -554,6 +602,7 @@ def accuracy_panel(
         seed=seed,
         batch=batch,
         n_draws=n_draws,
+        rules=rules,
     )
     table = summarise_panel(comparisons, design, bands)
     table.attrs["comparisons"] = comparisons
@@ -577,6 +626,7 @@ def rebuild_accuracy(design: Design, out: Path, size: str, seed: int) -> None:
         n_eras=cfg["n_eras"],
         batch=cfg["batch"],
         n_draws=cfg["n_draws"],
+        rules={name: lp.Rule(RULES[name]) for name in cfg["rules"]},
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -148,7 +148,8 @@ def platform_characteristics(
     table: pd.DataFrame, trials: pd.DataFrame, scenarios: ScenarioSet
 ) -> pd.DataFrame:
     """Per scenario: expected false graduations and false harm stops in the platform, patients
-    randomised and duration of the registered phase (with Monte Carlo errors)."""
+    randomised, duration of the registered phase (with Monte Carlo errors) and the share of
+    looks with a decision probability near its threshold (``near_threshold_band``)."""
     t = table.assign(
         false_graduation=(table["decision"] == "graduation") & (table["true_or"] <= 1.0),
         false_harm=(table["decision"] == "harm") & (table["true_or"] >= 1.0),
@@ -173,4 +174,7 @@ def platform_characteristics(
     size = context(scenarios.settings_json).n_patients
     out["pr_reached_size"] = tg["n_randomised"].apply(lambda x: float(np.mean(x >= size)))
     out["duration_years_median"] = tg["duration_days"].median() / 365.25
+    if "n_near_threshold_looks" in trials:
+        # share of looks with a decision probability within the band of its threshold
+        out["share_looks_near_threshold"] = tg["n_near_threshold_looks"].sum() / tg["n_looks"].sum()
     return out.reset_index()

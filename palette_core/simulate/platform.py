@@ -119,6 +119,15 @@ class PlatformSettings(BaseModel):
     pool_size: int = Field(20000, gt=0, description="screened patients in the pool")
     pool_seed: int = Field(20261203, ge=0, description="seed of the pool of screened patients")
     n_draws: int = Field(1000, gt=0, description="posterior draws for Pr(best)")
+    near_threshold_band: float = Field(
+        0.02,
+        ge=0,
+        lt=0.5,
+        description="a decision probability of an open, evaluable arm within this distance of "
+        "its threshold is counted as near the threshold (proposed: the accuracy target of the "
+        "Laplace approximation of the OSFD model; such looks are the ones a NUTS re-analysis "
+        "could change)",
+    )
 
 
 # ----------------------------------------------------------------------------- scenarios
@@ -422,6 +431,30 @@ class Carry(NamedTuple):
     decision_day: Any  # [A]
     estimate: Any  # [A, 3] posterior mean, 2.5 % and 97.5 % of the adults' OSFD log OR
     estimate_look: Any  # [A] look of the estimate, -1 none
+    n_looks: Any  # looks conducted
+    n_near_looks: Any  # looks with a decision probability near its threshold
+
+
+def _near_threshold(
+    pr_benefit: Any,
+    pr_futility: Any,
+    pr_harm: Any,
+    n_complete: Any,
+    p: dec.DecisionParams,
+    band: float,
+) -> Any:
+    """``[A]``: an arm with enough complete outcomes for a rule whose probability lies within
+    ``band`` of that rule's threshold (graduation, futility, harm on either outcome)."""
+
+    def close(pr, threshold, minimum):
+        return (jnp.abs(pr - threshold) < band) & (n_complete >= minimum)
+
+    harm = jnp.any(jnp.abs(pr_harm - p.harm_threshold) < band, axis=1)
+    return (
+        close(pr_benefit, p.graduation_threshold, p.graduation_min_complete)
+        | close(pr_futility, p.futility_threshold, p.futility_min_complete)
+        | (harm & (n_complete >= p.harm_min_complete))
+    )
 
 
 def _arrivals(key: Any, n: int, per_day: Any, ramp: Any) -> Any:
@@ -508,6 +541,8 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             decision_day=jnp.full(n_arms, jnp.nan, jnp.float32),
             estimate=jnp.full((n_arms, 3), jnp.nan, jnp.float32),
             estimate_look=jnp.full(n_arms, -1, jnp.int32),
+            n_looks=jnp.int32(0),
+            n_near_looks=jnp.int32(0),
         ), params
 
     def available_slots(c: Carry, params) -> Any:
@@ -614,6 +649,9 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
         opens_now = params["open_day"] <= c.look_day
         states = lc.next_arm_states(jnp, c.states, made, opens_now, targets, codes)
         newly = was_open & (made != dec.CONTINUE)
+        near = was_open & _near_threshold(
+            pr_benefit, pr_futility, pr_harm, n_complete, dparams, ctx.settings.near_threshold_band
+        )
         # the next period's allocation, from the OSFD posterior of the adults' effects
         k_draw, key = jax.random.split(c.key)
         draws = lp.joint_draws(res_o, k_draw, ctx.settings.n_draws)[:, :n_arms]
@@ -634,6 +672,8 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             estimate=jnp.where(keep[:, None], est, c.estimate),
             estimate_look=jnp.where(keep, look_index, c.estimate_look),
             finished=final | ~jnp.any(live) | c.exhausted,
+            n_looks=c.n_looks + 1,
+            n_near_looks=c.n_near_looks + jnp.any(near).astype(jnp.int32),
         )
         record = {
             "day": c.look_day,
@@ -646,6 +686,7 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             "pr_harm_osfd": pr_harm[:, 0],
             "pr_harm_mortality": pr_harm[:, 1],
             "decision": made,
+            "near_threshold": near,
             "state": states,
             "allocation": probs,
             "laplace_ok": res_o.converged
@@ -720,6 +761,8 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             "estimate_low": c.estimate[:, 1],
             "estimate_high": c.estimate[:, 2],
             "estimate_look": c.estimate_look,
+            "n_looks": c.n_looks,
+            "n_near_threshold_looks": c.n_near_looks,
         }
 
     def start(key, params):
@@ -744,6 +787,7 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             "pr_futility",
             "pr_harm_osfd",
             "pr_harm_mortality",
+            "near_threshold",
             "state",
         )
     }

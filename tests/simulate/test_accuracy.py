@@ -45,6 +45,7 @@ def test_simulated_looks_lie_on_the_model_grid(design):
 def test_summary_counts_decisions_that_differ(design):
     rows = pd.DataFrame(
         {
+            "rule": "3-3-3",
             "trial": 0,
             "look": 0,
             "n_patients": 200,
@@ -60,6 +61,7 @@ def test_summary_counts_decisions_that_differ(design):
         }
     )
     table = acc.summarise_panel(rows, design).set_index("quantity")
+    assert set(table["rule"]) == {"3-3-3"}
     grad = table.loc["graduation"]
     assert grad["n"] == 2  # arm c is below the 40 complete outcomes the rule needs
     assert grad["max_abs_diff"] == pytest.approx(0.02)
@@ -76,8 +78,12 @@ def test_small_rebuild_writes_the_panel_and_its_manifest(design, tmp_path):
     assert list(panel.columns) == list(acc.PANEL_COLUMNS)
     assert list(comparisons.columns) == list(acc.COMPARISON_COLUMNS)
     assert set(comparisons["quantity"]) >= {"graduation", "futility", "harm", "pr_best"}
+    assert set(panel["rule"]) == set(comparisons["rule"]) == set(acc.SIZES["small"]["rules"])
+    # every rule is compared with the same NUTS fits
+    per_rule = comparisons.groupby("rule")["nuts"].apply(lambda x: tuple(x.round(9)))
+    assert per_rule.nunique() == 1
     assert comparisons[["nuts", "laplace"]].stack().between(0, 1).all()
     assert manifest["design_hash"] == design.design_hash and manifest["size"] == "small"
-    assert manifest["timings"]["laplace_ms_warm[osfd28]"] > 0
+    assert manifest["timings"]["laplace_ms_warm[osfd28,3-3-3]"] > 0
     with pytest.raises(ModelDataError):
         acc.rebuild_accuracy(design, tmp_path, "huge", seed=3)

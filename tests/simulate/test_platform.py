@@ -122,6 +122,39 @@ def test_decisions_respect_minimum_information_and_only_open_arms_decide(run, de
     assert "suspended" in set(result.trials["final_state[hinf_tocilizumab]"].astype(str))
 
 
+def test_looks_near_a_threshold_are_flagged_and_counted(run, design):
+    _, result = run
+    looks = result.looks  # conducted looks only
+    dp, band = design.decisions, pf.PlatformSettings().near_threshold_band
+    any_near = np.zeros(len(looks), bool)
+    for arm in design.experimental_arms():
+        n = looks[f"n_complete_arm[{arm.id}]"].to_numpy()
+        near = (
+            (np.abs(looks[f"pr_benefit[{arm.id}]"] - dp.graduation.threshold) < band)
+            & (n >= dp.graduation.min_complete)
+        ) | (
+            (np.abs(looks[f"pr_futility[{arm.id}]"] - dp.futility.threshold) < band)
+            & (n >= dp.futility.min_complete)
+        )
+        flagged = looks[f"near_threshold[{arm.id}]"].to_numpy().astype(bool)
+        # every flag is explained by a probability near a threshold (harm included) ...
+        harm = np.abs(
+            looks[[f"pr_harm_osfd[{arm.id}]", f"pr_harm_mortality[{arm.id}]"]] - dp.harm.threshold
+        )
+        near_any = (
+            near.to_numpy() | ((harm.min(axis=1) < band) & (n >= dp.harm.min_complete)).to_numpy()
+        )
+        assert not np.any(flagged & ~near_any)
+        any_near |= flagged
+    per_trial = looks.assign(near=any_near).groupby(["scenario", "trial"])["near"].sum()
+    trials = result.trials.set_index(["scenario", "trial"])
+    np.testing.assert_array_equal(
+        trials.loc[per_trial.index, "n_near_threshold_looks"], per_trial.to_numpy()
+    )
+    counted = looks.groupby(["scenario", "trial"]).size()
+    np.testing.assert_array_equal(trials.loc[counted.index, "n_looks"], counted.to_numpy())
+
+
 def test_a_planned_arm_opens_on_its_week(run):
     _, result = run
     t = result.trials
