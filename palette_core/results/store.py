@@ -51,6 +51,7 @@ from palette_core.interim.analyse import analyse
 from palette_core.interim.report import write_reports
 from palette_core.provenance import build_manifest, file_sha256
 from palette_core.simulate import engine
+from palette_core.simulate.accuracy import rebuild_accuracy
 from palette_core.simulate.adaptr import SCENARIO_FILE as ADAPTR_SCENARIOS
 from palette_core.simulate.adaptr import adaptr_crosscheck
 from palette_core.yamlio import read_yaml
@@ -309,6 +310,14 @@ def rebuild_adaptr_crosscheck(
     )
 
 
+def rebuild_laplace_accuracy(
+    design: Design, out: Path, size: Size, seed: int, progress: Any = None
+) -> None:
+    """The accuracy of the simulator's Laplace approximation against NUTS
+    (:func:`palette_core.simulate.accuracy.rebuild_accuracy`, at the same size)."""
+    rebuild_accuracy(design, out, size, seed)
+
+
 #: every stored result, in the order :func:`rebuild` makes them, with its builder
 #: ``builder(design, out, size, seed, progress)``
 BUILDERS: dict[str, Any] = {
@@ -317,6 +326,7 @@ BUILDERS: dict[str, Any] = {
     "sbc": rebuild_sbc,
     WORKED_INTERIM: rebuild_worked_interim,
     "adaptr_crosscheck": rebuild_adaptr_crosscheck,
+    "laplace_accuracy": rebuild_laplace_accuracy,
 }
 RESULTS = tuple(BUILDERS)
 

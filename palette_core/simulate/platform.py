@@ -56,6 +56,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -64,16 +65,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from palette_core.analysis import decisions as dec
+from palette_core.analysis.checking import empty_data
 from palette_core.analysis.models import (
     CellData,
     ModelSpec,
     category_log_probs,
     linear_predictor,
-    model_data,
     model_priors,
     model_spec,
 )
 from palette_core.design import Design, load_design
+from palette_core.design.locate import default_data_root
 from palette_core.errors import ScenarioError
 from palette_core.exports.synthetic import UsualCare, usual_care_pmf
 from palette_core.randomisation import allocation as alloc
@@ -91,6 +93,15 @@ FOLLOW_UP_DAYS = 28.0
 DAYS_PER_WEEK = 7.0
 PRIMARY_OUTCOME = "osfd28"
 MORTALITY_OUTCOME = "mortality28"
+
+
+#: The shipped scenario file of the PALETTE design, relative to the data root.
+SCENARIO_FILE = "scenarios/platform.yaml"
+
+
+def platform_scenarios() -> Path:
+    """The shipped scenario file of the PALETTE design, under the default data root."""
+    return default_data_root() / SCENARIO_FILE
 
 
 # ----------------------------------------------------------------------------- settings
@@ -233,11 +244,7 @@ def context(settings_json: str) -> Context:
     era_capacity = int(math.ceil(horizon / era_days))
     spec = model_spec(design, PRIMARY_OUTCOME, era_capacity)
     spec_m = model_spec(design, MORTALITY_OUTCOME, era_capacity)
-    empty = model_data(
-        design,
-        _empty_cells(spec),
-        spec,
-    )
+    empty = empty_data(design, spec)
     traits, strata = spec.traits, spec.age_groups
     e_cap = spec.n_eras
     cell_of = -np.ones((len(traits), len(strata), 1 + len(spec.arms), e_cap), dtype=np.int32)
@@ -275,14 +282,6 @@ def context(settings_json: str) -> Context:
         lay_osfd=lp.layout(spec),
         lay_mortality=lp.layout(spec_m),
     )
-
-
-def _empty_cells(spec: ModelSpec):
-    import pandas as pd
-
-    from palette_core.analysis.models import ORDINAL_COLUMNS
-
-    return pd.DataFrame({c: [] for c in ORDINAL_COLUMNS})
 
 
 # ----------------------------------------------------------------------------- parameters

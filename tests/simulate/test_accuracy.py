@@ -10,6 +10,7 @@ import pytest
 
 from palette_core.analysis import models as m
 from palette_core.errors import ModelDataError
+from palette_core.results import store as results
 from palette_core.simulate import accuracy as acc
 
 
@@ -71,7 +72,8 @@ def test_summary_counts_decisions_that_differ(design):
 
 
 def test_small_rebuild_writes_the_panel_and_its_manifest(design, tmp_path):
-    acc.rebuild_accuracy(design, tmp_path, "small", seed=3)
+    folders = results.rebuild(design, tmp_path, "small", 3, only=["laplace_accuracy"])
+    tmp_path = folders["laplace_accuracy"]
     panel = pd.read_csv(tmp_path / "panel.csv")
     comparisons = pd.read_csv(tmp_path / "comparisons.csv")
     manifest = json.loads((tmp_path / "manifest.json").read_text())
