@@ -681,9 +681,13 @@ def _add_results_commands(sub: argparse._SubParsersAction, shared: _Shared) -> N
     )
     rebuild.add_argument("--small", action="store_true", help="tiny sizes (for tests)")
     rebuild.add_argument(
-        "--without-interim",
-        action="store_true",
-        help="leave out the worked interim analysis (the longest result)",
+        "--only",
+        default=None,
+        help="comma-separated results to make (default: every one: "
+        "prior_predictive, example_fit, sbc, worked_interim, adaptr_crosscheck, ...)",
+    )
+    rebuild.add_argument(
+        "--skip", default="", help="comma-separated results to leave out (e.g. worked_interim)"
     )
     _out(rebuild, "output directory (default: derived/ beside the design folder)")
     _seed(rebuild, "seed (default: %(default)s)", default=20260505)
@@ -692,13 +696,17 @@ def _add_results_commands(sub: argparse._SubParsersAction, shared: _Shared) -> N
 def _results_rebuild(args: argparse.Namespace) -> int:
     from palette_core.results.store import rebuild  # imports JAX: only when asked
 
+    def names(text: str | None) -> list[str] | None:
+        return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
     try:
         folders = rebuild(
             load_design(args.design),
             out_dir=args.out,
             size="small" if args.small else "full",
             seed=args.seed,
-            interim=not args.without_interim,
+            only=names(args.only),
+            skip=names(args.skip) or (),
             progress=_progress_printer(),
         )
     except PaletteError as exc:

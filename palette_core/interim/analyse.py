@@ -86,6 +86,7 @@ import pandas as pd
 
 from palette_core.analysis import sensitivity as _sensitivity
 from palette_core.analysis.decisions import (
+    DECISION_NAMES,
     UNRESOLVED,
     UNRESOLVED_DECISION,
     decide,
@@ -101,6 +102,7 @@ from palette_core.exports import contract as _export
 from palette_core.exports import derive as _derive
 from palette_core.provenance import build_manifest, file_sha256
 from palette_core.randomisation import allocation as _allocation
+from palette_core.randomisation import lifecycle as _lifecycle
 
 Size = Literal["full", "small"]
 Progress = Callable[[str, int, int], None]
@@ -136,13 +138,8 @@ PRIMARY = _sensitivity.PRIMARY
 #: the analysis whose children's draws give the harm check in children (no borrowing)
 CHILD_HARM_ANALYSIS = "no_borrowing"
 CHILD = "child"
-#: decision -> the lifecycle state an open arm closes into
-DECISION_STATE = {
-    "graduation": "graduated",
-    "futility": "futility",
-    "harm": "harm",
-    "cap_reached": "cap_reached",
-}
+#: decision -> the lifecycle state an open arm closes into (the lifecycle's own rule)
+DECISION_STATE = _lifecycle.DECISION_STATE
 #: files of the export that are hashed into the manifest (the contract's files)
 EXPORT_FILES = ("export.yaml", "patients.csv")
 #: the tables written by :func:`analyse`, in order (``<name>.csv``); ``cells_<outcome>`` follow
@@ -454,6 +451,14 @@ def arm_states_before(
         missing = [a.id for a in design.arms if a.id not in states]
         if missing:
             raise ModelDataError(f"no state given for arm(s) {', '.join(missing)}", "states")
+        known = _lifecycle.state_codes(design).names
+        unknown = [a.id for a in design.arms if str(states[a.id]) not in known]
+        if unknown:
+            raise ModelDataError(
+                f"state of arm(s) {', '.join(unknown)} is not a state of proposed/lifecycle.yaml "
+                f"({', '.join(known)})",
+                "states",
+            )
         return {a.id: str(states[a.id]) for a in design.arms}
     with_patients = set(derived.loc[_allocated(derived), "arm"].dropna().astype(str))
     out = {}
@@ -500,19 +505,32 @@ def suspended_allocations(derived: pd.DataFrame, design: Design) -> pd.DataFrame
 def arm_states_after(
     design: Design, before: Mapping[str, str], decisions: pd.DataFrame
 ) -> dict[str, str]:
-    """States for the next period: open arms closed by their decision, then the trait rule."""
+    """States for the next period: open arms closed by their decision, then the trait rule
+    (the lifecycle's pure core, :func:`~palette_core.randomisation.lifecycle.next_arm_states`
+    and :func:`~palette_core.randomisation.lifecycle.live_traits`, which the simulator runs)."""
+    codes = _lifecycle.state_codes(design)
+    arms = design.experimental_arms()
     decided = dict(zip(decisions["arm"], decisions["decision"], strict=True))
+    states = np.array([codes.code(before[a.id]) for a in arms], dtype=np.int32)
+    names = list(DECISION_NAMES)
+    # an unresolved decision (Monte Carlo error) changes nothing: the arm goes on as "continue"
+    made = np.array(
+        [
+            names.index(d if (d := decided.get(a.id, "continue")) in names else "continue")
+            for a in arms
+        ],
+        dtype=np.int32,
+    )
+    targets = _lifecycle.decision_targets(codes, names)
+    new = _lifecycle.next_arm_states(np, states, made, np.zeros(len(arms), bool), targets, codes)
     after = dict(before)
-    for arm, decision in decided.items():
-        if after.get(arm) == _allocation.OPEN and decision in DECISION_STATE:
-            after[arm] = DECISION_STATE[decision]
-    rule = design.lifecycle.trait_rule
-    live_states = ("open", "planned", design.lifecycle.suspension.state)
-    for t in design.trait_ids:
-        control = design.control_of(t).id
-        live = any(after[a.id] in live_states for a in design.experimental_arms(t))
-        if not live:
-            after[control] = rule.control_closed_state
+    after.update({a.id: codes.names[int(k)] for a, k in zip(arms, new, strict=True)})
+    traits = list(design.trait_ids)
+    arm_trait = np.array([traits.index(a.trait) for a in arms], dtype=np.int32)
+    live = _lifecycle.live_traits(np, new, arm_trait, len(traits), codes)
+    for t, is_live in zip(traits, live, strict=True):
+        if not is_live:
+            after[design.control_of(t).id] = design.lifecycle.trait_rule.control_closed_state
     return after
 
 

@@ -738,8 +738,90 @@ def from_json(text: str, design: Design, *, check_hash: bool = True) -> Platform
     return state
 
 
+# ----------------------------------------------------------------------------- pure core
+#: decision (``palette_core.analysis.decisions.DECISION_NAMES``) -> the lifecycle state an
+#: open arm closes into; "continue" is absent (the arm stays as it is)
+DECISION_STATE = {
+    "graduation": "graduated",
+    "futility": "futility",
+    "harm": "harm",
+    "cap_reached": "cap_reached",
+}
+
+
+@dataclass(frozen=True)
+class StateCodes:
+    """Integer codes of the lifecycle states of ``proposed/lifecycle.yaml``, in file order,
+    for the pure functions below (the trial simulator's arm states)."""
+
+    names: tuple[str, ...]
+    suspension: str  # the state of an arm whose dose a registry finding blocks
+
+    def code(self, name: str) -> int:
+        return self.names.index(name)
+
+    @property
+    def suspended(self) -> int:
+        return self.code(self.suspension)
+
+    @property
+    def open(self) -> int:
+        return self.code(OPEN)
+
+    @property
+    def planned(self) -> int:
+        return self.code(PLANNED)
+
+
+def state_codes(design: Design) -> StateCodes:
+    """The :class:`StateCodes` of the design's lifecycle."""
+    lifecycle = design.lifecycle
+    return StateCodes(tuple(s.id for s in lifecycle.states), lifecycle.suspension.state)
+
+
+def decision_targets(codes: StateCodes, decision_names: Sequence[str]) -> Any:
+    """``[n_decisions]`` int array: the state code each decision closes an open arm into, -1
+    for a decision that closes nothing ("continue"), from :data:`DECISION_STATE`."""
+    import numpy as np
+
+    return np.array(
+        [codes.code(DECISION_STATE[d]) if d in DECISION_STATE else -1 for d in decision_names],
+        dtype=np.int32,
+    )
+
+
+def next_arm_states(
+    xp: Any, states: Any, decisions: Any, opens_now: Any, targets: Any, codes: StateCodes
+) -> Any:
+    """Arm states after a look (pure, NumPy or JAX ``xp``; vectorised over arms).
+
+    An open arm whose decision has a target state closes into it; then a planned arm whose
+    opening is due (``opens_now``) opens. Other states never change here (a closed arm stays
+    closed; requests and amendments go through :func:`transition` and :func:`add_arm`).
+    """
+    target = xp.asarray(targets)[decisions]
+    closing = (states == codes.open) & (target >= 0)
+    out = xp.where(closing, target, states)
+    return xp.where((out == codes.planned) & opens_now, codes.open, out)
+
+
+def live_traits(xp: Any, states: Any, arm_trait: Any, n_traits: int, codes: StateCodes) -> Any:
+    """``[n_traits]`` bool: the trait has an open, planned or suspended experimental arm, one
+    that may still randomise (the trait rule: otherwise its usual care closes with it).
+    ``states`` and ``arm_trait`` are per experimental arm."""
+    live = (states == codes.open) | (states == codes.planned) | (states == codes.suspended)
+    onehot = xp.asarray(arm_trait)[:, None] == xp.arange(n_traits)[None, :]
+    return xp.any(onehot & live[:, None], axis=0)
+
+
 __all__ = [
+    "DECISION_STATE",
     "FORMAT",
+    "StateCodes",
+    "decision_targets",
+    "live_traits",
+    "next_arm_states",
+    "state_codes",
     "ArmStatus",
     "PlatformState",
     "TraitStatus",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -48,12 +49,15 @@ from palette_core.errors import ModelDataError, StaleResultError, StoredResultEr
 from palette_core.exports.synthetic import EXPORT_FOLDER, true_odds_ratios
 from palette_core.interim.analyse import analyse
 from palette_core.interim.report import write_reports
-from palette_core.provenance import build_manifest
+from palette_core.provenance import build_manifest, file_sha256
+from palette_core.simulate import engine
+from palette_core.simulate.accuracy import rebuild_accuracy
+from palette_core.simulate.adaptr import SCENARIO_FILE as ADAPTR_SCENARIOS
+from palette_core.simulate.adaptr import adaptr_crosscheck
 from palette_core.yamlio import read_yaml
 
 #: The stored results, relative to the data root (:attr:`Design.data_root`).
 DERIVED = "derived"
-RESULTS = ("prior_predictive", "example_fit", "sbc")
 Size = Literal["full", "small"]
 
 #: Run sizes. "full" fits in about 3 minutes on 2 CPU cores; "small" is for the tests.
@@ -64,6 +68,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "sbc": {"num_warmup": 300, "num_samples": 250, "num_chains": 2},
         "sbc_sims": 100,
         "sbc_patients_per_cell": 40,
+        "adaptr_trials": 20000,
+        "adaptr_draws_trials": 1000,
     },
     "small": {
         "prior_draws": 200,
@@ -71,9 +77,13 @@ SIZES: dict[str, dict[str, Any]] = {
         "sbc": {"num_warmup": 50, "num_samples": 50, "num_chains": 2},
         "sbc_sims": 3,
         "sbc_patients_per_cell": 20,
+        "adaptr_trials": 50,
+        "adaptr_draws_trials": 0,
     },
 }
 
+#: The scenario file of adaptr's README design, relative to the data root.
+ADAPTR_SCENARIO_FILE = ADAPTR_SCENARIOS
 #: The illustrative truth of the example fit, relative to the data root.
 EXAMPLE_SCENARIO_FILE = "scenarios/example_fit.yaml"
 
@@ -129,7 +139,9 @@ def _write(folder: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, An
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
-def rebuild_prior_predictive(design: Design, out: Path, size: Size, seed: int) -> None:
+def rebuild_prior_predictive(
+    design: Design, out: Path, size: Size, seed: int, progress: Any = None
+) -> None:
     t0 = time.perf_counter()
     n = SIZES[size]["prior_draws"]
     table = pd.concat(
@@ -141,7 +153,9 @@ def rebuild_prior_predictive(design: Design, out: Path, size: Size, seed: int) -
     _write(out, {"prior_predictive": table}, build_manifest(design, seed, **extra, **runtime))
 
 
-def rebuild_example_fit(design: Design, out: Path, size: Size, seed: int) -> None:
+def rebuild_example_fit(
+    design: Design, out: Path, size: Size, seed: int, progress: Any = None
+) -> None:
     """The primary fit of both outcomes and the no-borrowing fit (children-only effects)."""
     t0 = time.perf_counter()
     cfg = SIZES[size]
@@ -231,7 +245,7 @@ def rebuild_example_fit(design: Design, out: Path, size: Size, seed: int) -> Non
     _write(out, tables, build_manifest(design, seed, **extra))
 
 
-def rebuild_sbc(design: Design, out: Path, size: Size, seed: int) -> None:
+def rebuild_sbc(design: Design, out: Path, size: Size, seed: int, progress: Any = None) -> None:
     t0 = time.perf_counter()
     cfg = SIZES[size]
     spec = model_spec(design, "mortality28", 1)
@@ -285,11 +299,44 @@ def rebuild_worked_interim(
     write_reports(out, truth=true_odds_ratios(design))
 
 
-_BUILDERS = {
+def rebuild_adaptr_crosscheck(
+    design: Design, out: Path, size: Size, seed: int, progress: Any = None
+) -> None:
+    """adaptr's published operating characteristics reproduced by the simulation engine
+    (:func:`palette_core.simulate.adaptr.adaptr_crosscheck`): 20,000 trials per scenario at
+    full size, with the posterior-method comparison on 1,000 paired trials."""
+    full = size == "full"
+    adaptr_crosscheck(
+        SIZES[size]["adaptr_trials"],
+        seed,
+        out,
+        scenario_file=data_file(design, ADAPTR_SCENARIO_FILE),
+        scheduler=engine.PROCESSES if full else engine.IN_PROCESS,
+        progress=progress is not None,
+        draws_trials=SIZES[size]["adaptr_draws_trials"],
+        manifest={"size": size},
+    )
+
+
+def rebuild_laplace_accuracy(
+    design: Design, out: Path, size: Size, seed: int, progress: Any = None
+) -> None:
+    """The accuracy of the simulator's Laplace approximation against NUTS
+    (:func:`palette_core.simulate.accuracy.rebuild_accuracy`, at the same size)."""
+    rebuild_accuracy(design, out, size, seed)
+
+
+#: every stored result, in the order :func:`rebuild` makes them, with its builder
+#: ``builder(design, out, size, seed, progress)``
+BUILDERS: dict[str, Any] = {
     "prior_predictive": rebuild_prior_predictive,
     "example_fit": rebuild_example_fit,
     "sbc": rebuild_sbc,
+    WORKED_INTERIM: rebuild_worked_interim,
+    "adaptr_crosscheck": rebuild_adaptr_crosscheck,
+    "laplace_accuracy": rebuild_laplace_accuracy,
 }
+RESULTS = tuple(BUILDERS)
 
 
 def rebuild(
@@ -298,28 +345,31 @@ def rebuild(
     size: Size = "full",
     seed: int = 20260505,
     *,
-    interim: bool = True,
+    only: Sequence[str] | None = None,
+    skip: Sequence[str] = (),
     progress: Any = None,
 ) -> dict[str, Path]:
-    """Recompute every stored result into ``out_dir/<name>/``; return the folders.
+    """Recompute the stored results into ``out_dir/<name>/``; return the folders.
 
     ``design`` defaults to :func:`~palette_core.design.loader.load_design`, ``out_dir`` to
-    :func:`derived_root` of the design.
-
-    ``interim=False`` leaves out the worked interim analysis (:data:`WORKED_INTERIM`), the
-    longest of them; ``progress`` is passed to :func:`palette_core.interim.analyse.analyse`.
+    :func:`derived_root` of the design. ``only`` names the results to make (default: every
+    one of :data:`RESULTS`), ``skip`` those to leave out; ``progress`` is passed to the long
+    builders (the worked interim, the simulations).
     """
     if size not in SIZES:
         raise ModelDataError(f"size must be one of {', '.join(SIZES)}, not {size!r}", "size")
+    names = list(RESULTS if only is None else only)
+    unknown = [n for n in [*names, *skip] if n not in BUILDERS]
+    if unknown:
+        raise ModelDataError(
+            f"unknown result(s) {', '.join(unknown)} (known: {', '.join(RESULTS)})", "only"
+        )
     design = load_design() if design is None else design
     root = derived_root(design) if out_dir is None else Path(out_dir)
     folders = {}
-    for name in RESULTS:
+    for name in [n for n in RESULTS if n in names and n not in skip]:
         folders[name] = root / name
-        _BUILDERS[name](design, folders[name], size, seed)
-    if interim:
-        folders[WORKED_INTERIM] = root / WORKED_INTERIM
-        rebuild_worked_interim(design, folders[WORKED_INTERIM], size, seed, progress)
+        BUILDERS[name](design, folders[name], size, seed, progress)
     return folders
 
 
@@ -357,18 +407,32 @@ def load_result(
     try:
         manifest = json.loads(path.read_text())
         table_names = manifest["tables"]
-        stored = manifest["design_hash"]
+        stored, current = _input_hashes(manifest, design)
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise StoredResultError(f"{path}: unreadable manifest ({exc})") from None
-    stale = stored != design.design_hash
+    stale = stored != current
     if stale and not allow_stale:
-        raise StaleResultError(name, str(stored), design.design_hash)
+        raise StaleResultError(name, str(stored), current)
     tables = {}
     for t in table_names:
         if not (folder / t).is_file():
             raise StoredResultError(f"{folder / t}: table listed in the manifest is missing")
-        tables[t.removesuffix(".csv")] = pd.read_csv(folder / t)
+        read = pd.read_parquet if t.endswith(".parquet") else pd.read_csv
+        tables[t.removesuffix(".csv").removesuffix(".parquet")] = read(folder / t)
     return StoredResult(name, tables, manifest, stale)
+
+
+def _input_hashes(manifest: dict[str, Any], design: Design) -> tuple[str, str]:
+    """``(stored, current)`` hash of the result's input: the design's, or, for a result
+    computed from a scenario file alone (adaptr's design), that file's SHA-256."""
+    if "design_hash" in manifest:
+        return manifest["design_hash"], design.design_hash
+    try:
+        current = data_file(design, Path(manifest["scenario_file"]).relative_to("data"))
+    except ValueError:  # a scenario file outside the data folder cannot be checked
+        return manifest["scenario_sha256"], "not in the data folder"
+    now = file_sha256(current) if current.is_file() else "missing"
+    return manifest["scenario_sha256"], now
 
 
 __all__ = [

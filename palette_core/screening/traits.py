@@ -564,7 +564,8 @@ def choose_trait(xp: Any, positive: Any, u: Any, weights: Any, rank: Any, random
     The pure core of :func:`assign_trait`, shared with the trial simulator: NumPy or JAX
     (``xp``), no validation, vectorised over patients (leading axes). ``positive`` is
     ``[..., n_traits]`` bool, ``u`` ``[...]`` the patients' uniforms, ``weights`` and ``rank``
-    ``[n_traits]`` the random policy's weights and the priority policy's ranks (0 = first).
+    ``[n_traits]`` the random policy's weights and the priority policy's ranks (0 = first),
+    ``random`` which of the two applies (a bool, or a traced bool array).
     Returns ``[...]`` ints: the only positive trait; with several, under ``random`` the first
     trait whose cumulative weight among the positive ones exceeds ``u`` times their total
     (the last positive one if rounding leaves none), else the positive trait of lowest rank;
@@ -578,7 +579,7 @@ def choose_trait(xp: Any, positive: Any, u: Any, weights: Any, rank: Any, random
     last = n_traits - 1 - xp.argmax(positive[..., ::-1], axis=-1)
     by_weight = xp.where(hit.any(axis=-1), xp.argmax(hit, axis=-1), last)
     by_rank = xp.argmin(xp.where(positive, xp.asarray(rank), n_traits), axis=-1)
-    several = by_weight if random else by_rank
+    several = xp.where(random, by_weight, by_rank)
     return xp.where(k == 0, -1, xp.where(k == 1, xp.argmax(positive, axis=-1), several))
 
 

@@ -960,6 +960,7 @@ def adaptr_crosscheck(
     progress: bool = True,
     draws_trials: int = 0,
     keep_trials: bool = False,
+    manifest: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Reproduce adaptr's published results: simulate, compare, store; return the table.
 
@@ -969,7 +970,8 @@ def adaptr_crosscheck(
     ``data/derived/adaptr_crosscheck``): ``crosscheck.csv`` (metric, adaptr published, ours,
     MC SEs, z), ``performance.csv`` (every metric of every scenario, ours, both selection
     rules) and ``manifest.json``; ``trials.parquet`` (one row per trial, about 150 bytes each)
-    only with ``keep_trials``. With ``draws_trials`` > 0, also
+    only with ``keep_trials``; ``manifest`` adds entries to the manifest. With
+    ``draws_trials`` > 0, also
     ``posterior_methods.csv``: :func:`compare_posterior_methods` on that many trials of the
     README scenario (drawing is slow: about 0.2 s a trial).
     """
@@ -997,7 +999,7 @@ def adaptr_crosscheck(
                 for m, v in performance(o).items()
             ]
     csv = {"crosscheck": table, "performance": pd.DataFrame(perf)}
-    extra: dict[str, Any] = {"result": "adaptr_crosscheck"}
+    extra: dict[str, Any] = {"result": "adaptr_crosscheck", **(manifest or {})}
     if draws_trials > 0:
         methods, seconds = compare_posterior_methods(
             draws_trials, seed, scenario_file=scenarios.path, chunk_size=min(chunk_size, 100)

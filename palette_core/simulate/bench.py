@@ -22,10 +22,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import numpy as np
+from numpyro.infer import MCMC, NUTS
 
+from palette_core.analysis.checking import empty_data
+from palette_core.analysis.models import joint_model, model_priors
 from palette_core.simulate import engine
+from palette_core.simulate.accuracy import simulate_looks
 from palette_core.simulate.adaptr import scenario_path
+from palette_core.simulate.platform import PlatformSettings, context, platform_scenarios
+
+#: NUTS settings of the naive loop: those of the interim analysis's pre-specified primary fit
+#: (``palette_core.interim.analyse.SIZES["full"]["primary"]``; a test keeps the two equal).
+NAIVE_NUTS: dict[str, Any] = {
+    "num_warmup": 1000,
+    "num_samples": 1000,
+    "num_chains": 4,
+    "target_accept_prob": 0.95,
+}
 
 
 @dataclass(frozen=True)
@@ -177,10 +192,74 @@ def adaptr_workload(
     return rows
 
 
-#: name -> ``workload(trials, chunk_size, workers) -> rows``; the PALETTE trial adds its own
+def palette_workload(
+    trials: int, chunk_size: int, scenario: str = "global_null", seed: int = 1
+) -> list[dict[str, Any]]:
+    """The full PALETTE design (``data/scenarios/platform.yaml``, one scenario), in this
+    process: seconds per 1,000 trials once compiled, analyses per second (one analysis = one
+    outcome's Laplace posterior at one conducted look), and the minutes the operating
+    characteristics of 10 scenarios x 1,000 trials would take at that rate."""
+    path = str(platform_scenarios())
+    scenarios = engine.load_scenarios(path)
+    chunk = min(chunk_size, trials)
+    comp = _fresh_compile_seconds(path, scenario, chunk)
+    run = dict(chunk_size=chunk, names=[scenario], progress=False)
+    engine.run_scenarios(scenarios, chunk, seed + 1, scheduler=engine.IN_PROCESS, **run)
+    t0 = time.perf_counter()
+    res = engine.run_scenarios(scenarios, trials, seed, scheduler=engine.IN_PROCESS, **run)
+    seconds = time.perf_counter() - t0
+    analyses = 2 * int(res.trials["n_looks"].sum())  # OSFD and mortality at every look
+    return [
+        {
+            "workload": f"palette {scenario}",
+            "mode": "in-process, compiled",
+            "trials": trials,
+            "s_per_1000": 1000 * seconds / trials,
+            "trials_per_min": 60 * trials / seconds,
+            "analyses_per_s": analyses / seconds,
+            "oc_minutes": 10 * 1000 * seconds / trials / 60,
+            **comp,
+            "peak_rss_mib": _max_rss_mib(resource.RUSAGE_SELF),
+        }
+    ]
+
+
+def naive_loop_seconds(n_looks: int, seed: int = 1) -> tuple[float, int]:
+    """Seconds per look of the naive loop: NumPyro's ``MCMC.run`` once per look of the
+    primary (OSFD) model at the pre-specified settings of the interim analysis
+    (:data:`NAIVE_NUTS`), with ``jit_model_args=True`` and
+    its default progress bar, on looks of simulated trials at the simulator's era capacity.
+    The first call compiles and is not counted; returns (seconds per look, looks timed)."""
+    ctx = context(PlatformSettings().model_dump_json())
+    design, spec = ctx.design, ctx.spec
+    binary = ctx.spec_mortality
+    looks = simulate_looks(design, spec, binary, 1, n_looks + 1, seed)
+    template, priors = empty_data(design, spec), model_priors(design)
+    settings = NAIVE_NUTS
+    kernel = NUTS(joint_model, target_accept_prob=settings["target_accept_prob"])
+    mcmc = MCMC(
+        kernel,
+        num_warmup=settings["num_warmup"],
+        num_samples=settings["num_samples"],
+        num_chains=settings["num_chains"],
+        jit_model_args=True,
+        chain_method="sequential",
+    )
+    times = []
+    for i, look in enumerate(looks):
+        data = template._replace(counts=look.counts[spec.outcome])
+        t0 = time.perf_counter()
+        mcmc.run(jax.random.key(seed + i), spec, data, priors)
+        jax.block_until_ready(mcmc.get_samples())
+        times.append(time.perf_counter() - t0)
+    return float(np.mean(times[1:])), len(times) - 1
+
+
+#: name -> ``workload(trials, chunk_size, workers) -> rows``
 WORKLOADS: dict[str, Callable[[int, int, int], list[dict[str, Any]]]] = {
     "adaptr_readme": lambda n, c, w: adaptr_workload("readme", n, c, w),
     "adaptr_readme_v1_4_null": lambda n, c, w: adaptr_workload("readme_v1_4_null", n, c, w),
+    "palette": lambda n, c, w: palette_workload(min(n, 128), c),
 }
 
 
@@ -195,6 +274,11 @@ def _print(rows: list[dict[str, Any]]) -> None:
             extras.append(f"peak RSS {r['peak_rss_mib']:.0f} MiB")
         if "mean_size" in r:
             extras.append(f"mean size {r['mean_size']:.0f}")
+        if "analyses_per_s" in r:
+            extras.append(
+                f"{r['trials_per_min']:.0f} trials/min, {r['analyses_per_s']:.0f} analyses/s; "
+                f"10 scenarios x 1,000 trials: {r['oc_minutes']:.0f} min"
+            )
         tail = f" ({'; '.join(extras)})" if extras else ""
         print(
             f"{r['workload']:<32} {r['s_per_1000']:8.2f} s / 1000 trials  [{r['mode']}, n={r['trials']}]{tail}"
@@ -207,13 +291,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=4000)
     p.add_argument("--chunk-size", type=int, default=engine.DEFAULT_CHUNK_SIZE)
     p.add_argument("--workers", type=int, default=2, help="local Dask processes (0: skip)")
+    p.add_argument(
+        "--naive-looks",
+        type=int,
+        default=2,
+        help="looks timed of the naive loop (NumPyro MCMC.run per look; 0: skip)",
+    )
     args = p.parse_args(argv)
-    import jax
 
     print(f"jax {jax.__version__} on {jax.default_backend()}; chunk size {args.chunk_size}")
+    engine_rate = None
     for name in args.workload or sorted(WORKLOADS):
-        _print(WORKLOADS[name](args.trials, args.chunk_size, args.workers))
+        rows = WORKLOADS[name](args.trials, args.chunk_size, args.workers)
+        _print(rows)
+        engine_rate = next(
+            (r["analyses_per_s"] for r in rows if "analyses_per_s" in r), engine_rate
+        )
         sys.stdout.flush()
+    if args.naive_looks > 0 and engine_rate is not None:
+        per_look, n = naive_loop_seconds(args.naive_looks)
+        print(
+            f"naive loop (NumPyro MCMC.run per look, jit_model_args=True, OSFD, {n} looks): "
+            f"{per_look:.1f} s per analysis = {1 / per_look:.4f} analyses/s; "
+            f"engine {engine_rate:.1f} analyses/s: ratio {engine_rate * per_look:.0f}x"
+        )
     return 0
 
 

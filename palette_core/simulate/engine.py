@@ -161,7 +161,10 @@ class ProgramDefinition:
 
 _PROGRAMS: dict[str, ProgramDefinition] = {}
 #: programs registered by importing a module, looked up on first use (also in Dask workers)
-BUILTIN_PROGRAMS: dict[str, str] = {"adaptr_binomial": "palette_core.simulate.adaptr"}
+BUILTIN_PROGRAMS: dict[str, str] = {
+    "adaptr_binomial": "palette_core.simulate.adaptr",
+    "palette_platform": "palette_core.simulate.platform",
+}
 
 
 def register_program(definition: ProgramDefinition) -> ProgramDefinition:

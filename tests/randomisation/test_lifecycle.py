@@ -9,10 +9,14 @@ import itertools
 import json
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from palette_core.analysis.decisions import DECISION_NAMES
 from palette_core.design.loader import load_design, modified_design
 from palette_core.errors import (
     ConflictingArgumentsError,
@@ -847,3 +851,31 @@ def test_the_loader_rejects_usual_care_starting_planned(design_copy, edit, find)
         load_design(design_copy)
     assert (info.value.file, info.value.entry) == ("arms.yaml", "mals_usual_care")
     assert info.value.field == "availability.initial_state"
+
+
+# ----------------------------------------------------------------------------- pure core
+def _advance(xp, states, made, opens, design):
+    codes = lc.state_codes(design)
+    targets = lc.decision_targets(codes, DECISION_NAMES)
+    return codes, lc.next_arm_states(xp, states, made, opens, targets, codes)
+
+
+def test_pure_core_closes_open_arms_by_decision_and_opens_due_planned_arms(design):
+    codes = lc.state_codes(design)
+    d = list(DECISION_NAMES)
+    states = np.array([codes.open, codes.open, codes.planned, codes.planned, codes.code("harm")])
+    made = np.array([d.index("graduation"), d.index("continue"), 0, 0, d.index("futility")])
+    opens = np.array([False, False, True, False, True])
+    expected = ["graduated", "open", "open", "planned", "harm"]
+    _, numpy_out = _advance(np, states, made, opens, design)
+    jax_out = jax.jit(lambda s, m, o: _advance(jnp, s, m, o, design)[1])(states, made, opens)
+    for out in (numpy_out, np.asarray(jax_out)):
+        assert [codes.names[int(k)] for k in out] == expected
+
+
+def test_pure_trait_rule_keeps_a_trait_with_an_open_or_planned_arm(design):
+    codes = lc.state_codes(design)
+    states = np.array([codes.code("futility"), codes.planned, codes.code("harm"), codes.open])
+    arm_trait = np.array([0, 0, 1, 2])
+    live = lc.live_traits(np, states, arm_trait, 4, codes)
+    assert live.tolist() == [True, False, True, False]  # trait 3 has no arm at all
