@@ -202,7 +202,10 @@ def test_every_command_has_a_working_help(path, capsys):
         ("--json", {"design check", "log verify"}),
         ("--quiet", {"analyse", "simulate"}),
         ("--secret-file", {"randomise", "log replay"}),
-        ("--restricted-log", {"randomise", "log verify", "log replay", "log recover"}),
+        (
+            "--restricted-log",
+            {"randomise", "log verify", "log replay", "log recover", "log head"},
+        ),
     ],
 )
 def test_shared_options_are_declared_once(flag, commands):

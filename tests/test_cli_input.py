@@ -151,12 +151,12 @@ def test_a_deeply_nested_json_line_is_exit_2_not_a_recursion_error(tmp_path, cap
 
 
 def test_an_internal_error_is_exit_3_with_one_line_and_a_traceback_on_request(monkeypatch, capsys):
-    import palette_core.screening.classify as classify_module
+    import palette_core.cli as cli_module
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(classify_module, "classify_patients", broken)
+    monkeypatch.setattr(cli_module, "classify_patients", broken)
     monkeypatch.delenv("PALETTE_DEBUG", raising=False)
     rc, _, err = _run(["classify", str(EXAMPLES), "--seed", "1", "--out", "/dev/null"], capsys)
     assert rc == EXIT_INTERNAL and "internal error (ZeroDivisionError: a bug)" in err

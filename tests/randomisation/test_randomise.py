@@ -13,6 +13,8 @@ import json
 import math
 import os
 import random
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -51,7 +53,22 @@ from palette_core.screening.classify import classify_patients
 from palette_core.screening.cohort import generate_cohort
 from palette_core.screening.patients import read_patients, validate_patients
 
-EXAMPLES = DATA / "examples" / "worked_examples.csv"
+
+def _examples_without_child_mals() -> Path:
+    """The worked examples with EX-05 (a child) positive for hypoinflammation only (ferritin
+    300 ng/mL, PedSep-A): MALS and hyperinflammation have no arm open to children (their doses
+    are suspended, RF-14 and RF-18), so a multi-trait draw into either refuses the child, and
+    the draw depends on the log's random instance; these tests are about the log, not the draw
+    (test_suspension.py tests the refusal)."""
+    raw = pd.read_csv(ORIGINAL_EXAMPLES, dtype=str, keep_default_na=False)
+    raw.loc[raw["patient_id"] == "EX-05", ["ferritin", "pedsep_class"]] = ["300", "A"]
+    path = Path(tempfile.mkdtemp(prefix="palette-examples-")) / "worked_examples.csv"
+    raw.to_csv(path, index=False)
+    return path
+
+
+ORIGINAL_EXAMPLES = DATA / "examples" / "worked_examples.csv"
+EXAMPLES = _examples_without_child_mals()
 TEST_SECRET_HEX = "f4187609a5473f6f75a33e20fc53182ed187936767d621deabde13eab17ef0ce"
 #: another test secret (a replay with it must fail)
 OTHER_SECRET_HEX = "882ffe30aab3673483617ad0d51e6bf6e0db7b0ca2768c122b14bbffb0e3bba8"
@@ -489,7 +506,9 @@ def test_the_stratum_sequence_drives_the_draw(design, raw_examples, secret, tmp_
     assert [e["stratum_sequence"] for e in alloclog.load_entries(log)] == [1, 2, 3, 4]
 
 
-def test_an_arm_not_open_to_the_patients_age_group_is_never_drawn(raw_examples, secret, tmp_path):
+def test_an_arm_not_open_to_the_patients_age_group_is_never_drawn(secret, tmp_path):
+    raw_examples = pd.read_csv(ORIGINAL_EXAMPLES, dtype=str, keep_default_na=False)  # MALS child
+
     def adults_only(data):
         next(a for a in data["arms"] if a["id"] == "mals_anakinra")["age_groups"] = ["adult"]
 
@@ -1017,8 +1036,9 @@ def test_cli_replay_checks_probabilities_against_a_given_state_file(
                 "effective_from": "2026-05-01",
                 "source": "look 1",
                 "traits": {
-                    t.id: {a.id: 1 / len(design.arms_of(t.id)) for a in design.arms_of(t.id)}
+                    t.id: {a.id: 1 / len(arms) for a in arms}
                     for t in design.traits
+                    if (arms := [a for a in design.arms_of(t.id) if not design.is_suspended(a.id)])
                 },
             }
         )

@@ -56,7 +56,7 @@ BLOCKED = {
 
 @pytest.fixture(scope="module")
 def secret():
-    return parse_secret("a test secret of the suspension tests")
+    return parse_secret("b88d16f5d2cb9909c58a2a53ee3265905d53bdcd61363f97cc1a5856d3320a24")
 
 
 @pytest.fixture(scope="module")

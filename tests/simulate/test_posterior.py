@@ -122,10 +122,16 @@ def strong(design):
     return _data(design, "mortality28", 1, effects, 150, 4)
 
 
-def test_decision_probabilities_agree_with_nuts(design, strong):
+@pytest.fixture(scope="module")
+def strong_result(design, strong):
+    """The approximation of ``strong`` (compiled once for the tests that read it)."""
     spec, data = strong
-    post = lp.LaplacePosterior(spec, data, m.model_priors(design))
-    res = post.analyse(data.counts)
+    return lp.LaplacePosterior(spec, data, m.model_priors(design)).analyse(data.counts)
+
+
+def test_decision_probabilities_agree_with_nuts(design, strong, strong_result):
+    spec, data = strong
+    res = strong_result
     assert bool(res.converged) and bool(res.positive_definite)
     fit = Fitter(spec, num_warmup=300, num_samples=500, num_chains=2).fit(
         data, m.model_priors(design), seed=5
@@ -191,9 +197,9 @@ def lp_data_with_empty_era(design, spec2, data1):
     return tmpl._replace(counts=counts)
 
 
-def test_mixture_summaries_and_draws_are_consistent(design, strong):
-    spec, data = strong
-    res = lp.LaplacePosterior(spec, data, m.model_priors(design)).analyse(data.counts)
+def test_mixture_summaries_and_draws_are_consistent(strong, strong_result):
+    spec, _ = strong
+    res = strong_result
     s = lp.mixture_summary(res)
     np.testing.assert_allclose(lp.pr_greater(res, s.q_low), 0.975, atol=1e-3)
     np.testing.assert_allclose(lp.pr_less(res, s.q_high), 0.975, atol=1e-3)
@@ -212,11 +218,12 @@ def test_float32_agrees_with_float64(design, strong):
     spec, data = strong
     lay, prior = lp.layout(spec), lp.prior_values(m.model_priors(design))
     st = lp.structure(lay, data)
-    p32 = lp.pr_greater(lp.laplace_arrays(lay, st, prior, jnp.asarray(data.counts)), 0.0)
+    run = jax.jit(lambda st, prior, counts: lp.laplace_arrays(lay, st, prior, counts))
+    p32 = lp.pr_greater(run(st, prior, jnp.asarray(data.counts)), 0.0)
     with jax.enable_x64(True):
         prior64 = lp.PriorValues(*(np.float64(v) for v in prior))
         st64 = lp.Structure(*(np.asarray(a, np.float64) for a in st))
-        res = lp.laplace_arrays(lay, st64, prior64, jnp.asarray(data.counts, jnp.float64))
+        res = run(st64, prior64, jnp.asarray(data.counts, jnp.float64))
         p64 = np.asarray(lp.pr_greater(res, 0.0))
     assert np.abs(np.asarray(p32) - p64).max() < 1e-3
 
