@@ -57,7 +57,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -105,6 +105,10 @@ def platform_scenarios() -> Path:
 
 
 # ----------------------------------------------------------------------------- settings
+#: Quadrature nodes per variance parameter: 1 (the mode) to 6.
+Nodes = Annotated[int, Field(ge=1, le=6)]
+
+
 class PlatformSettings(BaseModel):
     """Static settings of the program: sizes that fix the shapes of the compiled code."""
 
@@ -130,6 +134,12 @@ class PlatformSettings(BaseModel):
     pool_size: int = Field(20000, gt=0, description="screened patients in the pool")
     pool_seed: int = Field(20261203, ge=0, description="seed of the pool of screened patients")
     n_draws: int = Field(1000, gt=0, description="posterior draws for Pr(best)")
+    laplace_rule: tuple[Nodes, Nodes, Nodes] = Field(
+        (3, 3, 3),
+        description="quadrature nodes per variance parameter (era step, between-trait, "
+        "children's deviation) of the Laplace approximation; its accuracy per rule is the "
+        "stored result laplace_accuracy",
+    )
     near_threshold_band: float = Field(
         0.02,
         ge=0,
@@ -480,6 +490,7 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
     pool_stratum = jnp.asarray(ctx.pool_stratum)
     grid = CellData(*(jnp.asarray(x) for x in ctx.grid))
     priors = lp.prior_values(model_priors(ctx.design))
+    rule = lp.Rule(tuple(ctx.settings.laplace_rule))
     e_cap = spec.n_eras
     # (layout, cell structure) of each outcome's Laplace approximation, checked once here
     models = {
@@ -616,10 +627,10 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
         lay, st = models[model]
 
         def cold(_):
-            return lp.laplace_arrays(lay, st, priors, data.counts, None)
+            return lp.laplace_arrays(lay, st, priors, data.counts, None, rule=rule)
 
         def warm(state):
-            return lp.laplace_arrays(lay, st, priors, data.counts, state)
+            return lp.laplace_arrays(lay, st, priors, data.counts, state, rule=rule)
 
         return jax.lax.cond(look_index == 0, cold, warm, state)
 
@@ -719,7 +730,8 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             lay, st = models[model]
             data = grid_data._replace(counts=jnp.zeros((n_cells, k), jnp.float32))
             return jax.eval_shape(
-                lambda d: lp.laplace_arrays(lay, st, priors, d.counts, None).state, data
+                lambda d: lp.laplace_arrays(lay, st, priors, d.counts, None, rule=rule).state,
+                data,
             )
 
         shapes = [state_of("osfd", k_cat), state_of("mortality", 2)]

@@ -18,7 +18,7 @@ from palette_core.randomisation import lifecycle as lc
 from palette_core.simulate import engine, metrics
 from palette_core.simulate import platform as pf
 
-SETTINGS = {"n_patients": 400, "pool_size": 3000, "n_draws": 200}
+SETTINGS = {"n_patients": 400, "pool_size": 3000, "n_draws": 200, "laplace_rule": [2, 2, 2]}
 USUAL_CARE = {
     "adult": {"mortality28": 0.25, "no_support": 0.10, "support_days_mean": 7.0,
               "support_days_dispersion": 1.5},
@@ -205,6 +205,13 @@ def test_a_bad_scenario_names_file_entry_and_field(tmp_path, extra, field):
     assert err.value.field == field
     assert err.value.entry == "bad"
     assert str(path) in str(err.value)
+
+
+def test_a_bad_quadrature_rule_is_a_typed_error(tmp_path):
+    path = _write(tmp_path, [_scenario("ok")], {**SETTINGS, "laplace_rule": [0, 3, 3]})
+    with pytest.raises(ScenarioError) as err:
+        engine.load_scenarios(path)
+    assert "laplace_rule" in str(err.value) and str(path) in str(err.value)
 
 
 def test_the_shipped_scenario_file_is_valid(design):
