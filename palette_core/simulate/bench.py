@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax
@@ -236,7 +237,8 @@ def naive_loop_seconds(n_looks: int, seed: int = 1) -> tuple[float, int]:
     looks = simulate_looks(design, spec, binary, 1, n_looks + 1, seed)
     template, priors = empty_data(design, spec), model_priors(design)
     settings = NAIVE_NUTS
-    kernel = NUTS(joint_model, target_accept_prob=settings["target_accept_prob"])
+    model = partial(joint_model, spec)  # the spec is static: bound, not a model argument
+    kernel = NUTS(model, target_accept_prob=settings["target_accept_prob"])
     mcmc = MCMC(
         kernel,
         num_warmup=settings["num_warmup"],
@@ -249,7 +251,7 @@ def naive_loop_seconds(n_looks: int, seed: int = 1) -> tuple[float, int]:
     for i, look in enumerate(looks):
         data = template._replace(counts=look.counts[spec.outcome])
         t0 = time.perf_counter()
-        mcmc.run(jax.random.key(seed + i), spec, data, priors)
+        mcmc.run(jax.random.key(seed + i), data, priors)
         jax.block_until_ready(mcmc.get_samples())
         times.append(time.perf_counter() - t0)
     return float(np.mean(times[1:])), len(times) - 1
