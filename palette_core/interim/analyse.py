@@ -248,13 +248,7 @@ DIAGNOSTIC_COLUMNS = (
     "n_draws",
     "gates_passed",
     "failures",
-    "divergences",
-    "max_rhat",
-    "max_rhat_variable",
-    "min_ess_bulk",
-    "min_ess_bulk_variable",
-    "min_ess_tail",
-    "min_ess_tail_variable",
+    *WORST_DIAGNOSTICS,
 )
 UNKNOWN = "(not given)"
 
