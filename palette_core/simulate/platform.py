@@ -489,7 +489,7 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
     pool_positive = jnp.asarray(ctx.pool_positive)
     pool_stratum = jnp.asarray(ctx.pool_stratum)
     grid = CellData(*(jnp.asarray(x) for x in ctx.grid))
-    priors = lp.prior_values(model_priors(ctx.design))
+    priors = model_priors(ctx.design)
     rule = lp.Rule(tuple(ctx.settings.laplace_rule))
     e_cap = spec.n_eras
     # (layout, cell structure) of each outcome's Laplace approximation, checked once here

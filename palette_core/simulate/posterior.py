@@ -56,7 +56,7 @@ Two layers
 * Pure functions of arrays (:func:`log_joint`, :func:`derivatives`, :func:`laplace_arrays`,
   :func:`pr_greater`, :func:`mixture_summary`, :func:`joint_draws`): JAX only, no validation,
   fixed shapes, ``jax.jit``- and ``jax.vmap``-able over datasets.
-* The boundary (:func:`layout`, :func:`prior_values`, :class:`LaplacePosterior`): checks once
+* The boundary (:func:`layout`, :class:`LaplacePosterior`): checks once
   that the spec is the primary analysis and compiles once per design.
 
 Unused eras (all-zero counts) and arms without patients are harmless: their cells add nothing
@@ -86,30 +86,6 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 # ----------------------------------------------------------------------------- static layout
-class PriorValues(NamedTuple):
-    """The prior constants of the joint model, as floats (a pytree: they may be traced).
-
-    Built by :func:`prior_values` from the model's :class:`~palette_core.analysis.models.Priors`.
-    """
-
-    arm_loc: Any
-    arm_scale: Any
-    group_mean_loc: Any
-    group_mean_scale: Any
-    between_trait_scale: Any
-    child_scale: Any
-    era_step_scale: Any
-    trait_shift_loc: Any
-    trait_shift_scale: Any
-    cut_concentration: Any
-
-
-def prior_values(priors: Priors) -> PriorValues:
-    """The prior constants of the model's :class:`~palette_core.analysis.models.Priors`
-    (:func:`~palette_core.analysis.models.model_priors`) as a :class:`PriorValues` of floats."""
-    return PriorValues(*(getattr(priors, f) for f in PriorValues._fields))
-
-
 @dataclass(frozen=True)
 class Layout:
     """The static shapes and index structure of the latent vector (hashable).
@@ -227,7 +203,7 @@ def _map_masks(lay: Layout) -> dict[str, np.ndarray]:
     return {**m, **v}
 
 
-def design_map(lay: Layout, prior: PriorValues, h: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+def design_map(lay: Layout, prior: Priors, h: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """``(u0, M)`` with ``u = u0 + M z``: trait shifts, era effects, adult and children's log ORs.
 
     ``h = (sigma_era, tau, sigma_ped)``. ``M`` is ``[n_u, n_z]``.
@@ -426,9 +402,7 @@ def _cutpoints(xc: jnp.ndarray) -> jnp.ndarray:
     return jnp.cumsum(jnp.concatenate([xc[:, :1], jnp.exp(xc[:, 1:])], axis=-1), axis=-1)
 
 
-def _cut_prior(
-    lay: Layout, prior: PriorValues, cut: jnp.ndarray, gaps: tuple[jnp.ndarray, jnp.ndarray]
-):
+def _cut_prior(lay: Layout, prior: Priors, cut: jnp.ndarray, gaps: tuple[jnp.ndarray, jnp.ndarray]):
     """Induced-Dirichlet log density of the cut-points (natural scale) and its derivatives."""
     k = lay.n_cut + 1
     conc = prior.cut_concentration
@@ -442,7 +416,7 @@ def _cut_prior(
 
 
 def log_joint(
-    lay: Layout, prior: PriorValues, h: jnp.ndarray, x: jnp.ndarray, data: CellData
+    lay: Layout, prior: Priors, h: jnp.ndarray, x: jnp.ndarray, data: CellData
 ) -> jnp.ndarray:
     """``log p(y, x | h)`` in the unconstrained coordinates of the module docstring.
 
@@ -465,7 +439,7 @@ def log_joint(
     return ll + cp + jnp.sum(xc[:, 1:]) + normal
 
 
-def hyper_log_prior(prior: PriorValues, h: jnp.ndarray) -> jnp.ndarray:
+def hyper_log_prior(prior: Priors, h: jnp.ndarray) -> jnp.ndarray:
     """``sum_j log HalfNormal(h_j) + log h_j``: the variance parameters' prior on NumPyro's log
     scale (the term that turns :func:`log_joint` into minus NumPyro's potential)."""
     scales = jnp.stack([prior.era_step_scale, prior.between_trait_scale, prior.child_scale])
@@ -517,7 +491,7 @@ class Pieces(NamedTuple):
 def pieces(
     lay: Layout,
     st: Structure,
-    prior: PriorValues,
+    prior: Priors,
     xc: jnp.ndarray,
     u: jnp.ndarray,
     counts: jnp.ndarray,
@@ -609,7 +583,7 @@ def assemble(lay: Layout, pc: Pieces, mat: jnp.ndarray, z: jnp.ndarray) -> Deriv
 def derivatives(
     lay: Layout,
     st: Structure,
-    prior: PriorValues,
+    prior: Priors,
     h: jnp.ndarray,
     x: jnp.ndarray,
     counts: jnp.ndarray,
@@ -657,7 +631,7 @@ class Proposal(NamedTuple):
     sigma: jnp.ndarray
 
 
-def prior_proposal(prior: PriorValues) -> Proposal:
+def prior_proposal(prior: Priors) -> Proposal:
     """The priors themselves: half-normal, ``k = 1`` and ``sigma`` the prior scale."""
     scales = jnp.stack([prior.era_step_scale, prior.between_trait_scale, prior.child_scale])
     return Proposal(jnp.ones_like(scales), scales)
@@ -682,7 +656,7 @@ def _log_chi_pdf(y: jnp.ndarray, k: jnp.ndarray) -> jnp.ndarray:
     return (k - 1.0) * jnp.log(y) - 0.5 * y**2 - (0.5 * k - 1.0) * jnp.log(2.0) - gammaln(0.5 * k)
 
 
-def hyper_nodes(rule: Rule, proposal: Proposal, prior: PriorValues):
+def hyper_nodes(rule: Rule, proposal: Proposal, prior: Priors):
     """Nodes ``h_k`` ``[size, 3]`` and the log of their importance weights ``[size]``:
     ``log w_k + log p(h_k) - log q(h_k)`` (prior ``p``: half-normal; ``q``: the proposal)."""
     scales = jnp.stack([prior.era_step_scale, prior.between_trait_scale, prior.child_scale])
@@ -731,9 +705,7 @@ def posterior_proposal(
 
 
 # ----------------------------------------------------------------------------- Newton
-def initial_point(
-    lay: Layout, st: Structure, prior: PriorValues, counts: jnp.ndarray
-) -> jnp.ndarray:
+def initial_point(lay: Layout, st: Structure, prior: Priors, counts: jnp.ndarray) -> jnp.ndarray:
     """A cold start: every normal variable at 0, cut-points at the pooled cumulative logits of
     each stratum (smoothed by the Dirichlet concentration), less the prior trait-shift mean."""
     onehot = jnp.asarray(st.stratum)
@@ -775,7 +747,7 @@ def _newton_step(der: Derivatives, max_step: float):
 def newton(
     lay: Layout,
     st: Structure,
-    prior: PriorValues,
+    prior: Priors,
     h: jnp.ndarray,
     x0: jnp.ndarray,
     counts: jnp.ndarray,
@@ -805,7 +777,7 @@ def newton(
 
 
 def quadratic_node(
-    lay: Layout, prior: PriorValues, h: jnp.ndarray, pc: Pieces, xc: jnp.ndarray, u: jnp.ndarray
+    lay: Layout, prior: Priors, h: jnp.ndarray, pc: Pieces, xc: jnp.ndarray, u: jnp.ndarray
 ) -> NodeFit:
     """The Laplace approximation at node ``h`` with the log likelihood replaced by its
     second-order expansion :class:`Pieces` ``pc`` at ``(xc, u)`` (a pilot mode): the node's
@@ -837,7 +809,7 @@ MAX_SKEW = 0.1
 
 
 def node_effects(
-    lay: Layout, st: Structure, prior: PriorValues, h: jnp.ndarray, fit: NodeFit
+    lay: Layout, st: Structure, prior: Priors, h: jnp.ndarray, fit: NodeFit
 ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """Location ``[2A]``, covariance ``[2A, 2A]`` and Cornish-Fisher coefficient ``[2A]`` of
     the log ORs at one node (simplified Laplace).
@@ -892,7 +864,7 @@ def node_effects(
 
 
 def node_gaussian(
-    lay: Layout, prior: PriorValues, h: jnp.ndarray, fit: NodeFit
+    lay: Layout, prior: Priors, h: jnp.ndarray, fit: NodeFit
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Mode ``[2A]`` and covariance ``[2A, 2A]`` of the log ORs under the node's Gaussian."""
     u0, mat = design_map(lay, prior, h)
@@ -974,7 +946,7 @@ def _posterior_mean(h_nodes: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
 def laplace_arrays(
     lay: Layout,
     st: Structure,
-    prior: PriorValues,
+    prior: Priors,
     counts: jnp.ndarray,
     state: LaplaceState | None = None,
     *,
@@ -998,7 +970,8 @@ def laplace_arrays(
     Parameters
     ----------
     lay, st, prior
-        :func:`layout`, :func:`structure` and :func:`prior_values` of the spec.
+        :func:`layout` and :func:`structure` of the spec, and the model's
+        :class:`~palette_core.analysis.models.Priors` (:func:`~palette_core.analysis.models.model_priors`).
     counts
         ``[n_cells, K]`` counts of :class:`~palette_core.analysis.models.CellData`.
     state
@@ -1187,7 +1160,7 @@ class LaplacePosterior:
         self.spec = spec
         self.layout = layout(spec)
         self.structure = structure(self.layout, template)
-        self.prior = prior_values(priors)
+        self.prior = priors
         self.rule = rule
         self.n_traces = 0
         shape = (np.shape(template.counts)[0], self.layout.n_cut + 1)

@@ -41,7 +41,7 @@ def _random_point(lay, rng):
 @pytest.mark.parametrize("outcome", ["mortality28", "osfd28"])
 def test_log_joint_is_minus_numpyro_potential(design, outcome):
     spec, data = _data(design, outcome, 3, {"hinf_anakinra": 0.5}, 20, 1)
-    lay, prior = lp.layout(spec), lp.prior_values(m.model_priors(design))
+    lay, prior = lp.layout(spec), m.model_priors(design)
     arrays = m.CellData(*(jnp.asarray(v) for v in data))
     info = initialize_model(
         jax.random.PRNGKey(0),
@@ -75,7 +75,7 @@ def test_log_joint_is_minus_numpyro_potential(design, outcome):
 @pytest.mark.parametrize("outcome", ["mortality28", "osfd28"])
 def test_closed_form_derivatives_equal_autodiff(design, outcome):
     spec, data = _data(design, outcome, 2, {"hypo_gcsf": 0.4}, 20, 2)
-    lay, prior = lp.layout(spec), lp.prior_values(m.model_priors(design))
+    lay, prior = lp.layout(spec), m.model_priors(design)
     st = lp.structure(lay, data)
     arrays = m.CellData(*(jnp.asarray(v) for v in data))
     rng = np.random.default_rng(1)
@@ -216,12 +216,12 @@ def test_mixture_summaries_and_draws_are_consistent(strong, strong_result):
 
 def test_float32_agrees_with_float64(design, strong):
     spec, data = strong
-    lay, prior = lp.layout(spec), lp.prior_values(m.model_priors(design))
+    lay, prior = lp.layout(spec), m.model_priors(design)
     st = lp.structure(lay, data)
     run = jax.jit(lambda st, prior, counts: lp.laplace_arrays(lay, st, prior, counts))
     p32 = lp.pr_greater(run(st, prior, jnp.asarray(data.counts)), 0.0)
     with jax.enable_x64(True):
-        prior64 = lp.PriorValues(*(np.float64(v) for v in prior))
+        prior64 = m.Priors(*(np.float64(v) for v in prior))
         st64 = lp.Structure(*(np.asarray(a, np.float64) for a in st))
         res = run(st64, prior64, jnp.asarray(data.counts, jnp.float64))
         p64 = np.asarray(lp.pr_greater(res, 0.0))
