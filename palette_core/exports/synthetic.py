@@ -104,6 +104,7 @@ from palette_core.exports.derive import STATUS
 from palette_core.provenance import build_manifest, file_sha256
 from palette_core.randomisation.randomise import (
     default_allocation_state,
+    open_traits_now,
     parse_secret,
     randomise_patients,
     trait_draw_seed,
@@ -429,8 +430,14 @@ def _randomise(sc: Scenario, design: Design, cohort: pd.DataFrame) -> pd.DataFra
     validation = validate_patients(cohort, design, source="synthetic cohort")
     instance = sc.randomisation.instance
     seed = trait_draw_seed(secret, trial, instance)
-    classes = classify_patients(validation, design, seed=seed, policy=sc.randomisation.policy)
     now = dt.datetime.combine(design.trial.study_start, dt.time(0), tzinfo=dt.UTC)
+    classes = classify_patients(
+        validation,
+        design,
+        seed=seed,
+        policy=sc.randomisation.policy,
+        open_traits=open_traits_now(design, state, now.date()),
+    )
     arm_of: dict[str, tuple[str, str]] = {}
     shm = Path("/dev/shm")  # a RAM disk where there is one: the log is fsync'ed at each entry
     where = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None

@@ -588,7 +588,72 @@ class _Plan:
     state_probabilities: dict[str, float]
     excluded: tuple[str, ...]
     positive_traits: str
+    traits_drawn_among: str
     assignment_rule: str
+
+
+def _arms_for(
+    design: Design, state: AllocationState, trait: str, age_group: str, today: dt.date
+) -> tuple[list[tuple[str, float]], dict[str, Any], list[bool]]:
+    """The trait's arms under ``state`` with their probabilities, each arm's suspension for the
+    age group on ``today``, and whether the arm may be given to the age group then."""
+    probs = state.probabilities(trait, design)
+    suspended = {a: design.suspended_by(a, age_group, today) for a, _ in probs}
+    allowed = [
+        age_group in design.arm_age_groups(design.arm(a)) and not suspended[a] for a, _ in probs
+    ]
+    return probs, suspended, allowed
+
+
+def open_traits_now(
+    design: Design, state: AllocationState, today: dt.date
+) -> dict[str, frozenset[str]]:
+    """Per age group, the traits that can randomise a patient of that group on ``today``.
+
+    A trait can when it randomises under ``state`` (in force on ``today``) and has an
+    experimental arm with a positive probability that may be given to the age group (its age
+    range, no suspension). The multi-trait draw chooses among the positive traits that can
+    (:func:`palette_core.screening.classify.classify_patients`), so that a child positive for
+    a trait whose arms are all closed to children, and for one with an open arm, is randomised
+    in the second rather than turned away. The trial simulator applies the same rule
+    (:func:`palette_core.simulate.platform.open_traits`).
+    """
+    groups = [g.id for g in design.strata.age_groups]
+    out: dict[str, frozenset[str]] = {}
+    for group in groups:
+        found = {t for t in state.traits if _closed(design, state, t, group, today) is None}
+        out[group] = frozenset(found)
+    return out
+
+
+def _closed(
+    design: Design, state: AllocationState, trait: str, age_group: str, today: dt.date
+) -> tuple[str, str] | None:
+    """Why ``trait`` cannot randomise a patient of ``age_group`` on ``today``: ``(refusal code,
+    reason)``, or ``None`` when it can (the rule of :func:`open_traits_now`)."""
+    if trait not in state.traits:
+        return (
+            "trait_not_randomising",
+            f"trait {trait} is not randomising (no allocation in force in {state.file})",
+        )
+    if today < state.effective_from:
+        return (
+            "state_not_in_effect",
+            f"the allocation state {state.file} takes effect on {state.effective_from}, "
+            f"after today ({today})",
+        )
+    probs, suspended, allowed = _arms_for(design, state, trait, age_group, today)
+    control = design.control_of(trait).id
+    if any(ok and p > 0 and a != control for (a, p), ok in zip(probs, allowed, strict=True)):
+        return None
+    held = [
+        f"{a} ({', '.join(f.id for f in suspended[a])})" for a, p in probs if p > 0 and suspended[a]
+    ]
+    why = f"; suspended for it: {', '.join(held)}" if held else ""
+    return (
+        "no_open_arm",
+        f"trait {trait} has no open experimental arm for age group {age_group}{why}",
+    )
 
 
 def _plan(
@@ -611,43 +676,24 @@ def _plan(
     if row["eligible"] != "eligible":
         why = _text(row.get("eligibility_reasons")) or ""
         return refuse("not_eligible", f"{row['eligible']}" + (f": {why}" if why else ""))
+    age_group = str(row["age_group"])
     trait = _text(row["assigned_trait"])
     if trait is None:
+        positive = [t for t in (_text(row.get("positive_traits")) or "").split(";") if t]
+        closed = [c for c in (_closed(design, state, t, age_group, today) for t in positive) if c]
+        if positive and len(closed) == len(positive):
+            codes = {code for code, _ in closed}
+            code = codes.pop() if len(codes) == 1 else "no_open_trait"
+            return refuse(code, "; ".join(reason for _, reason in closed))
         undecided = _text(row.get("indeterminate_traits"))
         more = f" (indeterminate: {undecided})" if undecided else ""
         return refuse("no_trait", f"no trait assigned: {row['assignment_rule']}{more}")
-    if trait not in state.traits:
-        return refuse(
-            "trait_not_randomising",
-            f"trait {trait} is not randomising (no allocation in force in {state.file})",
-        )
-    if today < state.effective_from:
-        return refuse(
-            "state_not_in_effect",
-            f"the allocation state {state.file} takes effect on {state.effective_from}, "
-            f"after today ({today})",
-        )
-    age_group = str(row["age_group"])
-    probs = state.probabilities(trait, design)
-    suspended = {a: design.suspended_by(a, age_group, today) for a, _ in probs}
-    allowed = [
-        age_group in design.arm_age_groups(design.arm(a)) and not suspended[a] for a, _ in probs
-    ]
+    shut = _closed(design, state, trait, age_group, today)
+    if shut is not None:
+        return refuse(*shut)
+    probs, _, allowed = _arms_for(design, state, trait, age_group, today)
     excluded = tuple(a for (a, p), ok in zip(probs, allowed, strict=True) if p > 0 and not ok)
     kept = [p if ok else 0.0 for (_, p), ok in zip(probs, allowed, strict=True)]
-    control = design.control_of(trait).id
-    experimental = [a for (a, _), p in zip(probs, kept, strict=True) if p > 0 and a != control]
-    if not experimental:
-        held = [
-            f"{a} ({', '.join(f.id for f in suspended[a])})"
-            for a, p in probs
-            if p > 0 and suspended[a]
-        ]
-        why = f"; suspended for it: {', '.join(held)}" if held else ""
-        return refuse(
-            "no_open_arm",
-            f"trait {trait} has no open experimental arm for age group {age_group}{why}",
-        )
     total = math.fsum(kept)
     site = _text(row.get("site_id"))
     if "site" in stratify and (site is None or not _SITE_ID.fullmatch(site)):
@@ -665,6 +711,7 @@ def _plan(
         state_probabilities={a: p for a, p in probs if p > 0},
         excluded=excluded,
         positive_traits=str(row["positive_traits"]),
+        traits_drawn_among=str(row["traits_drawn_among"]),
         assignment_rule=str(row["assignment_rule"]),
     )
 
@@ -767,6 +814,7 @@ def _builder(
                 "effective_from": state.effective_from.isoformat(),
             },
             "positive_traits": plan.positive_traits,
+            "traits_drawn_among": plan.traits_drawn_among,
             "assignment_rule": plan.assignment_rule,
             "assignment_policy": policy,
             "trait_seed": "derived from the secret" if trait_seed is None else trait_seed,
@@ -845,10 +893,17 @@ def randomise_patients(
         else seed_for_trait_draw
     )
     validation = _validation(patients, design)
-    result = classify_patients(validation, design, seed=seed, policy=policy)
+    clock = _clock(now)
+    today = clock().astimezone(dt.UTC).date()
+    result = classify_patients(
+        validation,
+        design,
+        seed=seed,
+        policy=policy,
+        open_traits=open_traits_now(design, state, today),
+    )
     result["site_id"] = validation.frame["site_id"]  # for stratification by site
     notes = tuple(alloclog.tighten_permissions(rpath))
-    clock = _clock(now)
     allocations: list[Allocation] = []
     refused: list[Refusal] = []
     for number, (_, row) in enumerate(result.iterrows(), start=1):
@@ -1032,7 +1087,9 @@ class ReplayReport:
 def _replay_traits(
     restricted: list[dict[str, Any]], design: Design, secret: TrialSecret, instance: str
 ) -> dict[int, str | None]:
-    """Recompute the multi-trait draw of every logged patient from the positive traits."""
+    """Recompute the multi-trait draw of every logged patient from the traits it was drawn
+    among (the positive traits open to the patient; the positive traits in a log written before
+    that field was recorded)."""
 
     out: dict[int, str | None] = {}
     groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
@@ -1050,7 +1107,10 @@ def _replay_traits(
         frame = pd.DataFrame(
             {
                 col: [
-                    POSITIVE if t in str(r.get("positive_traits", "")).split(";") else "negative"
+                    POSITIVE
+                    if t
+                    in str(r.get("traits_drawn_among", r.get("positive_traits", ""))).split(";")
+                    else "negative"
                     for r in rows
                 ]
                 for t, col in zip(design.trait_ids, cols, strict=True)

@@ -604,6 +604,8 @@ class RestrictedLogEntry(Record):
     excluded_for_age_group: list[str] | None = None
     state: StateReference | None = None
     positive_traits: str | None = None
+    #: the positive traits open to the patient, among which the multi-trait draw chose
+    traits_drawn_among: str | None = None
     assignment_rule: str | None = None
     assignment_policy: str | None = None
     trait_seed: Annotated[int | str | None, PlainValidator(_optional_seed)] = None

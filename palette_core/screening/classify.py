@@ -8,6 +8,7 @@ as many rows as the input, in the same order.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Literal
 
 import numpy as np
@@ -22,7 +23,11 @@ Policy = Literal["default", "sensitivity"]
 
 
 def classify_patients(
-    validation: PatientValidation, design: Design, seed: int, policy: Policy = "default"
+    validation: PatientValidation,
+    design: Design,
+    seed: int,
+    policy: Policy = "default",
+    open_traits: Mapping[str, Collection[str]] | None = None,
 ) -> pd.DataFrame:
     """Eligibility, traits and the assigned trait for every row of a validated table.
 
@@ -36,6 +41,11 @@ def classify_patients(
         Seed of the multi-trait draw; the draw for a patient depends only on (seed, patient id).
     policy
         ``"default"`` (random among positive traits) or ``"sensitivity"`` (priority order).
+    open_traits
+        ``None`` (screening only: every trait counts as open), or per age group the trait ids
+        that can randomise a patient of that group now
+        (:func:`palette_core.randomisation.randomise.open_traits_now`): the multi-trait
+        policy then chooses among the positive traits that are open to the patient.
     """
     frame = validation.frame
     valid = validation.valid.to_numpy()
@@ -45,11 +55,27 @@ def classify_patients(
     out[ROW_STATUS] = np.where(valid, "valid", "invalid")
     out[ROW_ERRORS] = validation.row_errors()
     ok = frame[valid]
+    ids = list(design.trait_ids)
     if len(ok):
         elig = assess_eligibility(ok, design)
         traits = classify_traits(ok, design, elig["age_group"])
+        mask = None
+        if open_traits is not None:
+            groups = elig["age_group"].astype("object").to_numpy()
+            mask = np.array(
+                [
+                    [t in open_traits.get(str(g), ()) if isinstance(g, str) else True for t in ids]
+                    for g in groups
+                ],
+                dtype=bool,
+            ).reshape(len(groups), len(ids))
         assigned = assign_trait(
-            traits, design, seed=seed, policy=policy, patient_ids=ok["patient_id"]
+            traits,
+            design,
+            seed=seed,
+            policy=policy,
+            patient_ids=ok["patient_id"],
+            open_traits=mask,
         )
         # only eligible patients are randomised in a trait; others keep their trait findings
         not_eligible = elig["eligible"] != "eligible"

@@ -605,6 +605,7 @@ def assign_trait(
     seed: int,
     policy: Policy = "default",
     patient_ids: Any = None,
+    open_traits: Any = None,
 ) -> pd.DataFrame:
     """The trait each patient is randomised in, under ``design.multi_trait_policy``.
 
@@ -622,6 +623,12 @@ def assign_trait(
     patient_ids
         Patient identifiers (a Series with the index of ``traits``, or an array); required by
         the random policy, whose draw for a patient depends only on (seed, patient id).
+    open_traits
+        ``None`` (every trait can randomise every patient) or a bool array ``[n, n_traits]``
+        (design order): the traits that can randomise each patient now (the trait randomises
+        and has an experimental arm open to the patient's age group). The policy chooses among
+        the positive traits that are open, so that a patient positive for a trait closed to
+        them is randomised in another positive trait rather than turned away.
 
     Returns
     -------
@@ -631,7 +638,8 @@ def assign_trait(
         ``assignment_rule`` (text), ``assignment_u`` (the uniform drawn, NaN when no draw was
         needed), ``assignment_policy`` and ``incompatible_pairs_positive`` (pairs declared
         incompatible that the patient is positive for, "a+b" joined with ";"; they do not change
-        the assignment: the policy randomises each patient in one trait only).
+        the assignment: the policy randomises each patient in one trait only), and
+        ``traits_drawn_among``: the positive traits the policy chose among (the open ones).
     """
     if policy == "default":
         pol: RandomPolicy | PriorityPolicy = design.multi_trait_policy.default
@@ -646,11 +654,26 @@ def assign_trait(
     if absent:
         raise ValueError(f"traits lacks the column(s) {absent}; pass classify_traits' output")
     status = traits[cols].astype("object").to_numpy()
-    pos = status == POSITIVE
+    positive = status == POSITIVE
     n = len(traits)
+    if open_traits is None:
+        pos = positive
+    else:
+        shut = np.asarray(open_traits, dtype=bool)
+        if shut.shape != positive.shape:
+            raise ValueError(f"open_traits has shape {shut.shape}, not {positive.shape}")
+        pos = positive & shut
     k = pos.sum(axis=1)
     u = np.full(n, np.nan)
     rule = np.where(k == 0, "no positive trait", "only positive trait").astype(object)
+    closed = positive & ~pos
+    if closed.any():
+        rule = np.where(
+            (k == 0) & closed.any(axis=1), "no positive trait open to the patient", rule
+        ).astype(object)
+        rule = np.where(
+            (k == 1) & closed.any(axis=1), "only positive trait open to the patient", rule
+        ).astype(object)
     several = k >= 2
     if isinstance(pol, RandomPolicy):
         seed = _check_seed(seed)
@@ -692,9 +715,14 @@ def assign_trait(
         if pairs
         else np.zeros((n, 0), dtype=bool)
     )
+    if closed.any():
+        note = _join(closed, ids, ", ")
+        rule = np.where(closed.any(axis=1), rule + "; closed to the patient: " + note, rule)
     out = pd.DataFrame(
         {
-            "positive_traits": pd.Series(_join(pos, ids, ";"), index=traits.index, dtype="string"),
+            "positive_traits": pd.Series(
+                _join(positive, ids, ";"), index=traits.index, dtype="string"
+            ),
             "indeterminate_traits": pd.Series(
                 _join(status == INDETERMINATE, ids, ";"), index=traits.index, dtype="string"
             ),
@@ -706,6 +734,9 @@ def assign_trait(
                 _join(both, ["+".join(p.traits) for p in pairs], ";"),
                 index=traits.index,
                 dtype="string",
+            ),
+            "traits_drawn_among": pd.Series(
+                _join(pos, ids, ";"), index=traits.index, dtype="string"
             ),
         },
         index=traits.index,

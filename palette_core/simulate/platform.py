@@ -14,9 +14,11 @@ Accrual
 Multi-trait policy
     The trait a patient is randomised in is chosen by the policy's pure core,
     :func:`~palette_core.screening.traits.choose_trait` (random among positive traits with the
-    policy's weights, or the priority order), with the patient's own uniform. A patient whose
-    trait is not randomising (closed) is not randomised, as :mod:`palette_core.randomisation.
-    randomise` refuses them.
+    policy's weights, or the priority order), with the patient's own uniform, at
+    randomisation and among the positive traits that can randomise the patient then (the
+    trait randomises and has an experimental arm open to the patient's age group), as
+    :mod:`palette_core.randomisation.randomise` does. A patient with no such trait is not
+    randomised.
 Allocation
     By the probabilities in force for the trait
     (:func:`~palette_core.randomisation.allocation.allocation_probabilities`: burn-in,
@@ -416,11 +418,13 @@ class Carry(NamedTuple):
     exhausted: Any  # arrivals ran out before the trial's size was reached
     # arrivals (drawn at the start)
     arrival: Any  # [N] day
-    trait: Any  # [N] trait chosen by the multi-trait policy, -1 none
+    positive: Any  # [N, T] traits the patient is positive for
+    u_trait: Any  # [N] uniform of the multi-trait draw
     stratum: Any  # [N]
     u_arm: Any  # [N]
     u_outcome: Any  # [N]
     # what happened to them
+    trait: Any  # [N] trait the patient was randomised in (drawn at randomisation), -1 none
     randomised: Any  # [N] bool
     arm: Any  # [N] 0 = usual care, 1 + e = experimental arm e
     category: Any  # [N] OSFD category index (0 = death)
@@ -473,6 +477,25 @@ def _arrivals(key: Any, n: int, per_day: Any, ramp: Any) -> Any:
     return jnp.sort(days)
 
 
+def open_traits(
+    states: Any, available: Any, trait_arms: Any, has_slot: Any, stratum: Any, codes: Any
+) -> Any:
+    """``[N, T]``: the traits that can randomise each arrival now (pure JAX).
+
+    A trait can randomise a patient when it has an experimental arm open to the patient's age
+    group (such a trait is live): the randomiser's rule (the multi-trait draw is among the positive
+    traits that can randomise the patient, :func:`palette_core.randomisation.randomise.
+    open_traits_now`). ``states`` ``[A]`` arm state codes, ``available`` ``[A, S]`` whether
+    each arm may be given to each age stratum (age range and dose suspension), ``trait_arms``
+    ``[T, M]`` each trait's experimental arms (-1 pads), ``has_slot`` ``[T, M]`` the real
+    slots, ``stratum`` ``[N]`` the arrivals' age strata, ``codes`` the lifecycle's state codes.
+    """
+    safe = jnp.maximum(trait_arms, 0)  # [T, M]
+    open_arm = (states[safe] == codes.open) & has_slot  # [T, M]
+    by_stratum = open_arm[None] & jnp.moveaxis(available[safe], -1, 0)  # [S, T, M]
+    return jnp.any(by_stratum, axis=-1)[stratum]
+
+
 def build(settings: PlatformSettings) -> engine.TrialProgram:
     """The PALETTE trial program of ``settings`` (see the module docstring)."""
     ctx = context(settings.model_dump_json())
@@ -511,14 +534,6 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
         k_arr, k_pool, k_trait, k_arm, k_out, k_run = jax.random.split(key, 6)
         arrival = _arrivals(k_arr, n, params["accrual_per_day"], params["ramp_days"])
         who = jax.random.randint(k_pool, (n,), 0, pool_positive.shape[0])
-        trait = choose_trait(
-            jnp,
-            pool_positive[who],
-            jax.random.uniform(k_trait, (n,)),
-            params["policy_weights"],
-            params["policy_rank"],
-            params["policy_random"],
-        )
         n_slots = trait_arms.shape[1] + 1
         laplace0 = _cold_states(grid)
         return Carry(
@@ -529,7 +544,9 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             finished=jnp.bool_(False),
             exhausted=jnp.bool_(False),
             arrival=arrival,
-            trait=trait.astype(jnp.int32),
+            positive=pool_positive[who],
+            u_trait=jax.random.uniform(k_trait, (n,)),
+            trait=jnp.full(n, -1, jnp.int32),
             stratum=pool_stratum[who],
             u_arm=jax.random.uniform(k_arm, (n,)),
             u_outcome=jax.random.uniform(k_out, (n,)),
@@ -549,10 +566,10 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             n_near_looks=jnp.int32(0),
         ), params
 
-    def available_slots(c: Carry, params) -> Any:
-        """``[N, 1 + M]``: the arms (usual care first) open to each arrival's age group in its
-        trait, under the arm states in force."""
-        t = jnp.maximum(c.trait, 0)
+    def available_slots(c: Carry, params, trait) -> Any:
+        """``[N, 1 + M]``: the arms (usual care first) open to each arrival's age group in
+        ``trait`` (``[N]``), under the arm states in force."""
+        t = jnp.maximum(trait, 0)
         arms = trait_arms[t]  # [N, M]
         safe = jnp.maximum(arms, 0)
         open_arm = (c.states[safe] == codes.open) & has_slot[t]
@@ -561,10 +578,19 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
 
     def enrol(c: Carry, params, look_index) -> tuple[Carry, Any, Any]:
         """Randomise the arrivals until the look that follows; return the look's day."""
+        drawn = choose_trait(
+            jnp,
+            c.positive
+            & open_traits(c.states, params["available"], trait_arms, has_slot, c.stratum, codes),
+            c.u_trait,
+            params["policy_weights"],
+            params["policy_rank"],
+            params["policy_random"],
+        ).astype(jnp.int32)
+        slots = available_slots(c, params, drawn)
+        t = jnp.maximum(drawn, 0)
         live = lc.live_traits(jnp, c.states, arm_trait, n_traits, codes)
-        slots = available_slots(c, params)
-        t = jnp.maximum(c.trait, 0)
-        wants = (jnp.arange(n) >= c.next_candidate) & (c.trait >= 0) & live[t]
+        wants = (jnp.arange(n) >= c.next_candidate) & (drawn >= 0)
         wants = wants & jnp.any(slots[:, 1:], axis=1)  # an experimental arm open to them
         count = c.n_randomised + jnp.cumsum(wants)
         target = jnp.minimum((look_index + 1) * ctx.look_every, ctx.n_patients)
@@ -590,6 +616,7 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
         cat = jnp.minimum(jnp.sum(cdf <= c.u_outcome[:, None], axis=1), k_cat - 1)
         c = c._replace(
             randomised=c.randomised | new,
+            trait=jnp.where(new, drawn, c.trait),
             arm=jnp.where(new, code, c.arm),
             category=jnp.where(new, cat, c.category),
             n_randomised=c.n_randomised + jnp.sum(new),

@@ -13,8 +13,6 @@ import json
 import math
 import os
 import random
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -42,6 +40,7 @@ from palette_core.randomisation.randomise import (
     draw_uniform,
     load_allocation_state,
     load_secret,
+    open_traits_now,
     parse_secret,
     randomise,
     randomise_patients,
@@ -53,22 +52,7 @@ from palette_core.screening.classify import classify_patients
 from palette_core.screening.cohort import generate_cohort
 from palette_core.screening.patients import read_patients, validate_patients
 
-
-def _examples_without_child_mals() -> Path:
-    """The worked examples with EX-05 (a child) positive for hypoinflammation only (ferritin
-    300 ng/mL, PedSep-A): MALS and hyperinflammation have no arm open to children (their doses
-    are suspended, RF-14 and RF-18), so a multi-trait draw into either refuses the child, and
-    the draw depends on the log's random instance; these tests are about the log, not the draw
-    (test_suspension.py tests the refusal)."""
-    raw = pd.read_csv(ORIGINAL_EXAMPLES, dtype=str, keep_default_na=False)
-    raw.loc[raw["patient_id"] == "EX-05", ["ferritin", "pedsep_class"]] = ["300", "A"]
-    path = Path(tempfile.mkdtemp(prefix="palette-examples-")) / "worked_examples.csv"
-    raw.to_csv(path, index=False)
-    return path
-
-
-ORIGINAL_EXAMPLES = DATA / "examples" / "worked_examples.csv"
-EXAMPLES = _examples_without_child_mals()
+EXAMPLES = DATA / "examples" / "worked_examples.csv"
 TEST_SECRET_HEX = "f4187609a5473f6f75a33e20fc53182ed187936767d621deabde13eab17ef0ce"
 #: another test secret (a replay with it must fail)
 OTHER_SECRET_HEX = "882ffe30aab3673483617ad0d51e6bf6e0db7b0ca2768c122b14bbffb0e3bba8"
@@ -387,7 +371,9 @@ def test_the_multi_trait_draw_is_seeded_from_the_secret(design, examples, secret
     result = randomise_patients(examples, design, state, secret, tmp_path / "a.jsonl", now=NOW)
     instance = alloclog.load_entries(tmp_path / "a.jsonl")[0]["instance"]
     seed = trait_draw_seed(secret, TRIAL, instance)
-    expected = classify_patients(examples, design, seed=seed).set_index("patient_id")
+    expected = classify_patients(
+        examples, design, seed=seed, open_traits=open_traits_now(design, state, NOW.date())
+    ).set_index("patient_id")
     for a in result.allocations:
         assert a.trait == expected.loc[a.patient_id, "assigned_trait"]
     assert trait_draw_seed(parse_secret(OTHER_SECRET_HEX), TRIAL, instance) != seed
@@ -507,7 +493,7 @@ def test_the_stratum_sequence_drives_the_draw(design, raw_examples, secret, tmp_
 
 
 def test_an_arm_not_open_to_the_patients_age_group_is_never_drawn(secret, tmp_path):
-    raw_examples = pd.read_csv(ORIGINAL_EXAMPLES, dtype=str, keep_default_na=False)  # MALS child
+    raw_examples = pd.read_csv(EXAMPLES, dtype=str, keep_default_na=False)  # MALS child
 
     def adults_only(data):
         next(a for a in data["arms"] if a["id"] == "mals_anakinra")["age_groups"] = ["adult"]
@@ -540,6 +526,36 @@ def test_an_arm_not_open_to_the_patients_age_group_is_never_drawn(secret, tmp_pa
             "mals_anakinra": 0.0,
         }
         assert mals[0]["excluded_for_age_group"] == ["mals_anakinra"]
+
+
+def test_the_multi_trait_draw_is_among_the_positive_traits_open_to_the_patient(
+    design, raw_examples, secret, tmp_path
+):
+    """EX-05, a child, is positive for hyperinflammation, MALS and hypoinflammation; only
+    hypoinflammation has an arm open to children (the others' doses are suspended for them,
+    e.g. MTx.100 and anakinra in MALS), so every such child is
+    randomised in hypoinflammation, never refused, and the log records what was drawn among."""
+    state = default_allocation_state(design)
+    open_now = open_traits_now(design, state, NOW.date())
+    assert "mals" not in open_now["child"] and "hypoinflammation" in open_now["child"]
+    assert "mals" in open_now["adult"]
+    child = _row(raw_examples, "EX-05")
+    children = pd.DataFrame([{**child, "patient_id": f"C{i}"} for i in range(30)])
+    log = tmp_path / "alloc.jsonl"
+    result = randomise_patients(children, design, state, secret, log, now=NOW)
+    assert not result.refused and len(result.allocations) == 30
+    assert {a.trait for a in result.allocations} == {"hypoinflammation"}
+    entries = alloclog.load_entries(alloclog.restricted_path_for(log))
+    assert {e["traits_drawn_among"] for e in entries} == {"hypoinflammation"}
+    assert all("mals" in e["positive_traits"] for e in entries)
+    assert all("mals" in e["assignment_rule"].split("closed to the patient: ")[1] for e in entries)
+    replayed = replay_log(log, secret, design)
+    assert replayed.ok and all(x.trait_ok for x in replayed.entries)
+    # screening alone (no allocation state) still draws among every positive trait
+    seed = trait_draw_seed(secret, TRIAL, alloclog.load_entries(log)[0]["instance"])
+    plain = classify_patients(read_patients(EXAMPLES, design), design, seed=seed)
+    row = plain.set_index("patient_id").loc["EX-05"]
+    assert row["traits_drawn_among"] == row["positive_traits"]
 
 
 # ----------------------------------------------------------------------------- replay

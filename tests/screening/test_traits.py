@@ -741,3 +741,34 @@ def test_choose_trait_is_the_same_core_in_numpy_and_under_jax_jit():
         assert np.all((expected == -1) == (k == 0))
         chosen = expected[k > 0]
         assert np.all(positive[np.flatnonzero(k > 0), chosen])
+
+
+def test_the_draw_is_among_the_positive_traits_open_to_the_patient():
+    rows = [
+        {"hyperinflammation": POSITIVE, "hypoinflammation": POSITIVE, "mals": POSITIVE},
+        {"mals": POSITIVE},
+        {"hyperinflammation": POSITIVE, "mals": POSITIVE},
+    ]
+    ids = list(DESIGN.trait_ids)
+    shut = np.ones((3, len(ids)), dtype=bool)
+    shut[:, ids.index("mals")] = False
+    shut[:, ids.index("hyperinflammation")] = False
+    frame = traits_frame(rows)
+    out = assign_trait(frame, DESIGN, seed=3, patient_ids=["a", "b", "c"], open_traits=shut)
+    assert out["assigned_trait"].tolist()[0] == "hypoinflammation"
+    assert out["assigned_trait"].isna().tolist() == [False, True, True]
+    assert out["traits_drawn_among"].tolist() == ["hypoinflammation", "", ""]
+    assert out["positive_traits"].tolist()[0] == "hyperinflammation;hypoinflammation;mals"
+    assert out["assignment_rule"].tolist() == [
+        "only positive trait open to the patient; closed to the patient: hyperinflammation, mals",
+        "no positive trait open to the patient; closed to the patient: mals",
+        "no positive trait open to the patient; closed to the patient: hyperinflammation, mals",
+    ]
+    # every trait open: the same draw as without the mask
+    plain = assign_trait(frame, DESIGN, seed=3, patient_ids=["a", "b", "c"])
+    everyone = assign_trait(
+        frame, DESIGN, seed=3, patient_ids=["a", "b", "c"], open_traits=np.ones_like(shut)
+    )
+    pd.testing.assert_frame_equal(plain, everyone)
+    with pytest.raises(ValueError, match="shape"):
+        assign_trait(frame, DESIGN, seed=3, patient_ids=["a", "b", "c"], open_traits=shut[:2])

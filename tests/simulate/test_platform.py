@@ -15,6 +15,7 @@ import yaml
 
 from palette_core.errors import ScenarioError
 from palette_core.randomisation import lifecycle as lc
+from palette_core.randomisation.randomise import default_allocation_state, open_traits_now
 from palette_core.simulate import engine, metrics
 from palette_core.simulate import platform as pf
 
@@ -241,3 +242,35 @@ def test_operating_characteristics_add_up_with_monte_carlo_errors(run):
     platform = metrics.platform_characteristics(table, result.trials, scenarios)
     assert list(platform["scenario"]) == ["null", "harm"]
     assert (platform["n_randomised_mean"] <= SETTINGS["n_patients"]).all()
+
+
+def test_the_multi_trait_draw_is_among_traits_with_an_arm_open_to_the_age_group(design):
+    """The simulator's rule is the randomiser's (open_traits_now): a trait can randomise a
+    patient when an experimental arm of it is open and may be given to their age group."""
+    settings = pf.PlatformSettings()
+    ctx = pf.context(settings.model_dump_json())
+    doc = yaml.safe_load(pf.platform_scenarios().read_text(encoding="utf-8"))
+    sc = pf.PlatformScenario.model_validate(doc["scenarios"][0])
+    params = pf.scenario_parameters(settings, sc, ("platform.yaml", sc.name))
+    codes = lc.state_codes(design)
+    trait_arms = np.asarray(ctx.trait_arms)
+    groups, traits = list(ctx.spec.age_groups), list(ctx.spec.traits)
+
+    def open_now(states):
+        return np.asarray(
+            pf.open_traits(
+                states, params["available"], trait_arms, trait_arms >= 0,
+                np.arange(len(groups)), codes,
+            )
+        )  # fmt: skip
+
+    got = open_now(params["initial_state"])
+    expected = open_traits_now(design, default_allocation_state(design), design.trial.study_start)
+    for si, g in enumerate(groups):
+        assert {traits[i] for i in np.flatnonzero(got[si])} == set(expected[g]), g
+    assert not got[groups.index("child"), traits.index("mals")]
+    # closing every arm of a trait closes it for everyone
+    hypo = traits.index("hypoinflammation")
+    states = np.array(params["initial_state"])
+    states[trait_arms[hypo][trait_arms[hypo] >= 0]] = codes.code("futility")
+    assert got[:, hypo].any() and not open_now(states)[:, hypo].any()
