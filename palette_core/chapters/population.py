@@ -313,6 +313,32 @@ def policy_accrual_table(by_policy: dict[str, pd.DataFrame], design: Design) -> 
     return pd.DataFrame(rows)
 
 
+def policy_comparison_table(table: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """Patients randomised in each trait, one column per multi-trait policy (wide format).
+
+    Parameters
+    ----------
+    table
+        The table of :func:`policy_accrual_table`.
+    design
+        The loaded design (trait order).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Column Trait, then one column per policy named by its id (``default``, ``sensitivity``:
+        the label table names them when the table is shown), in the order of ``table``.
+    """
+    order = [t.short_name or t.name for t in design.traits]
+    policies = list(dict.fromkeys(table["policy"]))
+    wide = table.pivot(index="trait", columns="policy", values="randomised in trait")
+    wide = wide.reindex(index=order, columns=policies)
+    out = pd.DataFrame({LABELS["trait"]: wide.index})
+    for policy in policies:
+        out[policy] = wide[policy].to_numpy()
+    return out
+
+
 def policy_accrual_chart(table: pd.DataFrame, design: Design) -> alt.Chart:
     """Accrual per trait under each multi-trait policy, grouped bars.
 

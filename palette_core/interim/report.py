@@ -163,7 +163,7 @@ def export_summary(source: Source) -> pd.DataFrame:
         ("Day-28 outcome pending (day 28 after the data cut)", c["pending"]),
         ("Day-28 outcome missing", c["missing"]),
     ]
-    return pd.DataFrame(rows, columns=["", "Patients"])
+    return pd.DataFrame(rows, columns=["Rows of the export", "Patients"])
 
 
 # ----------------------------------------------------------------------------- open report

@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 import yaml
 from playwright.sync_api import sync_playwright
-from sitecheck import CHROMIUM, CHROMIUM_ARGS, check_page, serve, site_pages
+from sitecheck import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PHONE_WIDTH,
+    check_narrow,
+    check_page,
+    serve,
+    site_pages,
+)
 from support import ROOT
 
 
@@ -86,6 +94,11 @@ def test_page_loads_cleanly_offline(page: str, site: Path, site_url: str, browse
     _fail_on(page, check_page(browser, site_url, site, page))
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_page_does_not_scroll_sideways_on_a_phone(page: str, site_url: str, browser) -> None:
+    _fail_on(page, check_narrow(browser, site_url, page))
+
+
 def test_every_built_page_is_checked(site: Path) -> None:
     unchecked = sorted(set(site_pages(site)) - set(PAGES))
     assert not unchecked, f"built pages not in the browser check (add them to PAGES): {unchecked}"
@@ -117,9 +130,13 @@ _CLEAN_BODY = """
 <p><a href="other.html">other</a> <a href="other.html#sec">section</a> <a href="#top">top</a>
 <a href="sub/">folder index</a> <a href="https://example.com/">an external link</a>
 <a href="mailto:someone@example.com">mail</a></p>
+<main>
 <img src="dot.svg" alt="dot">
 <div class="cell_output"><img src="dot.svg" alt="chart"></div>
 <div class="cell_output"><svg width="10" height="10"><rect width="10" height="10"/></svg></div>
+<table><thead><tr><th>Arm</th><th>Trait</th></tr></thead><tbody><tr><td>a</td><td>b</td></tr>
+</tbody></table>
+</main>
 """
 
 FAULTS = {
@@ -143,6 +160,17 @@ FAULTS = {
         '<span class="math">\\(x^2\\)</span>',
         "maths elements but MathJax is not loaded",
     ),
+    "image_alt_is_its_path": (
+        '<img src="dot.svg" alt="dot.svg">',
+        "image without alt text (give its figure a caption): dot.svg",
+    ),
+    "image_without_alt": ('<img src="dot.svg">', "image without alt text"),
+    "unnamed_table_header": (
+        "<table><thead><tr><th></th><th>Trait</th></tr></thead>"
+        "<tbody><tr><td>a</td><td>b</td></tr></tbody></table>",
+        "empty-table-header",
+    ),
+    "link_without_text": ('<a href="other.html"></a>', "accessibility (serious) link-name"),
     "redirect_to_missing_page": (
         '<meta http-equiv="Refresh" content="0; url=gone.html" />',
         "HTTP 404",
@@ -151,7 +179,11 @@ FAULTS = {
 
 
 def _html(body: str) -> str:
-    return f"<!DOCTYPE html><html><head><title>t</title></head><body>{body}</body></html>"
+    return (
+        '<!DOCTYPE html><html lang="en"><head><title>t</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+        f"<body>{body}</body></html>"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +218,19 @@ def test_checker_reports_each_fault(fault: str, synthetic_site, browser) -> None
     problems = check_page(browser, url, root, f"{fault}.html")
     expected = FAULTS[fault][1]
     assert any(expected in p for p in problems), f"expected {expected!r} in {problems}"
+
+
+def test_narrow_check_reports_a_page_wider_than_a_phone(synthetic_site, browser) -> None:
+    root, url = synthetic_site
+    (root / "wide.html").write_text(_html('<p style="width: 600px">wide</p>'))
+    (root / "wide_in_box.html").write_text(
+        _html('<div style="overflow-x: auto"><p style="width: 600px">wide</p></div>')
+    )
+    assert check_narrow(browser, url, "clean.html") == []
+    assert check_narrow(browser, url, "wide_in_box.html") == []
+    problems = check_narrow(browser, url, "wide.html")
+    assert len(problems) == 1 and f"scrolls sideways at {PHONE_WIDTH} px" in problems[0]
+    assert "p." in problems[0]
 
 
 def test_site_pages_lists_pages_not_assets(synthetic_site) -> None:
