@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pdfcheck import Figure, chapters_and_figures, check_pdf
 from playwright.sync_api import sync_playwright
 from sitecheck import (
     CHROMIUM,
@@ -28,6 +29,8 @@ from sitecheck import (
     site_pages,
 )
 from support import ROOT
+
+from palette_core import load_design
 
 
 def _toc_docnames(node: object) -> list[str]:
@@ -97,6 +100,21 @@ def test_page_loads_cleanly_offline(page: str, site: Path, site_url: str, browse
 @pytest.mark.parametrize("page", PAGES)
 def test_page_does_not_scroll_sideways_on_a_phone(page: str, site_url: str, browser) -> None:
     _fail_on(page, check_narrow(browser, site_url, page))
+
+
+#: The PDF of record in the built site (scripts/build-pdf; the index links to it).
+PDF = "PALETTE-protocol-SAP.pdf"
+
+
+def test_pdf_of_record_has_title_page_page_numbers_every_chapter_and_figure(site: Path) -> None:
+    pdf = site / PDF
+    assert pdf.is_file(), f"{pdf} not built (scripts/build-book runs scripts/build-pdf)"
+    chapters = [p for p in PAGES if p.startswith("book/") and p != "book/index.html"]
+    titles, figures = chapters_and_figures(site, chapters)
+    assert all(titles) and figures, (titles, figures)
+    trial = load_design().trial
+    front = [trial.registry_id, trial.acronym, "SAP version", "Date"]
+    _fail_on(PDF, check_pdf(pdf, titles, figures, front))
 
 
 def test_every_built_page_is_checked(site: Path) -> None:
@@ -240,3 +258,37 @@ def test_site_pages_lists_pages_not_assets(synthetic_site) -> None:
     pages = site_pages(root)
     assert "sub/index.html" in pages and "clean.html" in pages
     assert not any(p.startswith("_static/") for p in pages)
+
+
+def test_pdf_check_reports_a_missing_chapter_figure_and_blank_page(tmp_path, browser) -> None:
+    page = browser.new_page()
+    try:
+        page.set_content(
+            '<html><body><p style="font-size:40px">Front ABC</p>'
+            '<div style="break-before: page"></div><p>Fig. 1.1 A chart of something</p>'
+            '<div style="break-before: page"></div></body></html>'
+        )
+        pdf = tmp_path / "t.pdf"
+        page.pdf(
+            path=str(pdf),
+            format="A4",
+            display_header_footer=True,
+            header_template="<span></span>",
+            footer_template='<div style="font-size:8px">Page <span class="pageNumber"></span> '
+            'of <span class="totalPages"></span></div>',
+        )
+    finally:
+        page.close()
+    problems = check_pdf(
+        pdf,
+        ["Front ABC", "Missing chapter"],
+        [Figure("Fig. 1.1", "A chart of something"), Figure("Fig. 2.1", "Gone")],
+        ["ABC", "SAP version"],
+    )
+    joined = "\n".join(problems)
+    assert "chapter title missing: 'Missing chapter'" in joined
+    assert "Fig. 2.1 missing" in joined
+    assert "Fig. 1.1: nothing drawn" in joined  # a caption alone is not a figure
+    assert "title page: 'SAP version' missing" in joined
+    assert "is blank" in joined  # the third page holds nothing but its footer
+    assert "Front ABC" not in joined and "'ABC'" not in joined
