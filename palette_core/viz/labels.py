@@ -97,9 +97,14 @@ class Labeller:
     names: Mapping[str, str]
 
     def __post_init__(self) -> None:
-        # Ids with an underscore are also replaced inside a longer text ("hinf_anakinra: ...");
-        # short words ("open", "harm") only when they are the whole cell.
-        long_ids = sorted((k for k in self.names if "_" in k), key=len, reverse=True)
+        # Ids with an underscore or a digit are also replaced inside a longer text
+        # ("hinf_anakinra: ...", "... on osfd28"); plain words ("open", "harm") only when they
+        # are the whole cell.
+        long_ids = sorted(
+            (k for k in self.names if "_" in k or any(ch.isdigit() for ch in k)),
+            key=len,
+            reverse=True,
+        )
         pattern = (
             re.compile(r"\b(" + "|".join(map(re.escape, long_ids)) + r")\b") if long_ids else None
         )

@@ -40,6 +40,8 @@ def test_labeller_names_arms_traits_outcomes_and_the_terms_of_the_label_table(de
     # an id inside a longer text is replaced; a short word only as a whole cell
     assert labels(f"{control.id}: closed") == f"{control.name}: closed"
     assert labels("open") == terms["open"] and labels("reopened") == "reopened"
+    assert labels(f"Pr(OR > 1) on {primary.id} = 0.9") == f"Pr(OR > 1) on {primary.label} = 0.9"
+    assert labels("harm is open") == "harm is open"
     assert labels(3) == 3
 
 
