@@ -12,7 +12,7 @@ import pandas as pd
 from palette_core.design.loader import Design
 from palette_core.screening.eligibility import load_sofa_reference
 from palette_core.screening.patients import PatientValidation, read_patients
-from palette_core.viz.labels import LABELS
+from palette_core.viz.labels import LABELS, load_labels
 
 #: The invented patients of the worked examples, relative to the data folder.
 WORKED_EXAMPLES = ("examples", "worked_examples.csv")
@@ -355,17 +355,24 @@ def policy_accrual_chart(table: pd.DataFrame, design: Design) -> alt.Chart:
         One bar per trait and policy.
     """
     order = [t.short_name or t.name for t in design.traits]
+    names = load_labels(design)
+    table = table.assign(policy=[str(names(p)) for p in table["policy"]])
     return (
         alt.Chart(table)
         .mark_bar()
         .encode(
             y=alt.Y("trait:N", sort=order, title=None, axis=alt.Axis(labelLimit=200)),
             yOffset=alt.YOffset("policy:N"),
-            x=alt.X("randomised in trait:Q", title="Patients randomised in the trait"),
+            x=alt.X(
+                "randomised in trait:Q",
+                title="Patients randomised in the trait",
+                axis=alt.Axis(tickCount=5, labelOverlap=True),
+            ),
             color=alt.Color(
                 "policy:N",
                 title="Multi-trait policy",
                 scale=alt.Scale(range=["#2166ac", "#ef8a62"]),
+                legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=320),
             ),
             tooltip=["policy", "trait", "positive", "randomised in trait"],
         )

@@ -20,6 +20,9 @@ from palette_core.design.loader import Design, data_file
 from palette_core.errors import DesignSchemaError
 from palette_core.yamlio import read_yaml
 
+#: An id with a numeric value appended ("prior_between_trait_sd_0.5": the id, the value).
+_NUMBERED = re.compile(r"^([a-z][a-z0-9_]*?)_(\d+(?:\.\d+)?)$")
+
 #: Where the label table is, under the design's data root.
 LABELS_FILE = "labels.yaml"
 
@@ -127,6 +130,9 @@ class Labeller:
             return value
         if value in self.names:
             return self.names[value]
+        numbered = _NUMBERED.match(value)
+        if numbered and numbered.group(1) in self.names:  # e.g. "prior_arm_log_or_1"
+            return f"{self.names[numbered.group(1)]} {numbered.group(2)}"
         pattern = self._pattern  # type: ignore[attr-defined]
         if pattern is None:
             return value

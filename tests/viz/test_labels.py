@@ -42,6 +42,9 @@ def test_labeller_names_arms_traits_outcomes_and_the_terms_of_the_label_table(de
     assert labels("open") == terms["open"] and labels("reopened") == "reopened"
     assert labels(f"Pr(OR > 1) on {primary.id} = 0.9") == f"Pr(OR > 1) on {primary.label} = 0.9"
     assert labels("harm is open") == "harm is open"
+    # a parameterised analysis name: its label and its value
+    assert labels("prior_between_trait_sd_0.5") == f"{terms['prior_between_trait_sd']} 0.5"
+    assert labels("prior_unknown_0.5") == "prior_unknown_0.5"
     assert labels(3) == 3
 
 
