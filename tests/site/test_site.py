@@ -292,3 +292,21 @@ def test_pdf_check_reports_a_missing_chapter_figure_and_blank_page(tmp_path, bro
     assert "title page: 'SAP version' missing" in joined
     assert "is blank" in joined  # the third page holds nothing but its footer
     assert "Front ABC" not in joined and "'ABC'" not in joined
+
+
+def test_pages_load_mathjax_only_with_maths_and_never_the_font_awesome_script(site: Path) -> None:
+    """Page weight: MathJax (about 1.1 MB) only where a page has maths of its own, and not the
+    theme's Font Awesome script (1.45 MB; its web font draws the icons)."""
+    problems = []
+    for page in PAGES:
+        text = (site / page).read_text(encoding="utf-8")
+        if "fontawesome.js" in text:
+            problems.append(f"{page}: loads fontawesome.js")
+        if "mathjax/tex-chtml.js" in text and 'class="math' not in text:
+            problems.append(f"{page}: loads MathJax without maths")
+    assert not problems, problems
+    maths_pages = [p for p in PAGES if 'class="math' in (site / p).read_text(encoding="utf-8")]
+    assert maths_pages, "no page with maths: the check above tests nothing"
+    assert all(
+        "mathjax/tex-chtml.js" in (site / p).read_text(encoding="utf-8") for p in maths_pages
+    )
