@@ -295,6 +295,45 @@ _NARROW_JS = """
 """
 
 
+def page_weight(browser, base_url: str, rel_path: str) -> int:
+    """Bytes a first visit to a page loads (the page and every asset it requests, cache off).
+
+    Parameters
+    ----------
+    browser
+        A Playwright browser.
+    base_url
+        Where the site is served.
+    rel_path
+        The page, relative to the site's root.
+
+    Returns
+    -------
+    int
+        The sum of the bodies of every response.
+    """
+    context = browser.new_context(service_workers="block")
+    total = 0
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        bodies: list[int] = []
+
+        def count(response) -> None:
+            try:
+                bodies.append(len(response.body()))
+            except Exception:  # noqa: BLE001 - a redirect or aborted request has no body
+                bodies.append(0)
+
+        page.on("response", count)
+        page.goto(urljoin(base_url, rel_path), wait_until="load")
+        page.wait_for_load_state("networkidle")
+        total = sum(bodies)
+    finally:
+        context.close()
+    return total
+
+
 def check_page(
     browser, base_url: str, site_dir: Path, rel_path: str, accessibility: bool = True
 ) -> list[str]:

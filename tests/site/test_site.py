@@ -25,6 +25,7 @@ from sitecheck import (
     PHONE_WIDTH,
     check_narrow,
     check_page,
+    page_weight,
     serve,
     site_pages,
 )
@@ -115,6 +116,20 @@ def test_pdf_of_record_has_title_page_page_numbers_every_chapter_and_figure(site
     trial = load_design().trial
     front = [trial.registry_id, trial.acronym, "SAP version", "Date"]
     _fail_on(PDF, check_pdf(pdf, titles, figures, front))
+
+
+#: Most bytes a page may load without maths, and with them (MathJax and its fonts on top);
+#: issue 15 measured 2.4 to 3.7 MB per page.
+MAX_PAGE_BYTES = 1_500_000
+MAX_MATHS_PAGE_BYTES = 2_600_000
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_weight(page: str, site: Path, site_url: str, browser) -> None:
+    maths = 'class="math' in (site / page).read_text(encoding="utf-8")
+    limit = MAX_MATHS_PAGE_BYTES if maths else MAX_PAGE_BYTES
+    weight = page_weight(browser, site_url, page)
+    assert 0 < weight <= limit, f"{page} loads {weight:,} bytes (limit {limit:,})"
 
 
 def test_every_built_page_is_checked(site: Path) -> None:
