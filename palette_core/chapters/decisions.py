@@ -206,7 +206,7 @@ def rules_csv_link(rules: pd.DataFrame, labels: Labeller, filename: str) -> HTML
     text = neutralise_formulas(labels.frame(rules)).to_csv(index=False, lineterminator="\n")
     payload = base64.b64encode(text.encode("utf-8")).decode("ascii")
     return HTML(
-        f'<p class="pdf-omit"><a download="{html.escape(filename)}" '
+        f'<p class="palette-download pdf-omit"><a download="{html.escape(filename)}" '
         f'href="data:text/csv;charset=utf-8;base64,{payload}">Download the full table '
         f"({len(rules)} rows, CSV, {len(text.encode()) / 1024:.0f} kB)</a></p>"
     )

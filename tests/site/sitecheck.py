@@ -221,6 +221,43 @@ def axe_problems(page) -> list[str]:
     return problems
 
 
+def check_dark_mode(browser, base_url: str, rel_path: str) -> list[str]:
+    """The accessibility problems of a page read in the dark colour mode (the book follows the
+    reader's system setting), as :func:`axe_problems` reports them.
+
+    Parameters
+    ----------
+    browser
+        A Playwright browser.
+    base_url
+        Where the site is served.
+    rel_path
+        The page, relative to the site's root.
+
+    Returns
+    -------
+    list of str
+        One line per failing rule.
+    """
+    context = browser.new_context(color_scheme="dark", service_workers="block")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.route(
+            "**/*",
+            lambda r: (
+                r.continue_()
+                if urlsplit(r.request.url).hostname in LOCAL_HOSTS
+                else r.abort("blockedbyclient")
+            ),
+        )
+        page.goto(urljoin(base_url, rel_path), wait_until="load")
+        page.wait_for_load_state("networkidle")
+        return [f"dark mode: {p}" for p in axe_problems(page)]
+    finally:
+        context.close()
+
+
 def check_narrow(browser, base_url: str, rel_path: str, width: int = PHONE_WIDTH) -> list[str]:
     """Open a page `width` CSS pixels wide and report whether the page scrolls sideways.
 

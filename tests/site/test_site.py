@@ -23,6 +23,7 @@ from sitecheck import (
     CHROMIUM,
     CHROMIUM_ARGS,
     PHONE_WIDTH,
+    check_dark_mode,
     check_narrow,
     check_page,
     page_weight,
@@ -130,6 +131,11 @@ def test_page_weight(page: str, site: Path, site_url: str, browser) -> None:
     limit = MAX_MATHS_PAGE_BYTES if maths else MAX_PAGE_BYTES
     weight = page_weight(browser, site_url, page)
     assert 0 < weight <= limit, f"{page} loads {weight:,} bytes (limit {limit:,})"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_is_accessible_in_the_dark_colour_mode(page: str, site_url: str, browser) -> None:
+    _fail_on(page, check_dark_mode(browser, site_url, page))
 
 
 def test_every_built_page_is_checked(site: Path) -> None:
