@@ -6,15 +6,17 @@ Only the book imports this module (it needs IPython, which the library does not)
 
 from __future__ import annotations
 
+import functools
+
 import altair as alt
 import pandas as pd
 from IPython.display import HTML, Markdown
 
-from palette_core.design.loader import Design
+from palette_core.design.loader import Design, load_design
 from palette_core.design.traits import AllOf, Comparison, Condition, HookRule
 from palette_core.provenance import package_versions
 from palette_core.registry.doses import unit_display
-from palette_core.viz.labels import LABELS, age_label
+from palette_core.viz.labels import LABELS, Labeller, age_label, load_labels
 
 #: How a comparison operator of ``traits.yaml`` is printed.
 OP_DISPLAY = {"<": "<", "<=": "≤", ">": ">", ">=": "≥"}
@@ -30,20 +32,38 @@ def setup_book() -> None:
     pd.set_option("display.max_rows", 200)
 
 
-def table(df: pd.DataFrame) -> HTML:
-    """A table as plain HTML without the index (deterministic output, no random ids).
+@functools.cache
+def default_labels() -> Labeller:
+    """The labeller of the design the chapters load (``load_design()``), read once."""
+    return load_labels(load_design())
+
+
+def table(df: pd.DataFrame, labels: Labeller | None = None) -> HTML:
+    """A table as plain HTML without the index (deterministic output, no random ids), every id
+    in its column names and cells replaced by its label (``data/labels.yaml`` and the design).
 
     Parameters
     ----------
     df
         The table to show; missing values are shown as ``-``.
+    labels
+        The labeller; by default the one of the design the chapters load.
 
     Returns
     -------
     IPython.display.HTML
         The table, displayed by the notebook.
+
+    Raises
+    ------
+    ValueError
+        When a column has no name (a screen reader announces an empty header; name it).
     """
-    return HTML(df.to_html(index=False, border=0, classes="palette-table", na_rep="-"))
+    shown = (labels or default_labels()).frame(df)
+    unnamed = [i for i, c in enumerate(shown.columns) if not str(c).strip()]
+    if unnamed:
+        raise ValueError(f"table columns without a name (positions {unnamed}): name them")
+    return HTML(shown.to_html(index=False, border=0, classes="palette-table", na_rep="-"))
 
 
 def versions_note(design: Design) -> Markdown:

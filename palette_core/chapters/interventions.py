@@ -10,7 +10,7 @@ from IPython.display import Markdown
 from palette_core.design.loader import Design
 from palette_core.registry.doses import dose_cell
 from palette_core.registry.fidelity import DOSE_CONFLICT_RATIO, FidelityReport
-from palette_core.viz.labels import LABELS, trait_label
+from palette_core.viz.labels import LABELS, Labeller, trait_label
 
 #: Severities of the registry findings, most severe first, and their colours.
 SEVERITY_ORDER = ["critical", "major", "minor", "info"]
@@ -209,26 +209,34 @@ def fidelity_summary_table(report: FidelityReport) -> pd.DataFrame:
     return report.findings_table()[cols]
 
 
-def findings_markdown(report: FidelityReport) -> Markdown:
+def findings_markdown(report: FidelityReport, labels: Labeller | None = None) -> Markdown:
     """Each registry finding as a short section: what the record says and what the design does.
 
     Parameters
     ----------
     report
         The registry cross-check.
+    labels
+        Names the arms and age groups whose dose is blocked, and the ids quoted in the
+        finding's text (the registry's own words are quoted as they are); ids are kept when
+        None.
 
     Returns
     -------
     IPython.display.Markdown
         One paragraph and list per finding.
     """
+    name = labels if labels is not None else (lambda x: x)
     parts = []
     for f in report.findings:
         quotes = "; ".join(f'line {e.line}: "{e.quote.replace(chr(92), "")}"' for e in f.evidence)
         status = "*proposed*" if f.reading_status == "proposed" else "as written"
-        blocks = "; ".join(f"{b.arm} ({', '.join(b.age_groups)})" for b in f.blocks_dose)
-        text = " ".join(f.description.split())
-        reading = " ".join(f.adopted_reading.split())
+        blocks = "; ".join(
+            f"{name(b.arm)} ({', '.join(str(name(g)) for g in b.age_groups)})"
+            for b in f.blocks_dose
+        )
+        text = str(name(" ".join(f.description.split())))
+        reading = str(name(" ".join(f.adopted_reading.split())))
         parts.append(
             f"**{f.id} — {f.title}** ({f.severity}, {f.category})\n\n"
             f"- Registry: {quotes}\n- Finding: {text}\n- Reading adopted ({status}): {reading}\n"

@@ -191,16 +191,18 @@ def children_harm_table(quantities: pd.DataFrame, design: Design) -> pd.DataFram
     return out.reset_index(drop=True)
 
 
-def sbc_chart(ranks: pd.DataFrame, bins: int = 10) -> alt.FacetChart:
-    """Histogram of simulation-based calibration ranks, one panel per parameter.
+def sbc_chart(ranks: pd.DataFrame, uniformity: pd.DataFrame) -> alt.FacetChart:
+    """Histogram of simulation-based calibration ranks, one panel per parameter, in the bins of
+    the uniformity test (so the figure and its table agree).
 
     Parameters
     ----------
     ranks
         The stored ``ranks`` table of :func:`palette_core.analysis.checking.sbc` (columns
         ``parameter``, ``rank``, ``n_ranks``).
-    bins
-        Number of bins of the ranks.
+    uniformity
+        The stored ``uniformity`` table (columns ``parameter``, ``n_bins``): the bins of each
+        parameter's chi-square test.
 
     Returns
     -------
@@ -208,13 +210,20 @@ def sbc_chart(ranks: pd.DataFrame, bins: int = 10) -> alt.FacetChart:
         One histogram per parameter.
     """
     n_ranks = int(ranks["n_ranks"].iloc[0])
-    df = ranks.assign(bin=(ranks["rank"] * bins // (n_ranks + 1)).astype(int))
+    bins = ranks["parameter"].map(
+        dict(zip(uniformity["parameter"], uniformity["n_bins"], strict=True))
+    )
+    df = ranks.assign(bin=(ranks["rank"] * bins // (n_ranks + 1)).astype(int) + 1)
     counts = df.groupby(["parameter", "bin"]).size().reset_index(name="simulations")
     return (
         alt.Chart(counts)
         .mark_bar(color="#2166ac")
         .encode(
-            x=alt.X("bin:O", title="Rank of the true value (binned)"),
+            x=alt.X(
+                "bin:O",
+                title="Bin of the rank of the true value",
+                axis=alt.Axis(labelOverlap=True, labelAngle=0),
+            ),
             y=alt.Y("simulations:Q", title="Simulations"),
             tooltip=["parameter", "bin", "simulations"],
         )

@@ -164,3 +164,60 @@ def estimands_numbers(design: Design, table: pd.DataFrame | None = None) -> dict
         "n_safety": int((table["role"] == "Safety").sum()),
         "n_events": len(design.estimands.intercurrent_events),
     }
+
+
+def estimands_matrix(table: pd.DataFrame, design: Design, trait: str) -> pd.DataFrame:
+    """The estimands of one trait, condensed: one row per experimental arm, one column per
+    outcome, each cell the estimand's summary measure (``-`` where the arm has none).
+
+    What every estimand of the trait shares (population, intercurrent events) is not repeated
+    per row: :func:`estimand_population` gives the population, :func:`strategy_matrix` the
+    intercurrent events.
+
+    Parameters
+    ----------
+    table
+        :func:`palette_core.analysis.estimands.estimands_table`.
+    design
+        The loaded design (arm and outcome names, their order).
+    trait
+        A trait id.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Column "Arm (versus usual care)", then one column per outcome that the trait's
+        estimands use, in the order of ``outcomes.yaml``.
+    """
+    rows = table[table["trait"] == trait]
+    outcomes = [o for o in design.outcomes.outcomes if o.id in set(rows["outcome"])]
+    measure = {
+        (a, o): m.split(" vs ")[0]
+        for a, o, m in zip(rows["arm"], rows["outcome"], rows["summary_measure"], strict=True)
+    }
+    out = []
+    for arm in design.experimental_arms(trait):
+        row = {"Arm (versus usual care)": arm.name}
+        for o in outcomes:
+            row[f"{o.label} ({ROLE_LABELS[o.role].lower()})"] = measure.get((arm.id, o.id), "-")
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def estimand_population(table: pd.DataFrame, trait: str) -> str:
+    """The population shared by the estimands of a trait, age groups aside.
+
+    Parameters
+    ----------
+    table
+        :func:`palette_core.analysis.estimands.estimands_table`.
+    trait
+        A trait id.
+
+    Returns
+    -------
+    str
+        The population of the trait's first estimand (they differ only in the age groups of
+        the arm, shown by the dose tables).
+    """
+    return str(table.loc[table["trait"] == trait, "population"].iloc[0])

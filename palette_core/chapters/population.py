@@ -12,7 +12,7 @@ import pandas as pd
 from palette_core.design.loader import Design
 from palette_core.screening.eligibility import load_sofa_reference
 from palette_core.screening.patients import PatientValidation, read_patients
-from palette_core.viz.labels import LABELS
+from palette_core.viz.labels import LABELS, load_labels
 
 #: The invented patients of the worked examples, relative to the data folder.
 WORKED_EXAMPLES = ("examples", "worked_examples.csv")
@@ -313,6 +313,32 @@ def policy_accrual_table(by_policy: dict[str, pd.DataFrame], design: Design) -> 
     return pd.DataFrame(rows)
 
 
+def policy_comparison_table(table: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """Patients randomised in each trait, one column per multi-trait policy (wide format).
+
+    Parameters
+    ----------
+    table
+        The table of :func:`policy_accrual_table`.
+    design
+        The loaded design (trait order).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Column Trait, then one column per policy named by its id (``default``, ``sensitivity``:
+        the label table names them when the table is shown), in the order of ``table``.
+    """
+    order = [t.short_name or t.name for t in design.traits]
+    policies = list(dict.fromkeys(table["policy"]))
+    wide = table.pivot(index="trait", columns="policy", values="randomised in trait")
+    wide = wide.reindex(index=order, columns=policies)
+    out = pd.DataFrame({LABELS["trait"]: wide.index})
+    for policy in policies:
+        out[policy] = wide[policy].to_numpy()
+    return out
+
+
 def policy_accrual_chart(table: pd.DataFrame, design: Design) -> alt.Chart:
     """Accrual per trait under each multi-trait policy, grouped bars.
 
@@ -329,17 +355,24 @@ def policy_accrual_chart(table: pd.DataFrame, design: Design) -> alt.Chart:
         One bar per trait and policy.
     """
     order = [t.short_name or t.name for t in design.traits]
+    names = load_labels(design)
+    table = table.assign(policy=[str(names(p)) for p in table["policy"]])
     return (
         alt.Chart(table)
         .mark_bar()
         .encode(
             y=alt.Y("trait:N", sort=order, title=None, axis=alt.Axis(labelLimit=200)),
             yOffset=alt.YOffset("policy:N"),
-            x=alt.X("randomised in trait:Q", title="Patients randomised in the trait"),
+            x=alt.X(
+                "randomised in trait:Q",
+                title="Patients randomised in the trait",
+                axis=alt.Axis(tickCount=5, labelOverlap=True),
+            ),
             color=alt.Color(
                 "policy:N",
                 title="Multi-trait policy",
                 scale=alt.Scale(range=["#2166ac", "#ef8a62"]),
+                legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=320),
             ),
             tooltip=["policy", "trait", "positive", "randomised in trait"],
         )

@@ -3,10 +3,14 @@ parameters the registry does not give, all built from the design (no numbers of 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import altair as alt
 import pandas as pd
 
 from palette_core.design.loader import Design
+from palette_core.errors import RegistryFormatError
+from palette_core.registry.record import parse_registry
 from palette_core.viz.labels import LABELS, age_label, trait_label
 
 #: Colour of each kind of arm tile in :func:`platform_chart`.
@@ -332,4 +336,263 @@ def platform_chart(design: Design) -> alt.Chart:
         width=alt.Step(118),
         height=alt.Step(44),
         title="Traits and arms (♦ = effect shared across traits)",
+    )
+
+
+def registry_aim(design: Design) -> str:
+    """The first sentence of the registry's Brief Summary: the sponsor's own aim of PALETTE.
+
+    Parameters
+    ----------
+    design
+        The loaded design (its registry record).
+
+    Returns
+    -------
+    str
+        The sentence, as the registry writes it (see :func:`registry_aim_from`).
+    """
+    return registry_aim_from(design.registry_path)
+
+
+def registry_aim_from(path: Path) -> str:
+    """The first sentence of the Brief Summary of a registry record saved as text.
+
+    Parameters
+    ----------
+    path
+        The record.
+
+    Returns
+    -------
+    str
+        The first sentence of the paragraph that follows the section's heading and the
+        registry's one-line description of the section.
+
+    Raises
+    ------
+    RegistryFormatError
+        When the record has no Brief Summary section with a paragraph (names file and line).
+    """
+    record = parse_registry(path)
+    lines = [line.strip() for line in record.lines]
+    try:
+        start = lines.index("Brief Summary")
+    except ValueError as exc:
+        raise RegistryFormatError(str(path), 1, "no 'Brief Summary' section") from exc
+    body = [text for text in lines[start + 1 :] if text]
+    if len(body) < 2:
+        raise RegistryFormatError(str(path), start + 1, "the Brief Summary is empty")
+    return body[1].split(". ")[0].rstrip(".") + "."
+
+
+def _lower_first(label: str) -> str:
+    """A label inside a sentence: its first letter lower case unless it starts an acronym."""
+    if len(label) > 1 and label[1].isupper():
+        return label
+    return label[:1].lower() + label[1:]
+
+
+def objectives(design: Design) -> list[str]:
+    """The trial's objectives in words, built from the proposed outcomes and decision rules.
+
+    Parameters
+    ----------
+    design
+        The loaded design (``proposed/outcomes.yaml``, ``proposed/decisions.yaml``).
+
+    Returns
+    -------
+    list of str
+        Primary objective, then the secondary and safety objectives (Markdown).
+    """
+    outcomes = design.outcomes.outcomes
+    primary = next(o for o in outcomes if o.role == "primary")
+    secondary = [_lower_first(o.label) for o in outcomes if o.role not in ("primary", "safety")]
+    safety = [_lower_first(o.label) for o in outcomes if o.role == "safety"]
+    g = design.decisions.graduation
+    return [
+        f"**Primary**: within each treatable trait, to find the experimental treatments that "
+        f"improve {_lower_first(primary.label)} compared with usual care in that trait (an arm "
+        f"*graduates* when Pr(OR > {g.or_reference:g}) > {g.threshold:g}).",
+        f"**Secondary**: to estimate each treatment's effect on {' and '.join(secondary)}, in "
+        "adults and in children.",
+        f"**Safety**: to monitor {' and '.join(safety)} in the arms that carry these risks, and "
+        "to stop an arm for harm.",
+        "**Platform**: to stay open, so that new arms and new traits (for example one defined by "
+        "a pandemic pathogen) join by amendment.",
+    ]
+
+
+def patient_journey(design: Design) -> list[str]:
+    """What a patient goes through, step by step, in words built from the design.
+
+    Parameters
+    ----------
+    design
+        The loaded design.
+
+    Returns
+    -------
+    list of str
+        One Markdown sentence per step, in order.
+    """
+    primary = next(o for o in design.outcomes.outcomes if o.role == "primary")
+    n_incl, n_excl = len(design.eligibility.inclusion), len(design.eligibility.exclusion)
+    return [
+        f"**Screening.** A patient with sepsis is checked against {n_incl} inclusion and "
+        f"{n_excl} exclusion criteria (chapter {{ref}}`population`).",
+        f"**Traits.** {len(design.biomarkers)} biomarkers measured at inclusion decide which of "
+        f"the {len(design.traits)} treatable traits the patient has; a patient "
+        "with several is randomised in one of them, drawn at random and logged.",
+        "**Randomisation.** Within that trait, the patient is randomised between usual care and "
+        "the experimental arms open in the trait, by a concealed draw recorded in a hash-chained "
+        "log (chapter {ref}`randomisation`).",
+        "**Treatment.** The patient receives usual care, plus the experimental treatment if "
+        "allocated to one, at the registry's dose (chapter {ref}`interventions`); the trial is "
+        "open-label.",
+        f"**Day 28.** The patient is followed to day 28: {_lower_first(primary.label)}, survival and "
+        "the safety outcomes (chapter {ref}`outcomes`).",
+    ]
+
+
+def key_choices_table(design: Design) -> pd.DataFrame:
+    """The key statistical choices in one compact table (the value only, no rationale).
+
+    Parameters
+    ----------
+    design
+        The loaded design.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns Choice and Value, one row per parameter of :func:`proposed_parameters_table`.
+    """
+    full = proposed_parameters_table(design)
+    return full[[LABELS["parameter"], LABELS["value"]]].rename(
+        columns={LABELS["parameter"]: "Choice"}
+    )
+
+
+#: Width of the platform schema in pixels: with its padding it fits a phone's content column.
+SCHEMA_WIDTH = 340
+
+#: Colours of the platform schema: screening and traits, randomisation, follow-up, analysis.
+SCHEMA_COLOURS = {
+    "Patient": "#d1e5f0",
+    "Analysis": "#fddbc7",
+}
+
+
+def platform_schema(design: Design) -> alt.Chart:
+    """The platform as a flow: screening, traits, randomisation within a trait, day 28, interim
+    looks and decisions, one box per step with its numbers from the design.
+
+    Parameters
+    ----------
+    design
+        The loaded design.
+
+    Returns
+    -------
+    altair.LayerChart
+        A vertical flow, :data:`SCHEMA_WIDTH` px wide (it fits a phone's 390 px).
+    """
+    t, dec, al, it = design.trial, design.decisions, design.allocation, design.interims
+    primary = next(o for o in design.outcomes.outcomes if o.role == "primary")
+    trait_names = [tr.short_name or tr.name for tr in design.traits]
+    steps = [
+        (
+            "Patient",
+            "1. Screening",
+            [
+                "Sepsis, children and adults",
+                f"{len(design.eligibility.inclusion)} inclusion, "
+                f"{len(design.eligibility.exclusion)} exclusion criteria",
+            ],
+        ),
+        (
+            "Patient",
+            f"2. Treatable traits ({len(design.traits)})",
+            [", ".join(trait_names[:3]) + ",", ", ".join(trait_names[3:])],
+        ),
+        (
+            "Patient",
+            "3. Randomisation within the trait",
+            [
+                f"Usual care vs {t.arms_per_trait.experimental_min} to "
+                f"{t.arms_per_trait.experimental_max} experimental arms",
+                f"Equal until {al.burn_in_min_complete_per_arm} complete per arm, then adaptive",
+            ],
+        ),
+        ("Patient", "4. Day 28", [primary.label, "mortality and safety outcomes"]),
+        (
+            "Analysis",
+            "5. Interim looks",
+            [
+                f"Every {it.look_every_complete} complete day-28 outcomes",
+                "Bayesian model, all traits at once",
+            ],
+        ),
+        (
+            "Analysis",
+            "6. Decisions per arm",
+            [
+                f"Graduate: Pr(OR > {dec.graduation.or_reference:g}) > "
+                f"{dec.graduation.threshold:g}; futility: Pr(OR > "
+                f"{dec.futility.or_reference:g}) < {dec.futility.threshold:g}",
+                f"Harm: Pr(OR < {dec.harm.or_reference:g}) > {dec.harm.threshold:g}; "
+                f"cap {dec.cap_per_experimental_arm.value} patients",
+            ],
+        ),
+    ]
+    rows = [
+        {"step": i, "kind": kind, "title": title, "detail": "\n".join(detail)}
+        for i, (kind, title, detail) in enumerate(steps)
+    ]
+    df = pd.DataFrame(rows)
+    scale = alt.Scale(domain=[len(steps) - 0.45, -0.55])
+    y = alt.Y("step:Q", axis=None, scale=scale)
+    box = (
+        alt.Chart(df)
+        .transform_calculate(top="datum.step - 0.38", bottom="datum.step + 0.38")
+        .mark_rect(cornerRadius=6, stroke="#4d4d4d", strokeWidth=1)
+        .encode(
+            x=alt.value(0),
+            x2=alt.value(SCHEMA_WIDTH),
+            y=alt.Y("top:Q", axis=None, scale=scale),
+            y2="bottom:Q",
+            color=alt.Color(
+                "kind:N",
+                title=None,
+                scale=alt.Scale(domain=list(SCHEMA_COLOURS), range=list(SCHEMA_COLOURS.values())),
+                legend=alt.Legend(orient="top", labelFontSize=11),
+            ),
+        )
+    )
+    title = (
+        alt.Chart(df)
+        .mark_text(align="left", dx=8, dy=-16, fontSize=12.5, fontWeight="bold", color="black")
+        .encode(x=alt.value(0), y=y, text="title:N")
+    )
+    detail = (
+        alt.Chart(df)
+        .mark_text(align="left", baseline="top", dx=8, dy=-4, fontSize=10.5, lineBreak="\n")
+        .encode(x=alt.value(0), y=y, text="detail:N", color=alt.value("#1a1a1a"))
+    )
+    arrows = (
+        alt.Chart(df[df["step"] < len(steps) - 1])
+        .transform_calculate(at="datum.step + 0.5")
+        .mark_point(shape="triangle-down", size=90, filled=True, color="#4d4d4d", opacity=1)
+        .encode(x=alt.value(SCHEMA_WIDTH / 2), y=alt.Y("at:Q", axis=None, scale=scale))
+    )
+    return (
+        (box + title + detail + arrows)
+        .properties(
+            width=SCHEMA_WIDTH,
+            height=len(steps) * 78,
+            title="The platform, from screening to decisions",
+        )
+        .configure_view(stroke=None)
     )

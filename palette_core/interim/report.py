@@ -608,12 +608,18 @@ def sensitivity_decisions(source: Source) -> pd.DataFrame:
     return df.rename(columns={"arm": "Arm"})
 
 
-def sensitivity_chart(source: Source, outcome: str | None = None) -> alt.Chart:
-    """ORs and 95 % intervals per arm under every analysis, for one outcome (closed report)."""
+def sensitivity_chart(
+    source: Source, outcome: str | None = None, names: Callable[[str], str] | None = None
+) -> alt.Chart:
+    """ORs and 95 % intervals per arm under every analysis, for one outcome (closed report);
+    ``names`` turns an analysis id into the words of the legend (e.g. a
+    :class:`~palette_core.viz.labels.Labeller`), by default the id itself."""
     a = _analysis(source)
     outcome = outcome or _primary_outcome(a)
     q = a.quantities
     q = q[(q["outcome"] == outcome) & (q["population"] == "all")].copy()
+    if names is not None:
+        q["analysis"] = [str(names(x)) for x in q["analysis"]]
     labels = _labels(a)
     q["label"] = q["arm"].map(lambda x: labels.get(x, x))
     order = list(dict.fromkeys(q["label"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from palette_core.chapters import common
 
@@ -35,6 +36,14 @@ def test_table_is_plain_html_without_index_and_shows_missing_as_dash():
     assert "<th>a</th>" in html and "<th></th>" not in html  # no index column
     assert "<td>-</td>" in html
     assert "id=" not in html  # no random ids: the stored output is deterministic
+
+
+def test_table_shows_labels_not_ids_and_refuses_an_unnamed_column(design):
+    html = common.table(pd.DataFrame({"Arm": ["hinf_anakinra"], "Phase": ["burn_in"]})).data
+    assert "hinf_anakinra" not in html and "burn_in" not in html
+    assert design.arm("hinf_anakinra").name in html
+    with pytest.raises(ValueError, match="without a name"):
+        common.table(pd.DataFrame({"": ["a"], "b": [1]}))
 
 
 def test_versions_note_names_the_design_and_the_registry(design):

@@ -8,6 +8,7 @@ from charts import assert_renders_to_svg_offline, assert_valid_inline_spec
 from palette_core.chapters import interventions as ch
 from palette_core.registry.doses import dose_cell
 from palette_core.registry.fidelity import check_fidelity
+from palette_core.viz.labels import load_labels
 
 AGE_OF_COLUMN = {"Adults": "adult", "Children": "child"}
 
@@ -84,6 +85,16 @@ def test_findings_markdown_has_a_section_per_finding(fidelity):
         assert f"**{f.id} — {f.title}**" in text
     blocking = [f for f in fidelity.findings if f.blocks_dose]
     assert text.count("- Dose calculation blocked:") == len(blocking) > 0
+
+
+def test_findings_markdown_names_the_blocked_arms_with_a_labeller(design, fidelity):
+    labelled = ch.findings_markdown(fidelity, load_labels(design)).data
+    for f in fidelity.findings:
+        for b in f.blocks_dose:
+            assert f"Dose calculation blocked: {design.arm(b.arm).name}" in labelled or (
+                f"; {design.arm(b.arm).name} (" in labelled
+            )
+            assert f"blocked: {b.arm} (" not in labelled
 
 
 @pytest.mark.parametrize("name", ["findings", "dose status"])

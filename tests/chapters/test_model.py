@@ -80,13 +80,16 @@ def test_prior_predictive_table_keeps_the_pooled_rows():
     assert t.loc[0, "mean"] == 0.123
 
 
-def test_sbc_chart_bins_every_rank():
+def test_sbc_chart_bins_every_rank_in_the_bins_of_the_uniformity_table():
     ranks = pd.DataFrame(
         {"parameter": ["a"] * 5 + ["b"] * 5, "rank": list(range(0, 100, 20)) * 2, "n_ranks": 99}
     )
-    chart = ch.sbc_chart(ranks, bins=5)
+    uniformity = pd.DataFrame({"parameter": ["a", "b"], "n_bins": [5, 2]})
+    chart = ch.sbc_chart(ranks, uniformity)
     spec = assert_valid_inline_spec(chart)
     (rows,) = spec["datasets"].values()
     assert sum(r["simulations"] for r in rows) == len(ranks)
-    assert {r["bin"] for r in rows} == set(range(5))
+    # bins numbered from 1, as many as the table's chi-square test used, per parameter
+    assert {r["bin"] for r in rows if r["parameter"] == "a"} == set(range(1, 6))
+    assert {r["bin"] for r in rows if r["parameter"] == "b"} == {1, 2}
     assert_renders_to_svg_offline(chart)

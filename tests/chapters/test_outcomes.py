@@ -64,3 +64,14 @@ def test_chapter_numbers_are_computed_from_the_design(design):
     assert numbers["n_outcomes"] == len(design.outcomes.outcomes)
     assert numbers["osfd_death"] == design.outcome("osfd28").death_value
     assert ch.estimands_numbers(design, table) == numbers
+
+
+def test_estimands_matrix_condenses_a_trait_to_one_row_per_arm(design):
+    table = estimands_table(design)
+    matrix = ch.estimands_matrix(table, design, "hypercoagulation")
+    arms = design.experimental_arms("hypercoagulation")
+    assert matrix.iloc[:, 0].tolist() == [a.name for a in arms]
+    rows = table[table["trait"] == "hypercoagulation"]
+    # every estimand of the trait is one filled cell, and only those
+    assert (matrix.iloc[:, 1:] != "-").sum().sum() == len(rows)
+    assert ch.estimand_population(table, "hypercoagulation") == rows["population"].iloc[0]

@@ -38,6 +38,10 @@ def test_population_report_tables_and_charts(design, worked):
     assert len(elig) == len(traits) == len(worked)
     accrual = ch.policy_accrual_table({"default": worked}, design)
     assert accrual["randomised in trait"].sum() == worked["assigned_trait"].notna().sum()
+    wide = ch.policy_comparison_table(accrual, design)
+    assert list(wide.columns) == ["Trait", "default"]
+    assert wide["Trait"].tolist() == [t.short_name or t.name for t in design.traits]
+    assert wide["default"].sum() == accrual["randomised in trait"].sum()
     for chart in (ch.upset_chart(worked, design), ch.policy_accrual_chart(accrual, design)):
         assert chart.to_dict()
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from charts import assert_renders_to_svg_offline, assert_valid_inline_spec
 
 from palette_core.chapters import synopsis as ch
 from palette_core.design.loader import load_design
+from palette_core.errors import RegistryFormatError
 
 EXPERIMENTAL_PER_TRAIT = {
     "Hyperinflammation": 4,
@@ -97,3 +99,48 @@ def test_platform_chart_has_a_tile_per_arm(design):
     assert sum(row["kind"] == "Dose blocked by a finding" for row in rows) == 2
     assert sum(row["kind"] == "Experimental, planned" for row in rows) == 1
     assert sum(row["kind"] == "Usual care" for row in rows) == 6
+
+
+def test_registry_aim_is_the_first_sentence_of_the_brief_summary(design):
+    aim = ch.registry_aim(design)
+    record = design.registry_path.read_text(encoding="utf-8")
+    assert aim.startswith("PALETTE is a perpetual adaptive platform") and aim.endswith(".")
+    assert aim[:-1] in record
+
+
+def test_registry_aim_without_a_brief_summary_is_a_typed_error(design, tmp_path):
+    text = design.registry_path.read_text(encoding="utf-8").replace("Brief Summary", "Summary")
+    (tmp_path / "record.txt").write_text(text, encoding="utf-8")
+    with pytest.raises(RegistryFormatError, match="Brief Summary"):
+        ch.registry_aim_from(tmp_path / "record.txt")
+
+
+def test_objectives_and_journey_quote_the_design(design):
+    goals = ch.objectives(design)
+    primary = next(o for o in design.outcomes.outcomes if o.role == "primary")
+    g = design.decisions.graduation
+    assert goals[0].startswith("**Primary**")
+    assert primary.label.lower() in goals[0] and f"> {g.threshold:g}" in goals[0]
+    assert "ISTH" in goals[2]  # an acronym keeps its capitals inside a sentence
+    journey = ch.patient_journey(design)
+    assert len(journey) == 5
+    assert f"{len(design.eligibility.inclusion)} inclusion" in journey[0]
+    assert f"{len(design.traits)} treatable traits" in journey[1]
+
+
+def test_key_choices_table_is_the_proposed_parameters_without_rationale(design):
+    key = ch.key_choices_table(design)
+    full = ch.proposed_parameters_table(design)
+    assert list(key.columns) == ["Choice", "Value"]
+    assert key["Value"].tolist() == full["Value"].tolist()
+
+
+def test_platform_schema_has_six_steps_from_the_design_and_fits_a_phone(design):
+    chart = ch.platform_schema(design)
+    spec = assert_valid_inline_spec(chart)
+    assert spec["width"] <= 360
+    svg = assert_renders_to_svg_offline(chart)
+    for step in ("1. Screening", "3. Randomisation within the trait", "6. Decisions per arm"):
+        assert step in svg
+    assert f"Every {design.interims.look_every_complete} complete" in svg
+    assert f"cap {design.decisions.cap_per_experimental_arm.value} patients" in svg

@@ -3,8 +3,11 @@
 `check_page` opens one page and returns a list of human-readable problems: console errors,
 uncaught page errors, requests to any host other than the local server (they are blocked,
 never sent), failed or 4xx/5xx local requests, images that did not load, chart outputs with
-nothing drawn, maths that MathJax did not typeset, and internal links whose target page or
-fragment does not exist. An empty list means the page is clean.
+nothing drawn, maths that MathJax did not typeset, images whose alt text is missing or a file path, internal
+links whose target page or fragment does not exist, and the serious or critical accessibility
+violations that axe-core (bundled by ``axe-playwright-python``) finds. An empty list means the
+page is clean. `check_narrow` opens a page at a phone's width and reports whether it scrolls
+sideways.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+from axe_playwright_python.sync_playwright import Axe
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -31,6 +36,14 @@ CHROMIUM_ARGS = [
 ]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 TIMEOUT_MS = 30_000
+
+#: axe-core impacts that fail a page, and rules that fail it whatever their impact (a table
+#: header without text is what a pandas index without a name becomes: the book labels it).
+AXE_FAILING_IMPACTS = ("serious", "critical")
+AXE_FAILING_RULES = ("empty-table-header",)
+
+#: A phone's width in CSS pixels (the narrowest the book is checked at).
+PHONE_WIDTH = 390
 
 # Files that Sphinx copies into the output but that are not pages a reader opens.
 NOT_PAGES = ("_static/", "_sources/", "_images/", "_downloads/", "reports/")
@@ -112,7 +125,7 @@ _REFRESH = re.compile(
 
 # Runs in the page once it has loaded: finishes pending images and MathJax, then reports
 # what did not render.
-_INSPECT_JS = """
+_INSPECT_JS = r"""
 async () => {
   const problems = [];
   const imgs = Array.from(document.images);
@@ -125,6 +138,13 @@ async () => {
   for (const img of imgs) {
     if (!img.complete || img.naturalWidth === 0) {
       problems.push(`image not loaded: ${img.getAttribute("src")}`);
+    }
+    const alt = (img.getAttribute("alt") || "").trim();
+    const src = img.getAttribute("src") || "";
+    const fileName = src.split("/").pop();
+    if (!img.closest("[aria-hidden=true]") && img.getAttribute("role") !== "presentation" &&
+        (!alt || alt === src || alt.endsWith(fileName) || /^[.\/\w-]+\.(svg|png|jpe?g|gif)$/i.test(alt))) {
+      problems.push(`image without alt text (give its figure a caption): ${src}`);
     }
   }
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
@@ -174,8 +194,188 @@ async () => {
 """
 
 
-def check_page(browser, base_url: str, site_dir: Path, rel_path: str) -> list[str]:
-    """Open `rel_path` of the site served at `base_url` and return its problems."""
+def axe_problems(page) -> list[str]:
+    """The accessibility violations of an open page that fail it (see AXE_FAILING_*).
+
+    Parameters
+    ----------
+    page
+        A Playwright page, loaded.
+
+    Returns
+    -------
+    list of str
+        One line per failing rule: impact, rule id, help text and the first elements concerned.
+    """
+    # No CSSOM preload: axe would fetch each stylesheet's @import relative to the page instead
+    # of the stylesheet (a 404 for the theme's "../basic.css"); only css-orientation-lock needs it.
+    results = Axe().run(page, options={"resultTypes": ["violations"], "preload": False})
+    problems = []
+    for v in results.response["violations"]:
+        if v.get("impact") in AXE_FAILING_IMPACTS or v["id"] in AXE_FAILING_RULES:
+            targets = ", ".join(" ".join(map(str, n["target"])) for n in v["nodes"][:3])
+            problems.append(
+                f"accessibility ({v.get('impact')}) {v['id']}: {v['help']} "
+                f"[{len(v['nodes'])} element(s): {targets}]"
+            )
+    return problems
+
+
+def check_dark_mode(browser, base_url: str, rel_path: str) -> list[str]:
+    """The accessibility problems of a page read in the dark colour mode (the book follows the
+    reader's system setting), as :func:`axe_problems` reports them.
+
+    Parameters
+    ----------
+    browser
+        A Playwright browser.
+    base_url
+        Where the site is served.
+    rel_path
+        The page, relative to the site's root.
+
+    Returns
+    -------
+    list of str
+        One line per failing rule.
+    """
+    context = browser.new_context(color_scheme="dark", service_workers="block")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.route(
+            "**/*",
+            lambda r: (
+                r.continue_()
+                if urlsplit(r.request.url).hostname in LOCAL_HOSTS
+                else r.abort("blockedbyclient")
+            ),
+        )
+        page.goto(urljoin(base_url, rel_path), wait_until="load")
+        page.wait_for_load_state("networkidle")
+        return [f"dark mode: {p}" for p in axe_problems(page)]
+    finally:
+        context.close()
+
+
+def check_narrow(browser, base_url: str, rel_path: str, width: int = PHONE_WIDTH) -> list[str]:
+    """Open a page `width` CSS pixels wide and report whether the page scrolls sideways.
+
+    Parameters
+    ----------
+    browser
+        A Playwright browser.
+    base_url
+        Where the site is served.
+    rel_path
+        The page, relative to the site's root.
+    width
+        The viewport's width (a phone by default).
+
+    Returns
+    -------
+    list of str
+        Empty, or one problem naming the page's width and the widest elements that cause it.
+    """
+    context = browser.new_context(viewport={"width": width, "height": 800}, service_workers="block")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.route(
+            "**/*",
+            lambda r: (
+                r.continue_()
+                if urlsplit(r.request.url).hostname in LOCAL_HOSTS
+                else r.abort("blockedbyclient")
+            ),
+        )
+        page.goto(urljoin(base_url, rel_path), wait_until="load")
+        page.wait_for_load_state("networkidle")
+        found = page.evaluate(_NARROW_JS)
+    finally:
+        context.close()
+    if found["scrollWidth"] <= found["clientWidth"]:
+        return []
+    return [
+        f"scrolls sideways at {width} px: content {found['scrollWidth']} px wide "
+        f"(widest: {', '.join(found['culprits']) or 'unknown'})"
+    ]
+
+
+# The page's width against the viewport, and the elements that stick out of it without a
+# scrolling box of their own (fixed, off-canvas drawers excepted).
+_NARROW_JS = """
+() => {
+  const cw = document.documentElement.clientWidth;
+  const culprits = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const box = el.getBoundingClientRect();
+    if (box.right <= cw + 1 || !el.getClientRects().length) continue;
+    let clipped = false;
+    for (let a = el.parentElement; a; a = a.parentElement) {
+      const style = getComputedStyle(a);
+      if (["auto", "scroll", "hidden"].includes(style.overflowX) || style.position === "fixed") {
+        clipped = true;
+        break;
+      }
+    }
+    if (!clipped && getComputedStyle(el).position !== "fixed") {
+      culprits.push(`${el.tagName.toLowerCase()}.${String(el.className).split(" ")[0]}`);
+    }
+  }
+  return {
+    scrollWidth: document.documentElement.scrollWidth,
+    clientWidth: cw,
+    culprits: [...new Set(culprits)].slice(0, 5),
+  };
+}
+"""
+
+
+def page_weight(browser, base_url: str, rel_path: str) -> int:
+    """Bytes a first visit to a page loads (the page and every asset it requests, cache off).
+
+    Parameters
+    ----------
+    browser
+        A Playwright browser.
+    base_url
+        Where the site is served.
+    rel_path
+        The page, relative to the site's root.
+
+    Returns
+    -------
+    int
+        The sum of the bodies of every response.
+    """
+    context = browser.new_context(service_workers="block")
+    total = 0
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        bodies: list[int] = []
+
+        def count(response) -> None:
+            try:
+                bodies.append(len(response.body()))
+            except Exception:  # noqa: BLE001 - a redirect or aborted request has no body
+                bodies.append(0)
+
+        page.on("response", count)
+        page.goto(urljoin(base_url, rel_path), wait_until="load")
+        page.wait_for_load_state("networkidle")
+        total = sum(bodies)
+    finally:
+        context.close()
+    return total
+
+
+def check_page(
+    browser, base_url: str, site_dir: Path, rel_path: str, accessibility: bool = True
+) -> list[str]:
+    """Open `rel_path` of the site served at `base_url` and return its problems
+    (with axe-core's accessibility check unless `accessibility` is False)."""
     problems: list[str] = []
     blocked: set[str] = set()
     context = browser.new_context(service_workers="block")
@@ -215,6 +415,8 @@ def check_page(browser, base_url: str, site_dir: Path, rel_path: str) -> list[st
         page.wait_for_load_state("networkidle")  # fonts etc. requested by MathJax
         problems += result["problems"]
         problems += check_links(site_dir, page.url, result["hrefs"])
+        if accessibility:
+            problems += axe_problems(page)
     finally:
         context.close()
     problems += [f"request to a non-local address (blocked): {u}" for u in sorted(blocked)]

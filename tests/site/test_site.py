@@ -17,9 +17,22 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pdfcheck import Figure, chapters_and_figures, check_pdf
 from playwright.sync_api import sync_playwright
-from sitecheck import CHROMIUM, CHROMIUM_ARGS, check_page, serve, site_pages
+from sitecheck import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PHONE_WIDTH,
+    check_dark_mode,
+    check_narrow,
+    check_page,
+    page_weight,
+    serve,
+    site_pages,
+)
 from support import ROOT
+
+from palette_core import load_design
 
 
 def _toc_docnames(node: object) -> list[str]:
@@ -86,6 +99,45 @@ def test_page_loads_cleanly_offline(page: str, site: Path, site_url: str, browse
     _fail_on(page, check_page(browser, site_url, site, page))
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_page_does_not_scroll_sideways_on_a_phone(page: str, site_url: str, browser) -> None:
+    _fail_on(page, check_narrow(browser, site_url, page))
+
+
+#: The PDF of record in the built site (scripts/build-pdf; the index links to it).
+PDF = "PALETTE-protocol-SAP.pdf"
+
+
+def test_pdf_of_record_has_title_page_page_numbers_every_chapter_and_figure(site: Path) -> None:
+    pdf = site / PDF
+    assert pdf.is_file(), f"{pdf} not built (scripts/build-book runs scripts/build-pdf)"
+    chapters = [p for p in PAGES if p.startswith("book/") and p != "book/index.html"]
+    titles, figures = chapters_and_figures(site, chapters)
+    assert all(titles) and figures, (titles, figures)
+    trial = load_design().trial
+    front = [trial.registry_id, trial.acronym, "SAP version", "Date"]
+    _fail_on(PDF, check_pdf(pdf, titles, figures, front))
+
+
+#: Most bytes a page may load without maths, and with them (MathJax and its fonts on top);
+#: issue 15 measured 2.4 to 3.7 MB per page.
+MAX_PAGE_BYTES = 1_500_000
+MAX_MATHS_PAGE_BYTES = 2_600_000
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_weight(page: str, site: Path, site_url: str, browser) -> None:
+    maths = 'class="math' in (site / page).read_text(encoding="utf-8")
+    limit = MAX_MATHS_PAGE_BYTES if maths else MAX_PAGE_BYTES
+    weight = page_weight(browser, site_url, page)
+    assert 0 < weight <= limit, f"{page} loads {weight:,} bytes (limit {limit:,})"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_is_accessible_in_the_dark_colour_mode(page: str, site_url: str, browser) -> None:
+    _fail_on(page, check_dark_mode(browser, site_url, page))
+
+
 def test_every_built_page_is_checked(site: Path) -> None:
     unchecked = sorted(set(site_pages(site)) - set(PAGES))
     assert not unchecked, f"built pages not in the browser check (add them to PAGES): {unchecked}"
@@ -117,9 +169,13 @@ _CLEAN_BODY = """
 <p><a href="other.html">other</a> <a href="other.html#sec">section</a> <a href="#top">top</a>
 <a href="sub/">folder index</a> <a href="https://example.com/">an external link</a>
 <a href="mailto:someone@example.com">mail</a></p>
+<main>
 <img src="dot.svg" alt="dot">
 <div class="cell_output"><img src="dot.svg" alt="chart"></div>
 <div class="cell_output"><svg width="10" height="10"><rect width="10" height="10"/></svg></div>
+<table><thead><tr><th>Arm</th><th>Trait</th></tr></thead><tbody><tr><td>a</td><td>b</td></tr>
+</tbody></table>
+</main>
 """
 
 FAULTS = {
@@ -143,6 +199,17 @@ FAULTS = {
         '<span class="math">\\(x^2\\)</span>',
         "maths elements but MathJax is not loaded",
     ),
+    "image_alt_is_its_path": (
+        '<img src="dot.svg" alt="dot.svg">',
+        "image without alt text (give its figure a caption): dot.svg",
+    ),
+    "image_without_alt": ('<img src="dot.svg">', "image without alt text"),
+    "unnamed_table_header": (
+        "<table><thead><tr><th></th><th>Trait</th></tr></thead>"
+        "<tbody><tr><td>a</td><td>b</td></tr></tbody></table>",
+        "empty-table-header",
+    ),
+    "link_without_text": ('<a href="other.html"></a>', "accessibility (serious) link-name"),
     "redirect_to_missing_page": (
         '<meta http-equiv="Refresh" content="0; url=gone.html" />',
         "HTTP 404",
@@ -151,7 +218,11 @@ FAULTS = {
 
 
 def _html(body: str) -> str:
-    return f"<!DOCTYPE html><html><head><title>t</title></head><body>{body}</body></html>"
+    return (
+        '<!DOCTYPE html><html lang="en"><head><title>t</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+        f"<body>{body}</body></html>"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +259,19 @@ def test_checker_reports_each_fault(fault: str, synthetic_site, browser) -> None
     assert any(expected in p for p in problems), f"expected {expected!r} in {problems}"
 
 
+def test_narrow_check_reports_a_page_wider_than_a_phone(synthetic_site, browser) -> None:
+    root, url = synthetic_site
+    (root / "wide.html").write_text(_html('<p style="width: 600px">wide</p>'))
+    (root / "wide_in_box.html").write_text(
+        _html('<div style="overflow-x: auto"><p style="width: 600px">wide</p></div>')
+    )
+    assert check_narrow(browser, url, "clean.html") == []
+    assert check_narrow(browser, url, "wide_in_box.html") == []
+    problems = check_narrow(browser, url, "wide.html")
+    assert len(problems) == 1 and f"scrolls sideways at {PHONE_WIDTH} px" in problems[0]
+    assert "p." in problems[0]
+
+
 def test_site_pages_lists_pages_not_assets(synthetic_site) -> None:
     root, _ = synthetic_site
     (root / "_static").mkdir(exist_ok=True)
@@ -195,3 +279,55 @@ def test_site_pages_lists_pages_not_assets(synthetic_site) -> None:
     pages = site_pages(root)
     assert "sub/index.html" in pages and "clean.html" in pages
     assert not any(p.startswith("_static/") for p in pages)
+
+
+def test_pdf_check_reports_a_missing_chapter_figure_and_blank_page(tmp_path, browser) -> None:
+    page = browser.new_page()
+    try:
+        page.set_content(
+            '<html><body><p style="font-size:40px">Front ABC</p>'
+            '<div style="break-before: page"></div><p>Fig. 1.1 A chart of something</p>'
+            '<div style="break-before: page"></div></body></html>'
+        )
+        pdf = tmp_path / "t.pdf"
+        page.pdf(
+            path=str(pdf),
+            format="A4",
+            display_header_footer=True,
+            header_template="<span></span>",
+            footer_template='<div style="font-size:8px">Page <span class="pageNumber"></span> '
+            'of <span class="totalPages"></span></div>',
+        )
+    finally:
+        page.close()
+    problems = check_pdf(
+        pdf,
+        ["Front ABC", "Missing chapter"],
+        [Figure("Fig. 1.1", "A chart of something"), Figure("Fig. 2.1", "Gone")],
+        ["ABC", "SAP version"],
+    )
+    joined = "\n".join(problems)
+    assert "chapter title missing: 'Missing chapter'" in joined
+    assert "Fig. 2.1 missing" in joined
+    assert "Fig. 1.1: nothing drawn" in joined  # a caption alone is not a figure
+    assert "title page: 'SAP version' missing" in joined
+    assert "is blank" in joined  # the third page holds nothing but its footer
+    assert "Front ABC" not in joined and "'ABC'" not in joined
+
+
+def test_pages_load_mathjax_only_with_maths_and_never_the_font_awesome_script(site: Path) -> None:
+    """Page weight: MathJax (about 1.1 MB) only where a page has maths of its own, and not the
+    theme's Font Awesome script (1.45 MB; its web font draws the icons)."""
+    problems = []
+    for page in PAGES:
+        text = (site / page).read_text(encoding="utf-8")
+        if "fontawesome.js" in text:
+            problems.append(f"{page}: loads fontawesome.js")
+        if "mathjax/tex-chtml.js" in text and 'class="math' not in text:
+            problems.append(f"{page}: loads MathJax without maths")
+    assert not problems, problems
+    maths_pages = [p for p in PAGES if 'class="math' in (site / p).read_text(encoding="utf-8")]
+    assert maths_pages, "no page with maths: the check above tests nothing"
+    assert all(
+        "mathjax/tex-chtml.js" in (site / p).read_text(encoding="utf-8") for p in maths_pages
+    )

@@ -1,0 +1,175 @@
+"""Check the PDF of record against the built site: its pages rendered to images (pdftoppm) and
+its text (pdftotext), both from poppler-utils.
+
+`chapters_and_figures` reads what the site shows (each chapter's title, each figure's number
+and caption); `check_pdf` returns the problems of the PDF: a chapter title or a figure caption
+missing from its text, a page without a page number, a blank page, a figure's page with nothing
+drawn on it, a title page without the version and date.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+#: Share of non-white pixels below which a rendered page counts as blank.
+BLANK_PAGE = 0.002
+#: Share of non-white pixels a page holding a figure has at least (a chart is mostly white).
+FIGURE_PAGE = 0.03
+#: Words of a caption compared with the PDF's text (a caption may run onto the next page).
+CAPTION_WORDS = 8
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of the site: its number (``Fig. 1.1``) and the start of its caption."""
+
+    number: str
+    caption: str
+
+
+class _SiteText(HTMLParser):
+    """The first ``<h1>`` of a page and its figures' captions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.title = ""
+        self.figures: list[Figure] = []
+        self._in: str | None = None
+        self._number = ""
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        cls = dict(attrs).get("class") or ""
+        if tag == "h1" and not self.title:
+            self._in, self._text = "h1", []
+        elif tag == "span" and "caption-number" in cls:
+            self._in, self._text = "number", []
+        elif tag == "span" and "caption-text" in cls and self._number:
+            self._in, self._text = "caption", []
+        elif tag == "a" and self._in == "h1":
+            self._in = "h1-link"
+
+    def handle_endtag(self, tag: str) -> None:
+        text = " ".join("".join(self._text).split())
+        if tag == "h1" and self._in in ("h1", "h1-link"):
+            self.title, self._in = text, None
+        elif tag == "a" and self._in == "h1-link":
+            self._in = "h1"
+        elif tag == "span" and self._in == "number":
+            self._number, self._in = text, None
+        elif tag == "span" and self._in == "caption":
+            self.figures.append(Figure(self._number, text))
+            self._number, self._in = "", None
+
+    def handle_data(self, data: str) -> None:
+        if self._in in ("h1", "number", "caption"):
+            self._text.append(data)
+
+
+def chapters_and_figures(site: Path, pages: list[str]) -> tuple[list[str], list[Figure]]:
+    """The titles of the site's chapter pages and every figure they show, in order.
+
+    Parameters
+    ----------
+    site
+        The built site.
+    pages
+        The chapter pages, relative to the site (``book/synopsis.html``...).
+
+    Returns
+    -------
+    tuple
+        The titles, and the figures.
+    """
+    titles, figures = [], []
+    for page in pages:
+        parser = _SiteText()
+        parser.feed((site / page).read_text(encoding="utf-8"))
+        titles.append(parser.title)
+        figures += parser.figures
+    return titles, figures
+
+
+def _words(text: str) -> str:
+    # pdftotext breaks lines and may hyphenate; compare on single-spaced words
+    return " ".join(text.replace("-\n", "-").split())
+
+
+def page_texts(pdf: Path) -> list[str]:
+    """The text of each page (pdftotext, form feeds between pages)."""
+    out = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    return out.split("\f")[:-1] if out.endswith("\f") else out.split("\f")
+
+
+def ink(pdf: Path, resolution: int = 30) -> list[float]:
+    """The share of non-white pixels of each page, rendered in grey by pdftoppm."""
+    shares = []
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            ["pdftoppm", "-gray", "-r", str(resolution), str(pdf), f"{tmp}/p"], check=True
+        )
+        for image in sorted(Path(tmp).glob("p-*.pgm"), key=lambda p: int(p.stem.split("-")[1])):
+            data = image.read_bytes()
+            # binary PGM: "P5\n<w> <h>\n<max>\n" then one byte per pixel
+            header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+(\d+)\s", data)
+            assert header is not None, f"{image}: not a binary PGM"
+            pixels = data[header.end() :]
+            shares.append(sum(1 for b in pixels if b < 230) / max(len(pixels), 1))
+    return shares
+
+
+def check_pdf(
+    pdf: Path, titles: list[str], figures: list[Figure], front_matter: list[str]
+) -> list[str]:
+    """The problems of the PDF of record (an empty list: every check passed).
+
+    Parameters
+    ----------
+    pdf
+        The PDF.
+    titles
+        Chapter titles that must appear.
+    figures
+        Figures that must appear, each on a page with something drawn.
+    front_matter
+        Texts the first page must hold (registry id, version, date).
+
+    Returns
+    -------
+    list of str
+        One line per problem.
+    """
+    problems = []
+    texts = page_texts(pdf)
+    flat = [_words(t) for t in texts]
+    whole = " ".join(flat)
+    shares = ink(pdf)
+    if len(shares) != len(texts):
+        problems.append(f"{len(texts)} pages of text but {len(shares)} rendered pages")
+    for i, text in enumerate(flat, start=1):
+        if f"Page {i} of {len(flat)}" not in text:
+            problems.append(f"page {i}: no page number 'Page {i} of {len(flat)}'")
+    for i, share in enumerate(shares, start=1):
+        if share < BLANK_PAGE:
+            problems.append(f"page {i} is blank ({share:.4f} of its pixels drawn)")
+    for item in front_matter:
+        if item not in flat[0]:
+            problems.append(f"title page: {item!r} missing")
+    for title in titles:
+        if title not in whole:
+            problems.append(f"chapter title missing: {title!r}")
+    for fig in figures:
+        start = " ".join(fig.caption.split()[:CAPTION_WORDS])
+        pages = [i for i, t in enumerate(flat) if f"{fig.number} {start}" in t]
+        if not pages:
+            problems.append(f"{fig.number} missing (caption {start!r}...)")
+        elif shares and max(shares[i] for i in pages) < FIGURE_PAGE:
+            problems.append(f"{fig.number}: nothing drawn on its page {pages[0] + 1}")
+    return problems
