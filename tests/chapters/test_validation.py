@@ -1,0 +1,164 @@
+"""The validation chapter: accuracy panel, adaptr summary, SBC table and the manifest table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from charts import assert_renders_to_svg_offline
+
+from palette_core.chapters import validation as ch
+from palette_core.simulate.accuracy import summarise_panel
+
+
+def _comparisons(design) -> pd.DataFrame:
+    """Hand-made comparisons: two evaluable adult graduation rows (one decision flips, one
+    difference of 5 NUTS SEs) and one row below the minimum information (left out)."""
+    g = design.decisions.graduation
+    base = {
+        "rule": "3-3-3",
+        "trial": 0,
+        "n_patients": 400,
+        "quantity": "graduation",
+        "outcome": "osfd28",
+        "population": "adult",
+        "threshold": g.threshold,
+    }
+    rows = [
+        {
+            **base,
+            "look": 0,
+            "arm": "a",
+            "n_arm": g.min_complete,
+            "nuts": 0.949,
+            "nuts_mcse": 0.01,
+            "laplace": 0.951,
+        },
+        {
+            **base,
+            "look": 1,
+            "arm": "a",
+            "n_arm": g.min_complete + 5,
+            "nuts": 0.50,
+            "nuts_mcse": 0.002,
+            "laplace": 0.51,
+        },
+        {
+            **base,
+            "look": 1,
+            "arm": "b",
+            "n_arm": g.min_complete - 1,
+            "nuts": 0.2,
+            "nuts_mcse": 0.01,
+            "laplace": 0.9,
+        },
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_table_reads_the_panel_and_adds_the_share_beyond_three_nuts_ses(design):
+    comp = _comparisons(design)
+    panel = summarise_panel(comp, design)
+    t = ch.accuracy_table(panel, comp, design)
+    assert len(t) == 1
+    row = t.iloc[0]
+    assert row["Comparisons"] == 2  # the arm below the minimum information is left out
+    assert row["Largest |diff.|"] == pytest.approx(0.01)
+    assert row["Target"] == ch.target_of(design, "osfd28")
+    assert row["Target met (99th pct)"] == "yes"
+    assert row["|diff.| > 3 NUTS SE"] == pytest.approx(0.5)  # 0.01 / 0.002 = 5 SEs
+    assert row["Decision differs"] == pytest.approx(0.5)  # 0.949 against 0.951 at 0.95
+    assert row["Probability"] == "Graduation: Pr(OR > 1)"
+    assert "hinf" not in " ".join(map(str, row.values))
+
+
+def test_accuracy_table_says_no_when_the_99th_percentile_misses_the_target(design):
+    comp = _comparisons(design)
+    comp.loc[1, "laplace"] = 0.60
+    t = ch.accuracy_table(summarise_panel(comp, design), comp, design)
+    assert t.iloc[0]["Target met (99th pct)"] == "no"
+
+
+def test_accuracy_chart_renders_and_marks_the_threshold_band(design):
+    comp = _comparisons(design)
+    spec = ch.accuracy_chart(comp, design, "3-3-3").to_dict()
+    text = json.dumps(spec)
+    assert "description" in spec and "threshold" in text.lower()
+    values = next(iter(spec["datasets"].values()))
+    band = ch.target_of(design, "osfd28")
+    assert {round(v["lo"], 6) for v in values} == {
+        round(design.decisions.graduation.threshold - band, 6)
+    }
+    assert len(values) == 2  # the row below the minimum information is not drawn
+    assert_renders_to_svg_offline(ch.accuracy_chart(comp, design, "3-3-3"))
+
+
+def _crosscheck() -> pd.DataFrame:
+    z = [0.5, -2.5, 1.0, np.nan, 0.0]
+    return pd.DataFrame(
+        {
+            "scenario": ["s1", "s1", "s2", "s2", "s2"],
+            "n_rep": [10, 10, 1000, 1000, 1000],
+            "metric": ["prob_superior", "size_mean", "prob_superior", "idp", "prob_futility"],
+            "adaptr": [0.5, 1000.0, 0.4, np.nan, 0.0],
+            "ours": [0.51, 990.0, 0.41, np.nan, 0.0],
+            "n_trials_ours": [100] * 5,
+            "se_adaptr": [0.1, 4.0, 0.01, np.nan, 0.0],
+            "se_ours": [0.01, 1.0, 0.001, np.nan, 0.0],
+            "se_rounding": [0.0] * 5,
+            "z": z,
+        }
+    )
+
+
+def test_adaptr_summary_counts_z_above_two_against_chance():
+    s = ch.adaptr_summary(_crosscheck())
+    total = s.iloc[-1]
+    # the metric without an SE (both 0) and the one without z are not comparisons
+    assert total["Metrics compared"] == 3
+    assert total["|z| > 2"] == 1
+    assert total["Largest |z|"] == 2.5
+    assert total["Expected by chance"] == round(3 * ch.P_ABS_Z_ABOVE_2, 1)
+    assert list(s["Scenario"]) == ["s1", "s2", "all"]
+
+
+def test_adaptr_z_chart_renders():
+    assert_renders_to_svg_offline(ch.adaptr_z_chart(_crosscheck()))
+
+
+def test_reproducibility_table_flags_stale_and_missing_results(design, tmp_path):
+    src = design.data_root / "derived" / "sbc"
+    shutil.copytree(src, tmp_path / "sbc")
+    shutil.copytree(src, tmp_path / "sbc_old")
+    m = json.loads((tmp_path / "sbc_old" / "manifest.json").read_text())
+    m["design_hash"] = "0" * 64
+    (tmp_path / "sbc_old" / "manifest.json").write_text(json.dumps(m))
+    t = ch.reproducibility_table(design, ["sbc", "sbc_old", "nothing"], root=tmp_path)
+    status = dict(zip(t["Result"], t["Status"], strict=True))
+    current = json.loads((src / "manifest.json").read_text())["design_hash"] == design.design_hash
+    assert status["sbc"] == ("current" if current else "stale")
+    assert status["sbc_old"] == "stale"
+    assert status["nothing"].startswith("missing")
+    assert (
+        t.set_index("Result").at["sbc_old", "Rebuild"] == "palette results rebuild --only sbc_old"
+    )
+    assert t.set_index("Result").at["sbc_old", "Input hash"] == "design 000000000000"
+
+
+def test_sbc_table_keeps_every_parameter():
+    u = pd.DataFrame(
+        {
+            "parameter": ["a", "b"],
+            "n_sims": [100, 100],
+            "n_ranks": [100, 100],
+            "n_bins": [20, 20],
+            "chi2": [9.2, 20.8],
+            "df": [19, 19],
+            "p_value": [0.97, 0.348],
+        }
+    )
+    t = ch.sbc_table(u)
+    assert list(t["Parameter"]) == ["a", "b"] and list(t["p-value"]) == [0.97, 0.348]
