@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from jax.scipy.linalg import solve_triangular
+from numpyro.distributions.transforms import OrderedTransform
 
 from palette_core.analysis import tipping as tp
 from palette_core.analysis.decisions import decision_outcomes
@@ -45,7 +46,6 @@ from palette_core.exports.contract import read_export
 from palette_core.exports.synthetic import EXPORT_FOLDER
 from palette_core.provenance import build_manifest
 from palette_core.simulate import posterior as lp
-from palette_core.simulate.posterior import _cutpoints, _split
 
 #: Run sizes: imputations (``None``: the file's), Newton steps of a parameter draw, the NUTS
 #: check (``None``: none), and the grid thinned to every ``grid_every``-th point of the file's.
@@ -195,8 +195,10 @@ def parameter_draws(
         fit = lp.newton(lay, st, prior, h, result.state.pilot_mode, counts, newton_steps)
         eps = jax.random.normal(k_x, fit.mode.shape, dtype=fit.mode.dtype)
         x = fit.mode + solve_triangular(fit.chol.T, eps, lower=False)
-        xc, z = _split(lay, x)
-        cut = _cutpoints(xc)
+        # x = (cut-point coordinates per stratum, normal block): NumPyro's ordered transform
+        xc = x[: lay.n_cut_total].reshape(lay.n_strata, lay.n_cut)
+        z = x[lay.n_cut_total :]
+        cut = OrderedTransform()(xc)
         u0, mat = lp.design_map(lay, prior, h)
         u = u0 + mat @ z
         return jnp.sum(u[pos] * coef, axis=-1), cut[stratum]
