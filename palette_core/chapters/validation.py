@@ -458,3 +458,207 @@ def arm_names(design: Design, arms: Sequence[str]) -> list[str]:
 def headline(values: Mapping[str, Any]) -> dict[str, Any]:
     """Round the floats of a mapping for prose (3 decimals)."""
     return {k: round(float(v), 3) if isinstance(v, float) else v for k, v in values.items()}
+
+
+# ----------------------------------------------------------------------------- tipping point
+#: Rule labels of the tipping-point tables (decision and outcome).
+RULE_NAMES = {"graduation": "Graduation", "futility": "Futility", "harm": "Harm"}
+SCENARIO_LABELS = {
+    "experimental": "Missing outcomes on the experimental arm shifted",
+    "usual_care": "Missing outcomes on usual care shifted",
+}
+
+
+def _rule_label(design: Design, rule: str, outcome: str) -> str:
+    short = {"osfd28": "OSFD", "mortality28": "mortality"}.get(outcome, outcome)
+    return f"{_quantity_label(design, rule)} on {short}"
+
+
+def _delta_text(value: float, spec_range: tuple[float, float]) -> str:
+    if not np.isfinite(value):
+        return f"none in [{spec_range[0]:g}, {spec_range[1]:g}]"
+    return f"{value:+.2f} (OR {np.exp(value):.2f})"
+
+
+def tipping_table(tipping: pd.DataFrame, design: Design, deltas: Sequence[float]) -> pd.DataFrame:
+    """The tipping points of the arms evaluable for each rule, as the chapter shows them.
+
+    Parameters
+    ----------
+    tipping
+        The stored ``tipping`` table of ``tipping_point``.
+    design
+        The loaded design (arm names, rule labels).
+    deltas
+        The grid of delta (the manifest's), for the range quoted where nothing flips.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rule, side shifted, arm, missing outcomes (arm / its usual care), probability under
+        MAR with its Monte Carlo SE, complete-case probability, decision under MAR, and the
+        tipping points below and above 0 (with the odds ratio exp(delta)).
+    """
+    rng = (float(min(deltas)), float(max(deltas)))
+    t = tipping[tipping["evaluable"]]
+    return pd.DataFrame(
+        {
+            "Rule": [
+                _rule_label(design, r, o) for r, o in zip(t["rule"], t["outcome"], strict=True)
+            ],
+            "Shifted": t["scenario"].map(
+                {"experimental": "experimental", "usual_care": "usual care"}
+            ),
+            "Arm": arm_names(design, t["arm"]),
+            "Missing (arm / usual care)": [
+                f"{a} / {c}" for a, c in zip(t["n_missing"], t["n_missing_control"], strict=True)
+            ],
+            "Pr under MAR": [
+                f"{p:.3f} ± {s:.3f}"
+                for p, s in zip(t["probability_mar"], t["mcse_mar"], strict=True)
+            ],
+            "Complete case": t["complete_case"].round(3),
+            "Fires under MAR": np.where(t["fires_mar"], "yes", "no"),
+            "Tipping point below 0": [_delta_text(v, rng) for v in t["tipping_below"]],
+            "Tipping point above 0": [_delta_text(v, rng) for v in t["tipping_above"]],
+        }
+    )
+
+
+def nearest_to_threshold(tipping: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The ``k`` evaluable rows (rule, scenario, arm) whose MAR probability is nearest the
+    threshold, and every row with a tipping point: those the figure draws."""
+    t = tipping[tipping["evaluable"]].copy()
+    t["gap"] = (t["probability_mar"] - t["threshold"]).abs()
+    flipped = t["tipping_below"].notna() | t["tipping_above"].notna()
+    near = t.sort_values("gap").head(k)
+    return pd.concat([t[flipped], near]).drop_duplicates(["outcome", "rule", "scenario", "arm"])
+
+
+def tipping_chart(
+    curves: pd.DataFrame, tipping: pd.DataFrame, design: Design, k: int = 6
+) -> alt.FacetChart:
+    """Decision probability against delta, one panel per rule and side shifted.
+
+    Parameters
+    ----------
+    curves, tipping
+        The stored ``curves`` and ``tipping`` tables of ``tipping_point``.
+    design
+        The loaded design.
+    k
+        The arms drawn: the ``k`` evaluable arm-rules nearest their threshold under MAR and
+        every one with a tipping point (:func:`nearest_to_threshold`).
+
+    Returns
+    -------
+    altair.FacetChart
+        Lines per arm, the threshold as a dashed rule, tipping points as labelled dots.
+    """
+    keys = ["outcome", "rule", "scenario", "arm"]
+    sel = nearest_to_threshold(tipping, k)[keys]
+    c = curves.merge(sel, on=keys)
+    c = c.assign(
+        Panel=[
+            f"{_rule_label(design, r, o)}; {SCENARIO_LABELS[s].lower()}"
+            for r, o, s in zip(c["rule"], c["outcome"], c["scenario"], strict=True)
+        ],
+        Arm=arm_names(design, c["arm"]),
+    )[["Panel", "Arm", "delta", "probability", "threshold"]].round(4)
+    tips = []
+    for r in tipping.merge(sel, on=keys).itertuples():
+        for v in (r.tipping_below, r.tipping_above):
+            if np.isfinite(v):
+                tips.append(
+                    {
+                        "Panel": f"{_rule_label(design, r.rule, r.outcome)}; "
+                        f"{SCENARIO_LABELS[r.scenario].lower()}",
+                        "Arm": design.arm(r.arm).name,
+                        "delta": round(float(v), 3),
+                        "probability": r.threshold,
+                        "threshold": r.threshold,
+                        "label": f"tipping point {v:+.2f}",
+                    }
+                )
+    tips_df = pd.DataFrame(
+        tips, columns=["Panel", "Arm", "delta", "probability", "threshold", "label"]
+    )
+    data = pd.concat([c.assign(label=""), tips_df.assign(is_tip=True)], ignore_index=True)
+    data["is_tip"] = data["is_tip"].eq(True)
+    base = alt.Chart()
+    lines = (
+        base.transform_filter("!datum.is_tip")
+        .mark_line(point=alt.OverlayMarkDef(size=12))
+        .encode(
+            x=alt.X(
+                "delta:Q", title="delta (log-odds shift of the imputed outcomes, toward benefit)"
+            ),
+            y=alt.Y("probability:Q", title="Decision probability", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("Arm:N", title="Arm"),
+        )
+    )
+    threshold = (
+        base.transform_filter("!datum.is_tip")
+        .transform_aggregate(threshold="mean(threshold)", groupby=["Panel"])
+        .mark_rule(color="black", strokeDash=[5, 3])
+        .encode(y="threshold:Q")
+    )
+    dots = (
+        base.transform_filter("datum.is_tip")
+        .mark_point(shape="diamond", size=80, filled=True, color="#b2182b")
+        .encode(x="delta:Q", y="probability:Q")
+    )
+    labels = (
+        base.transform_filter("datum.is_tip")
+        .mark_text(align="left", dx=6, dy=-8, fontSize=10, color="#b2182b")
+        .encode(x="delta:Q", y="probability:Q", text="label:N")
+    )
+    return (
+        alt.layer(threshold, lines, dots, labels, data=data)
+        .properties(width=260, height=170)
+        .facet(facet=alt.Facet("Panel:N", title=None), columns=2)
+        .properties(
+            title="Decision probability under departures from missing at random",
+            description=(
+                "Line charts of the pooled decision probability of several arms against delta, "
+                "the shift of the imputed missing outcomes on the log-odds scale, one panel per "
+                "decision rule and side shifted; the dashed line is the rule's threshold and red "
+                "diamonds mark tipping points where a decision changes."
+            ),
+        )
+    )
+
+
+def nuts_check_table(check: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """The NUTS check of the refits, as the chapter shows it."""
+    return pd.DataFrame(
+        {
+            "Rule": [
+                _rule_label(design, r, o)
+                for r, o in zip(check["rule"], check["outcome"], strict=True)
+            ],
+            "Shifted": check["scenario"].map(
+                {"experimental": "experimental", "usual_care": "usual care"}
+            ),
+            "Arm": arm_names(design, check["arm"]),
+            "delta": check["delta"],
+            "Where": check["where"],
+            "Laplace": check["laplace"].round(4),
+            "NUTS": check["nuts"].round(4),
+            "NUTS MC SE": check["nuts_mcse"].round(4),
+            "Threshold": check["threshold"],
+        }
+    )
+
+
+def missing_table(missing: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """The stored ``missing`` table (missing outcomes by trait, arm, age group) with labels."""
+    ages = {g.id: g.label for g in design.strata.age_groups}
+    return pd.DataFrame(
+        {
+            "Trait": trait_labels(design, missing["arm"]),
+            "Arm": arm_names(design, missing["arm"]),
+            "Age group": missing["age_group"].map(ages),
+            "Missing outcomes": missing["n"].astype(int),
+        }
+    )

@@ -162,3 +162,97 @@ def test_sbc_table_keeps_every_parameter():
     )
     t = ch.sbc_table(u)
     assert list(t["Parameter"]) == ["a", "b"] and list(t["p-value"]) == [0.97, 0.348]
+
+
+def _tipping(design):
+    """Hand-made curves and tipping table: one graduation curve that flips at -0.5, one
+    futility curve that never does."""
+    arm, other = (a.id for a in design.experimental_arms()[:2])
+    d = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    grad = pd.DataFrame(
+        {
+            "outcome": "osfd28",
+            "scenario": "experimental",
+            "delta": d,
+            "arm": arm,
+            "rule": "graduation",
+            "threshold": 0.95,
+            "probability": [0.90, 0.95, 0.97, 0.98, 0.99],
+            "mcse": 0.002,
+            "complete_case": 0.969,
+        }
+    )
+    fut = grad.assign(
+        arm=other, rule="futility", threshold=0.10, probability=0.5, complete_case=0.5
+    )
+    curves = pd.concat([grad, fut], ignore_index=True)
+    base = {
+        "outcome": "osfd28",
+        "scenario": "experimental",
+        "trait": "t",
+        "n_complete": 50,
+        "n_missing": 2,
+        "n_missing_control": 1,
+        "evaluable": True,
+        "mcse_mar": 0.002,
+    }
+    tipping = pd.DataFrame(
+        [
+            {
+                **base,
+                "rule": "graduation",
+                "arm": arm,
+                "threshold": 0.95,
+                "probability_mar": 0.97,
+                "complete_case": 0.969,
+                "fires_mar": True,
+                "tipping_below": -0.5,
+                "tipping_above": np.nan,
+            },
+            {
+                **base,
+                "rule": "futility",
+                "arm": other,
+                "threshold": 0.10,
+                "probability_mar": 0.5,
+                "complete_case": 0.5,
+                "fires_mar": False,
+                "tipping_below": np.nan,
+                "tipping_above": np.nan,
+            },
+            {
+                **base,
+                "rule": "harm",
+                "arm": other,
+                "threshold": 0.95,
+                "probability_mar": 0.5,
+                "complete_case": 0.5,
+                "fires_mar": False,
+                "tipping_below": np.nan,
+                "tipping_above": np.nan,
+                "evaluable": False,
+            },
+        ]
+    )
+    return curves, tipping, d
+
+
+def test_tipping_table_shows_evaluable_arms_with_names_and_the_range_where_nothing_flips(design):
+    curves, tipping, d = _tipping(design)
+    t = ch.tipping_table(tipping, design, d)
+    assert len(t) == 2  # the non-evaluable row is left out
+    first = t.iloc[0]
+    assert first["Arm"] == design.experimental_arms()[0].name
+    assert first["Tipping point below 0"] == f"-0.50 (OR {np.exp(-0.5):.2f})"
+    assert t.iloc[1]["Tipping point above 0"] == "none in [-1, 1]"
+    assert first["Fires under MAR"] == "yes"
+
+
+def test_tipping_chart_labels_the_tipping_point_and_renders(design):
+    curves, tipping, _ = _tipping(design)
+    chart = ch.tipping_chart(curves, tipping, design, k=2)
+    values = next(iter(chart.to_dict()["datasets"].values()))
+    tips = [v for v in values if v["is_tip"]]
+    assert len(tips) == 1 and tips[0]["delta"] == -0.5 and "tipping point" in tips[0]["label"]
+    assert all("hinf_" not in v["Arm"] for v in values)
+    assert_renders_to_svg_offline(chart)
