@@ -526,17 +526,17 @@ def tipping_table(tipping: pd.DataFrame, design: Design, deltas: Sequence[float]
 
 
 def nearest_to_threshold(tipping: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The ``k`` evaluable rows (rule, scenario, arm) whose MAR probability is nearest the
-    threshold, and every row with a tipping point: those the figure draws."""
+    """Per rule, outcome and side shifted, the ``k`` evaluable arms whose MAR probability is
+    nearest the threshold, and every arm with a tipping point: those the figure draws."""
     t = tipping[tipping["evaluable"]].copy()
     t["gap"] = (t["probability_mar"] - t["threshold"]).abs()
     flipped = t["tipping_below"].notna() | t["tipping_above"].notna()
-    near = t.sort_values("gap").head(k)
+    near = t.sort_values("gap").groupby(["outcome", "rule", "scenario"], sort=False).head(k)
     return pd.concat([t[flipped], near]).drop_duplicates(["outcome", "rule", "scenario", "arm"])
 
 
 def tipping_chart(
-    curves: pd.DataFrame, tipping: pd.DataFrame, design: Design, k: int = 6
+    curves: pd.DataFrame, tipping: pd.DataFrame, design: Design, k: int = 2
 ) -> alt.FacetChart:
     """Decision probability against delta, one panel per rule and side shifted.
 
@@ -547,7 +547,7 @@ def tipping_chart(
     design
         The loaded design.
     k
-        The arms drawn: the ``k`` evaluable arm-rules nearest their threshold under MAR and
+        The arms drawn per panel: the ``k`` evaluable arms nearest the threshold under MAR and
         every one with a tipping point (:func:`nearest_to_threshold`).
 
     Returns
