@@ -21,6 +21,10 @@ plus the sizes, chains, draws and runtime) and CSV tables:
     (:func:`palette_core.analysis.decisions.decide`), ``diagnostics.csv`` (gates per outcome).
 ``sbc/``
     ``ranks.csv`` and ``uniformity.csv`` of :func:`palette_core.analysis.checking.sbc` (binary model).
+``tipping_point/``
+    The tipping-point analysis of missing outcomes (``proposed/tipping_point.yaml``) applied to
+    the synthetic export (:func:`palette_core.results.tipping.tipping_result`): ``curves.csv``,
+    ``tipping.csv``, ``missing.csv`` and ``nuts_check.csv``.
 
 The example scenario is *illustrative* (invented effects and usual-care rates, not design
 parameters); it is stored with the result.

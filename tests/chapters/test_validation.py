@@ -256,3 +256,36 @@ def test_tipping_chart_labels_the_tipping_point_and_renders(design):
     assert len(tips) == 1 and tips[0]["delta"] == -0.5 and "tipping point" in tips[0]["label"]
     assert all("hinf_" not in v["Arm"] for v in values)
     assert_renders_to_svg_offline(chart)
+
+
+def test_missing_and_nuts_check_tables_use_names_not_ids(design):
+    arm = design.experimental_arms()[0]
+    missing = pd.DataFrame(
+        {
+            "assigned_trait": [arm.trait],
+            "arm": [arm.id],
+            "age_group": ["adult"],
+            "status": ["missing"],
+            "n": [3],
+        }
+    )
+    m = ch.missing_table(missing, design)
+    assert m.iloc[0]["Arm"] == arm.name and m.iloc[0]["Missing outcomes"] == 3
+    assert m.iloc[0]["Age group"] != "adult"  # the label of proposed/strata.yaml
+    check = pd.DataFrame(
+        {
+            "outcome": ["mortality28"],
+            "rule": ["harm"],
+            "scenario": ["usual_care"],
+            "arm": [arm.id],
+            "delta": [-3.0],
+            "where": ["nearest the threshold (no decision flips)"],
+            "laplace": [0.91],
+            "nuts": [0.9],
+            "nuts_mcse": [0.007],
+            "threshold": [0.95],
+        }
+    )
+    c = ch.nuts_check_table(check, design)
+    assert c.iloc[0]["Arm"] == arm.name and c.iloc[0]["Shifted"] == "usual care"
+    assert c.iloc[0]["Rule"] == "Harm: Pr(OR < 1) on mortality"
