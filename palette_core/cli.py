@@ -73,6 +73,7 @@ from typing import Any, NamedTuple
 
 from palette_core import __version__
 from palette_core.design import DESIGN_ENV, Design, load_design
+from palette_core.design.tipping import load_tipping_spec
 from palette_core.errors import DesignError, PaletteError
 from palette_core.randomisation import allocation_log as alloclog
 from palette_core.randomisation.randomise import (
@@ -594,6 +595,7 @@ def _design_check(args: argparse.Namespace) -> int:
     try:
         design = _screening_design(args.design)
         report = check_fidelity(design)
+        load_tipping_spec(design)  # proposed/tipping_point.yaml, read apart from the design
     except DesignError as exc:
         print(f"palette: design invalid: {exc}", file=sys.stderr)
         return 2

@@ -225,3 +225,10 @@ def test_a_missing_required_option_is_a_usage_error(capsys):
         main(["classify", "patients.csv"])
     assert info.value.code == 2
     assert "--seed" in capsys.readouterr().err
+
+
+def test_design_check_validates_the_tipping_point_file(design_copy, edit, capsys):
+    edit(design_copy, "proposed/tipping_point.yaml", lambda d: d.update(outcomes=["nope"]))
+    assert main(["design", "check", "--design", str(design_copy)]) == 2
+    err = capsys.readouterr().err
+    assert "tipping_point.yaml" in err and "nope" in err

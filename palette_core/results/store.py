@@ -21,6 +21,10 @@ plus the sizes, chains, draws and runtime) and CSV tables:
     (:func:`palette_core.analysis.decisions.decide`), ``diagnostics.csv`` (gates per outcome).
 ``sbc/``
     ``ranks.csv`` and ``uniformity.csv`` of :func:`palette_core.analysis.checking.sbc` (binary model).
+``tipping_point/``
+    The tipping-point analysis of missing outcomes (``proposed/tipping_point.yaml``) applied to
+    the synthetic export (:func:`palette_core.results.tipping.tipping_result`): ``curves.csv``,
+    ``tipping.csv``, ``missing.csv`` and ``nuts_check.csv``.
 
 The example scenario is *illustrative* (invented effects and usual-care rates, not design
 parameters); it is stored with the result.
@@ -50,6 +54,7 @@ from palette_core.exports.synthetic import EXPORT_FOLDER, true_odds_ratios
 from palette_core.interim.analyse import analyse
 from palette_core.interim.report import write_reports
 from palette_core.provenance import build_manifest, file_sha256
+from palette_core.results.tipping import tipping_result
 from palette_core.simulate import engine
 from palette_core.simulate.accuracy import rebuild_accuracy
 from palette_core.simulate.adaptr import SCENARIO_FILE as ADAPTR_SCENARIOS
@@ -326,6 +331,15 @@ def rebuild_laplace_accuracy(
     rebuild_accuracy(design, out, size, seed)
 
 
+def rebuild_tipping_point(
+    design: Design, out: Path, size: Size, seed: int, progress: Any = None
+) -> None:
+    """The tipping-point analysis of missing outcomes (``proposed/tipping_point.yaml``) applied
+    to the synthetic export (:func:`palette_core.results.tipping.tipping_result`)."""
+    tables, manifest = tipping_result(design, size, seed)
+    _write(out, tables, manifest)
+
+
 #: every stored result, in the order :func:`rebuild` makes them, with its builder
 #: ``builder(design, out, size, seed, progress)``
 BUILDERS: dict[str, Any] = {
@@ -335,6 +349,7 @@ BUILDERS: dict[str, Any] = {
     WORKED_INTERIM: rebuild_worked_interim,
     "adaptr_crosscheck": rebuild_adaptr_crosscheck,
     "laplace_accuracy": rebuild_laplace_accuracy,
+    "tipping_point": rebuild_tipping_point,
 }
 RESULTS = tuple(BUILDERS)
 

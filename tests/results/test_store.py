@@ -12,8 +12,8 @@ from palette_core.provenance import file_sha256
 from palette_core.results import store as results
 
 #: what the small rebuild makes (the worked interim is tested on its own below, the accuracy
-#: panel in tests/simulate/test_accuracy.py)
-APART = (results.WORKED_INTERIM, "laplace_accuracy")
+#: panel in tests/simulate/test_accuracy.py, the tipping point in tests/results/test_tipping.py)
+APART = (results.WORKED_INTERIM, "laplace_accuracy", "tipping_point")
 MADE = [n for n in results.RESULTS if n not in APART]
 
 
@@ -124,3 +124,16 @@ def test_a_changed_scenario_file_makes_the_adaptr_crosscheck_stale(small, design
 def test_rebuild_refuses_an_unknown_result_name(design, tmp_path):
     with pytest.raises(ModelDataError, match="unknown result"):
         results.rebuild(design, tmp_path, "small", only=["nope"])
+
+
+def test_rebuilding_a_result_with_its_manifests_seed_gives_identical_tables(
+    small, design, tmp_path
+):
+    """Reproducibility from the manifest: the seed it records rebuilds the same tables."""
+    out, _ = small
+    manifest = json.loads((out / "sbc" / "manifest.json").read_text())
+    again = results.rebuild(design, tmp_path, manifest["size"], manifest["seed"], only=["sbc"])[
+        "sbc"
+    ]
+    for table in manifest["tables"]:
+        assert (again / table).read_bytes() == (out / "sbc" / table).read_bytes(), table
