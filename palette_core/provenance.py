@@ -86,11 +86,28 @@ def reference_hash(root: Path) -> str:
     return h.hexdigest()
 
 
+def design_file_hashes(root: Path) -> dict[str, str]:
+    """SHA-256 of every file of a design folder, by path relative to it: the files
+    :func:`palette_core.design.loader.design_hash` hashes together, one by one, so that a stale
+    result can say which design files changed since it was computed."""
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return {p.relative_to(root).as_posix(): file_sha256(p) for p in files}
+
+
+def changed_design_files(stored: dict[str, str], current: dict[str, str]) -> list[str]:
+    """The design files added, removed or changed between two :func:`design_file_hashes`."""
+    return sorted(f for f in set(stored) | set(current) if stored.get(f) != current.get(f))
+
+
 def build_manifest(design: Design, seed: int | None = None, **extra: Any) -> dict[str, Any]:
-    """The manifest of a result computed from ``design`` with ``seed``."""
+    """The manifest of a result computed from ``design`` with ``seed``: the design's hash and
+    each of its files' (``design_files``), the registry's and references' hashes, the seed,
+    the git revision, Python, the platform and the package versions."""
     return {
         "trial": design.trial.registry_id,
         "design_hash": design.design_hash,
+        "design_files": design_file_hashes(design.root),
         "registry_sha256": file_sha256(design.registry_path),
         "reference_sha256": reference_hash(data_file(design, "reference")),
         "seed": seed,

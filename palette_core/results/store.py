@@ -32,7 +32,10 @@ parameters); it is stored with the result.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from palette_core.analysis import checking
 from palette_core.analysis.decisions import decide, decision_outcomes
@@ -53,7 +57,12 @@ from palette_core.errors import ModelDataError, StaleResultError, StoredResultEr
 from palette_core.exports.synthetic import EXPORT_FOLDER, true_odds_ratios
 from palette_core.interim.analyse import analyse
 from palette_core.interim.report import write_reports
-from palette_core.provenance import build_manifest, file_sha256
+from palette_core.provenance import (
+    build_manifest,
+    changed_design_files,
+    design_file_hashes,
+    file_sha256,
+)
 from palette_core.results.tipping import tipping_result
 from palette_core.simulate import engine
 from palette_core.simulate.accuracy import rebuild_accuracy
@@ -353,6 +362,25 @@ BUILDERS: dict[str, Any] = {
 }
 RESULTS = tuple(BUILDERS)
 
+_TIPPING_ONLY = "read by the tipping-point analysis only"
+#: Design files a stored result does not read, with the reason: a change in one of them does
+#: not make that result stale. Any other design file, including one added later, does.
+NOT_READ: dict[str, dict[str, str]] = {
+    "prior_predictive": {
+        "proposed/tipping_point.yaml": _TIPPING_ONLY,
+        "proposed/decisions.yaml": "the prior predictive is drawn from the model's priors; no "
+        "decision is taken",
+    },
+    "sbc": {
+        "proposed/tipping_point.yaml": _TIPPING_ONLY,
+        "proposed/decisions.yaml": "simulation-based calibration checks the posterior's ranks; "
+        "no decision is taken",
+    },
+    "example_fit": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
+    "laplace_accuracy": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
+    WORKED_INTERIM: {"proposed/tipping_point.yaml": _TIPPING_ONLY},
+}
+
 
 def rebuild(
     design: Design | None = None,
@@ -390,12 +418,15 @@ def rebuild(
 
 @dataclass(frozen=True)
 class StoredResult:
-    """A stored result: its tables by name, its manifest, and whether it is stale."""
+    """A stored result: its tables by name, its manifest, whether it is stale, and which
+    design files changed since it was computed (``None`` when its manifest does not hash the
+    design's files one by one, or the result was computed from a scenario file alone)."""
 
     name: str
     tables: dict[str, pd.DataFrame]
     manifest: dict[str, Any]
     stale: bool
+    changed: tuple[str, ...] | None = None
 
 
 def load_result(
@@ -410,8 +441,11 @@ def load_result(
     ``design`` defaults to :func:`~palette_core.design.loader.load_design`, ``root`` to
     :func:`derived_root` of the design.
 
-    Raises :class:`~palette_core.errors.StaleResultError` when the manifest's design hash
-    differs from the current design's (unless ``allow_stale``: then ``stale`` is True), and
+    Raises :class:`~palette_core.errors.StaleResultError` when the result is stale (unless
+    ``allow_stale``: then ``stale`` is True): a design file it reads changed since it was
+    computed (its manifest's ``design_files`` against the design's; a file listed for it in
+    :data:`NOT_READ` does not count), or, for a manifest without ``design_files``, the design
+    hash differs from the current design's. Raises
     :class:`~palette_core.errors.StoredResultError` when the result is missing or unreadable.
     """
     design = load_design() if design is None else design
@@ -425,7 +459,14 @@ def load_result(
         stored, current = _input_hashes(manifest, design)
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise StoredResultError(f"{path}: unreadable manifest ({exc})") from None
-    stale = stored != current
+    files = manifest.get("design_files")
+    changed = None
+    if isinstance(files, dict) and "design_hash" in manifest:
+        changed = tuple(changed_design_files(files, design_file_hashes(design.root)))
+        ignored = NOT_READ.get(name, {})
+        stale = any(f not in ignored for f in changed)
+    else:
+        stale = stored != current
     if stale and not allow_stale:
         raise StaleResultError(name, str(stored), current)
     tables = {}
@@ -434,7 +475,55 @@ def load_result(
             raise StoredResultError(f"{folder / t}: table listed in the manifest is missing")
         read = pd.read_parquet if t.endswith(".parquet") else pd.read_csv
         tables[t.removesuffix(".csv").removesuffix(".parquet")] = read(folder / t)
-    return StoredResult(name, tables, manifest, stale)
+    return StoredResult(name, tables, manifest, stale, changed)
+
+
+def backfill_design_files(
+    name: str, root: Path | str | None = None, *, design: Design | None = None
+) -> bool:
+    """Add ``design_files`` to the manifest of a result stored before manifests hashed the
+    design's files one by one, from the git history: the design folder at the manifest's git
+    revision is read, and its files are written to the manifest only if they hash to the
+    manifest's ``design_hash`` (so the backfill is exact or not done). Returns whether it was
+    done; a manifest that already has them is left as it is (``True``).
+    """
+    design = load_design() if design is None else design
+    path = (derived_root(design) if root is None else Path(root)) / name / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if "design_files" in manifest:
+        return True
+    if "design_hash" not in manifest:
+        return False
+    revision = str(manifest.get("git_revision", "")).removesuffix("+dirty")
+    try:
+        top = Path(_git(design.root, "rev-parse", "--show-toplevel").decode().strip())
+        prefix = design.root.resolve().relative_to(top).as_posix()
+        listed = _git(top, "ls-tree", "-r", "--name-only", revision, "--", prefix).decode().split()
+        blobs = {p[len(prefix) + 1 :]: _git(top, "show", f"{revision}:{p}") for p in listed}
+        trial = yaml.safe_load(blobs["trial.yaml"])
+        registry = (Path(prefix) / trial["registry_file"]).as_posix()
+        registry_blob = _git(top, "show", f"{revision}:{os.path.normpath(registry)}")
+    except (OSError, subprocess.CalledProcessError, KeyError, TypeError, ValueError):
+        return False
+    h = hashlib.sha256()
+    for rel in sorted(blobs):
+        h.update(rel.encode() + b"\0")
+        h.update(blobs[rel] + b"\0")
+    h.update(b"registry\0" + registry_blob + b"\0")
+    if h.hexdigest() != manifest["design_hash"]:
+        return False
+    manifest["design_files"] = {
+        rel: hashlib.sha256(b).hexdigest() for rel, b in sorted(blobs.items())
+    }
+    manifest["design_files_source"] = (
+        f"backfilled from git revision {revision}, checked against design_hash"
+    )
+    path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    return True
+
+
+def _git(cwd: Path, *args: str) -> bytes:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=True).stdout
 
 
 def _input_hashes(manifest: dict[str, Any], design: Design) -> tuple[str, str]:
@@ -452,6 +541,7 @@ def _input_hashes(manifest: dict[str, Any], design: Design) -> tuple[str, str]:
 
 __all__ = [
     "DERIVED",
+    "backfill_design_files",
     "EXAMPLE_SCENARIO_FILE",
     "derived_root",
     "WORKED_INTERIM",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 
 from palette_core.cli import main
+from palette_core.design.loader import load_design
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
-from palette_core.provenance import file_sha256
+from palette_core.provenance import design_file_hashes, file_sha256
 from palette_core.results import store as results
 
 #: what the small rebuild makes (the worked interim is tested on its own below, the accuracy
@@ -74,12 +77,67 @@ def test_load_result_refuses_a_stale_result(small, design, tmp_path):
     for f in (out / "sbc").iterdir():
         (folder / f.name).write_bytes(f.read_bytes())
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["design_hash"] = "0" * 64
+    manifest["design_files"]["traits.yaml"] = "0" * 64
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(StaleResultError, match="rebuild"):
         results.load_result("sbc", tmp_path, design=design)
     flagged = results.load_result("sbc", tmp_path, design=design, allow_stale=True)
-    assert flagged.stale
+    assert flagged.stale and flagged.changed == ("traits.yaml",)
+    # a manifest without the files' hashes is judged by the design hash
+    del manifest["design_files"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert not results.load_result("sbc", tmp_path, design=design).stale
+    manifest["design_hash"] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    flagged = results.load_result("sbc", tmp_path, design=design, allow_stale=True)
+    assert flagged.stale and flagged.changed is None
+
+
+def test_a_change_to_a_design_file_a_result_does_not_read_keeps_it_current(small, design, tmp_path):
+    out, _ = small
+    folder = tmp_path / "sbc"
+    folder.mkdir()
+    for f in (out / "sbc").iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert set(manifest["design_files"]) == set(design_file_hashes(design.root))
+    ignored = sorted(results.NOT_READ["sbc"])
+    for name in ignored:
+        manifest["design_files"][name] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    kept = results.load_result("sbc", tmp_path, design=design)
+    assert not kept.stale and list(kept.changed) == ignored
+    # a design file the result did not know (added since) makes it stale
+    del manifest["design_files"]["arms.yaml"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert results.load_result("sbc", tmp_path, design=design, allow_stale=True).stale
+
+
+def test_backfilled_design_files_are_those_of_the_git_revision_or_nothing(design, tmp_path):
+    """A manifest written before the files were hashed one by one gets them from git, only
+    when they hash to its design hash."""
+    repo = tmp_path / "repo"
+    shutil.copytree(design.root, repo / "data" / "design")
+    shutil.copytree(design.data_root / "registry", repo / "data" / "registry")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "design"], check=True)
+    revision = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    copy = load_design(repo / "data" / "design")
+    folder = repo / "data" / "derived" / "old"
+    folder.mkdir(parents=True)
+    old = {"design_hash": copy.design_hash, "git_revision": revision + "+dirty", "tables": []}
+    (folder / "manifest.json").write_text(json.dumps(old))
+    assert results.backfill_design_files("old", design=copy)
+    written = json.loads((folder / "manifest.json").read_text())
+    assert written["design_files"] == design_file_hashes(copy.root)
+    # a design hash the revision's files do not give: nothing is written
+    (folder / "manifest.json").write_text(json.dumps({**old, "design_hash": "0" * 64}))
+    assert not results.backfill_design_files("old", design=copy)
+    assert "design_files" not in json.loads((folder / "manifest.json").read_text())
 
 
 def test_load_result_names_a_missing_result(tmp_path, design):
