@@ -16,7 +16,13 @@ import numpy as np
 import pandas as pd
 
 from palette_core.design.loader import Design
-from palette_core.results.store import RESULTS, StoredResult, derived_root, load_result
+from palette_core.results.store import (
+    NOT_READ,
+    RESULTS,
+    StoredResult,
+    derived_root,
+    load_result,
+)
 from palette_core.simulate.accuracy import DEFAULT_BANDS
 from palette_core.viz.labels import trait_label
 
@@ -398,9 +404,17 @@ def manifest_row(name: str, result: StoredResult | None, design: Design, error: 
     kind = "design" if "design_hash" in m else "scenario file"
     pk = m.get("packages", {})
     runtime = m.get("runtime_s", m.get("wall_s"))
+    changed = result.changed or ()
+    ignored = [f for f in changed if f in NOT_READ.get(name, {})]
+    if result.stale:
+        status = "stale" + (
+            f" ({', '.join(f for f in changed if f not in ignored)} changed)" if changed else ""
+        )
+    else:
+        status = "current" + (f" ({', '.join(ignored)} changed, not read)" if ignored else "")
     return {
         "Result": name,
-        "Status": "stale" if result.stale else "current",
+        "Status": status,
         "Input hash": f"{kind} {stored[:12]}",
         "Seed": m.get("seed", "-"),
         "Git revision": str(m.get("git_revision", "-"))[:12]
