@@ -426,6 +426,26 @@ def manifest_row(name: str, result: StoredResult | None, design: Design, error: 
     }
 
 
+def stale_notice(result: StoredResult) -> str:
+    """Markdown that says a result shown is stale and why (empty when it is current): the
+    design files changed since it was computed, and the command and time that rebuild it."""
+    if not result.stale:
+        return ""
+    changed = [f for f in (result.changed or ()) if f not in NOT_READ.get(result.name, {})]
+    what = (
+        "the design files " + ", ".join(f"`{f}`" for f in changed) + " changed since"
+        if changed
+        else "the design changed since"
+    )
+    runtime = result.manifest.get("runtime_s")
+    took = f" (it took {float(runtime) / 60:.0f} minutes on 2 cores)" if runtime else ""
+    return (
+        f"**Stale result.** `{result.name}` was computed under an earlier design: {what}. "
+        f"The numbers below are that design's, shown rather than hidden; "
+        f"`{rebuild_command(result.name)}` recomputes them{took}."
+    )
+
+
 def reproducibility_table(
     design: Design, names: Sequence[str] = RESULTS, root: Any = None
 ) -> pd.DataFrame:

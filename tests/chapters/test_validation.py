@@ -143,6 +143,10 @@ def test_reproducibility_table_flags_stale_and_missing_results(design, tmp_path)
     current = not load_result("sbc", tmp_path, design=design, allow_stale=True).stale
     assert status["sbc"].startswith("current" if current else "stale")
     assert status["sbc_old"].startswith("stale (") and "traits.yaml" in status["sbc_old"]
+    old = load_result("sbc_old", tmp_path, design=design, allow_stale=True)
+    notice = ch.stale_notice(old)
+    assert "`traits.yaml`" in notice and "palette results rebuild --only sbc_old" in notice
+    assert ch.stale_notice(old.__class__(old.name, old.tables, old.manifest, False)) == ""
     assert status["nothing"].startswith("missing")
     assert (
         t.set_index("Result").at["sbc_old", "Rebuild"] == "palette results rebuild --only sbc_old"
