@@ -190,6 +190,47 @@ class ConductFile(Frozen):
     topics: tuple[Topic, ...]
 
 
+# ----------------------------------------------------------------------------- analysis sets
+class AnalysisSet(Frozen):
+    id: str
+    label: str
+    definition: str
+    used_for: str
+
+
+class Adherence(Frozen):
+    definition: str
+    presentation: str
+
+
+class Deviation(Frozen):
+    deviation: str
+    # "class" is a Python keyword: the field is read as ``kind``
+    kind: Literal["major", "minor", "missing data"] = Field(alias="class")
+    handling: str
+
+
+class MissingData(Frozen):
+    interims: str
+    final: str
+    tipping_point: str
+
+
+class Covariates(Frozen):
+    primary: str
+    rationale: str
+    sensitivity: str
+
+
+class AnalysisPopulationsFile(Frozen):
+    status: Proposed
+    analysis_sets: tuple[AnalysisSet, ...]
+    adherence: Adherence
+    deviations: tuple[Deviation, ...]
+    missing_data: MissingData
+    covariates: Covariates
+
+
 # ----------------------------------------------------------------------------- version
 class SignOff(Frozen):
     role: str
@@ -242,6 +283,7 @@ class Protocol:
     decision_estimands: DecisionEstimandsFile
     safety: SafetyMonitoringFile
     dmc: DmcFile
+    populations: AnalysisPopulationsFile
     conduct: ConductFile
     sap: SapFile
     guidelines: dict[str, GuidelineFile]
@@ -253,6 +295,7 @@ _FILES = {
     "decision_estimands": ("decision_estimands.yaml", DecisionEstimandsFile),
     "safety": ("safety_monitoring.yaml", SafetyMonitoringFile),
     "dmc": ("dmc.yaml", DmcFile),
+    "populations": ("analysis_populations.yaml", AnalysisPopulationsFile),
     "conduct": ("conduct.yaml", ConductFile),
     "sap": ("sap.yaml", SapFile),
     "checklist": ("checklist.yaml", ChecklistFile),
