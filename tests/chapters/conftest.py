@@ -1,4 +1,4 @@
-"""Fixtures of the protocol chapters' tests: the protocol files and the worked interim."""
+"""Fixtures of the protocol chapters' tests: the protocol files and the worked_interim interim."""
 
 from __future__ import annotations
 
@@ -16,6 +16,6 @@ def protocol(design: Design):
 
 
 @pytest.fixture(scope="module")
-def worked(design: Design):
-    """The stored worked interim analysis."""
+def worked_interim(design: Design):
+    """The stored worked_interim interim analysis."""
     return load_result("worked_interim", design=design)

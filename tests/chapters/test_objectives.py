@@ -34,8 +34,8 @@ def test_registry_quotes_carry_their_line_and_a_wrong_quote_is_refused(design, r
         objectives.registry_quotes(design, ["a sentence the registry never wrote"])
 
 
-def test_age_mix_counts_every_cell(design, worked):
-    cells = worked.tables["cells_osfd28"]
+def test_age_mix_counts_every_cell(design, worked_interim):
+    cells = worked_interim.tables["cells_osfd28"]
     mix = objectives.age_mix_table(design, cells)
     labels = [g.label for g in design.strata.age_groups]
     assert int(mix[labels].to_numpy().sum()) == int(cells["count"].sum())

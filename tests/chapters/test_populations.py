@@ -22,11 +22,11 @@ def test_prior_conflict_weights_are_beta_moment_matches(design):
     assert table["Prior weight (patients)"].iloc[0] == pytest.approx(2.0)
 
 
-def test_safety_counts_pair_each_monitored_arm_with_its_usual_care(design, worked):
-    counts = populations.safety_counts(design, worked.tables["safety"])
+def test_safety_counts_pair_each_monitored_arm_with_its_usual_care(design, worked_interim):
+    counts = populations.safety_counts(design, worked_interim.tables["safety"])
     monitored = populations.monitored_arms_table(design)
     assert len(counts) == len(monitored)
-    safety = worked.tables["safety"].set_index("arm")
+    safety = worked_interim.tables["safety"].set_index("arm")
     for r in counts.itertuples():
         control = next(a.id for a in design.arms if a.trait == design.arm(r.arm).trait
                        and a.role == "control")  # fmt: skip
@@ -49,9 +49,9 @@ def test_cumulative_odds_ratios_equal_one_when_arm_and_control_match(design):
     assert table["odds_ratio"].to_numpy() == pytest.approx(1.0)
 
 
-def test_po_chart_is_valid_and_renders_offline(design, worked):
+def test_po_chart_is_valid_and_renders_offline(design, worked_interim):
     table = populations.cumulative_odds_ratios(
-        design, worked.tables["cells_osfd28"], worked.tables["quantities"]
+        design, worked_interim.tables["cells_osfd28"], worked_interim.tables["quantities"]
     )
     chart = populations.po_chart(design, table)
     assert_valid_inline_spec(chart)
