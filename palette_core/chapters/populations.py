@@ -221,84 +221,45 @@ def false_alarm_chart(design: Design, rates: pd.DataFrame) -> alt.Chart:
     )
 
 
-#: cut-points of the OSFD scale for the empirical check: Pr(OSFD > k) (k = -1: alive)
-PO_CUTPOINTS = (-1, 0, 7, 14, 21)
+def ppc_arms(design: Design, po: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the stored ``po_check`` table for the arms with at least the graduation
+    rule's minimum of complete outcomes (fewer patients make the check uninformative)."""
+    return po[po["n_patients"] >= design.decisions.graduation.min_complete]
 
 
-def cumulative_odds_ratios(
-    design: Design, cells: pd.DataFrame, quantities: pd.DataFrame
-) -> pd.DataFrame:
-    """Empirical check of proportional odds: each arm's odds ratio of ``OSFD > k`` against usual
-    care of its trait at every cut-point of :data:`PO_CUTPOINTS`, beside the model's single
-    (proportional) odds ratio.
-
-    Under proportional odds the cumulative odds ratios are equal at every cut-point; a trend
-    across cut-points is a departure. Counts pooled over age groups and eras; 0.5 is added to
-    every cell of each 2 x 2 table. Arms with fewer complete outcomes than the graduation rule's
-    minimum are left out.
-
-    Parameters
-    ----------
-    design
-        The loaded design.
-    cells
-        The ordinal cell counts (``trait``, ``arm``, ``category``, ``count``).
-    quantities
-        The quantities table (``analysis == "primary"``, ``population == "all"``, the primary
-        outcome's ``or_median``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``trait``, ``arm``, ``n``, ``cutpoint``, ``odds_ratio`` and ``model_or``.
-    """
-    primary = design.outcomes.outcomes[0].id
-    q = quantities[
-        (quantities["analysis"] == "primary")
-        & (quantities["population"] == "all")
-        & (quantities["outcome"] == primary)
-    ].set_index("arm")
-    control = {a.trait: a.id for a in design.arms if a.role == "control"}
-    minimum = design.decisions.graduation.min_complete
-    rows = []
-    for a in design.experimental_arms():
-        arm = cells[cells["arm"] == a.id]
-        uc = cells[cells["arm"] == control[a.trait]]
-        n = int(arm["count"].sum())
-        if n < minimum or a.id not in q.index:
-            continue
-        for k in PO_CUTPOINTS:
-            above_a = arm.loc[arm["category"] > k, "count"].sum() + 0.5
-            above_c = uc.loc[uc["category"] > k, "count"].sum() + 0.5
-            below_a = n - above_a + 1.0
-            below_c = uc["count"].sum() - above_c + 1.0
-            rows.append(
-                {
-                    "trait": a.trait,
-                    "arm": a.id,
-                    "n": n,
-                    "cutpoint": k,
-                    "odds_ratio": float((above_a / below_a) / (above_c / below_c)),
-                    "model_or": float(q.loc[a.id, "or_median"]),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def po_chart(design: Design, table: pd.DataFrame) -> alt.Chart:
-    """Cumulative odds ratios by cut-point (points, lines) and the model's odds ratio (rule)."""
+def ppc_table(design: Design, po: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm: patients, observed spread of its cumulative log odds ratios, p-value."""
+    rows = ppc_arms(design, po).groupby("arm", sort=False).first().reset_index()
     names = {a.id: a.name for a in design.arms}
-    data = table.assign(arm=table["arm"].map(names), trait=table["trait"].map(
-        lambda t: trait_label(design, t)))  # fmt: skip
-    base = alt.Chart(data).encode(color=alt.Color("arm:N", title=LABELS["arm"],
-                                                  legend=alt.Legend(orient="bottom", columns=2)))  # fmt: skip
-    lines = base.mark_line(point=True).encode(
-        x=alt.X("cutpoint:Q", title="Cut-point k of Pr(OSFD > k)"),
-        y=alt.Y("odds_ratio:Q", title="Odds ratio vs usual care", scale=alt.Scale(type="log")),
-        tooltip=["trait", "arm", "cutpoint", "odds_ratio", "model_or"],
+    trait = {a.id: trait_label(design, a.trait) for a in design.arms}
+    return pd.DataFrame(
+        {
+            LABELS["trait"]: rows["arm"].map(trait),
+            LABELS["arm"]: rows["arm"].map(names),
+            "Patients": rows["n_patients"],
+            "Observed spread (log OR)": rows["observed_spread"].round(2),
+            "Posterior-predictive p": rows["ppp"].round(3),
+        }
     )
-    rules = base.mark_rule(strokeDash=[4, 3]).encode(y="model_or:Q")
-    return (lines + rules).properties(width=300, height=200)
+
+
+def ppc_chart(design: Design, po: pd.DataFrame) -> alt.Chart:
+    """Observed cumulative log odds ratio by cut-point (points) and the 90 % range of the
+    posterior replicates (bars), one panel per arm."""
+    names = {a.id: a.name for a in design.arms}
+    data = ppc_arms(design, po).assign(arm=lambda d: d["arm"].map(names))
+    base = alt.Chart(data).encode(x=alt.X("cutpoint:O", title="Cut-point k of OSFD > k"))
+    band = base.mark_rule(strokeWidth=6, opacity=0.35).encode(
+        y=alt.Y("replicate_q05:Q", title="Log odds ratio vs usual care"), y2="replicate_q95:Q"
+    )
+    points = base.mark_point(filled=True, color="black").encode(
+        y="observed:Q", tooltip=["arm", "cutpoint", "observed", "replicate_median", "ppp"]
+    )
+    return (
+        (band + points)
+        .properties(width=130, height=110)
+        .facet(facet=alt.Facet("arm:N", title=None), columns=4)
+    )
 
 
 def populations_numbers(
@@ -327,16 +288,16 @@ def populations_numbers(
 
 
 __all__ = [
-    "PO_CUTPOINTS",
     "analysis_sets_table",
-    "cumulative_odds_ratios",
     "deviations_table",
     "false_alarm_chart",
     "false_alarm_rates",
     "false_alarm_table",
     "monitored_arms_table",
     "observed_control_mortality",
-    "po_chart",
+    "ppc_arms",
+    "ppc_chart",
+    "ppc_table",
     "populations_numbers",
     "prior_conflict_table",
     "safety_counts",

@@ -41,7 +41,7 @@ import pandas as pd
 from palette_core.analysis import checking
 from palette_core.analysis.decisions import decide, decision_outcomes
 from palette_core.analysis.fit import Fitter
-from palette_core.analysis.models import model_spec
+from palette_core.analysis.models import model_data, model_priors, model_spec
 from palette_core.analysis.quantities import summarise
 from palette_core.analysis.sensitivity import PRIMARY, fit_outcome
 from palette_core.design.loader import Design, data_file, load_design
@@ -70,6 +70,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "sbc_patients_per_cell": 40,
         "adaptr_trials": 20000,
         "adaptr_draws_trials": 1000,
+        "po_check": {"num_warmup": 1000, "num_samples": 1000, "num_chains": 4},
+        "po_replicates": 1000,
     },
     "small": {
         "prior_draws": 200,
@@ -79,6 +81,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "sbc_patients_per_cell": 20,
         "adaptr_trials": 50,
         "adaptr_draws_trials": 0,
+        "po_check": {"num_warmup": 100, "num_samples": 100, "num_chains": 2},
+        "po_replicates": 50,
     },
 }
 
@@ -299,6 +303,44 @@ def rebuild_worked_interim(
     write_reports(out, truth=true_odds_ratios(design))
 
 
+def rebuild_po_check(
+    design: Design, out: Path, size: Size, seed: int, progress: Any = None
+) -> None:
+    """Posterior-predictive check of proportional odds on the worked interim analysis.
+
+    The primary OSFD model is refitted to the stored cell counts of the worked interim (its
+    data cut and eras), and :func:`palette_core.analysis.checking.posterior_predictive_po`
+    compares each arm's cumulative odds ratios across cut-points with replicates from the
+    posterior (``po_check.csv``). Needs the worked interim of the same design beside ``out``
+    (built first by :func:`rebuild`).
+    """
+    t0 = time.perf_counter()
+    cfg = SIZES[size]
+    worked = load_result(WORKED_INTERIM, out.parent, design=design)
+    outcome = decision_outcomes(design)[0]
+    n_eras = int(worked.manifest["n_eras"])
+    cells = worked.tables[f"cells_{outcome}"]
+    fit = fit_outcome(design, cells, outcome, n_eras, run=cfg["po_check"], seed=seed)
+    spec = model_spec(design, outcome, n_eras)
+    data = model_data(design, cells, spec)
+    table = checking.posterior_predictive_po(
+        spec, data, model_priors(design), fit.samples[0].draws, seed + 1, cfg["po_replicates"]
+    )
+    res = fit.results[0]
+    extra = {
+        "result": "po_check",
+        "size": size,
+        "source": f"worked_interim (design {worked.manifest['design_hash'][:12]})",
+        "outcome": outcome,
+        "n_eras": n_eras,
+        **{k: cfg["po_check"][k] for k in ("num_warmup", "num_samples", "num_chains")},
+        "replicates": cfg["po_replicates"],
+        "gates_passed": bool(res.gates_passed),
+        "runtime_s": round(time.perf_counter() - t0, 2),
+    }
+    _write(out, {"po_check": table}, build_manifest(design, seed, **extra))
+
+
 def rebuild_adaptr_crosscheck(
     design: Design, out: Path, size: Size, seed: int, progress: Any = None
 ) -> None:
@@ -335,6 +377,7 @@ BUILDERS: dict[str, Any] = {
     WORKED_INTERIM: rebuild_worked_interim,
     "adaptr_crosscheck": rebuild_adaptr_crosscheck,
     "laplace_accuracy": rebuild_laplace_accuracy,
+    "po_check": rebuild_po_check,
 }
 RESULTS = tuple(BUILDERS)
 

@@ -8,6 +8,7 @@ import support
 from charts import assert_renders_to_svg_offline, assert_valid_inline_spec
 
 from palette_core.chapters import populations
+from palette_core.results.store import load_result
 
 BOOK = support.ROOT / "book"
 
@@ -33,26 +34,15 @@ def test_safety_counts_pair_each_monitored_arm_with_its_usual_care(design, worke
         assert r.n_control == safety.loc[control, "n_complete"]
 
 
-def test_cumulative_odds_ratios_equal_one_when_arm_and_control_match(design):
-    arms = design.experimental_arms()
-    a = arms[0]
-    control = next(x.id for x in design.arms if x.trait == a.trait and x.role == "control")
-    counts = [(c, 5) for c in range(-1, 29, 3)]
-    cells = pd.DataFrame(
-        [{"trait": a.trait, "arm": arm, "category": c, "count": n}
-         for arm in (a.id, control) for c, n in counts]
-    )  # fmt: skip
-    q = pd.DataFrame([{"analysis": "primary", "population": "all",
-                       "outcome": design.outcomes.outcomes[0].id, "arm": a.id, "or_median": 1.0}])  # fmt: skip
-    table = populations.cumulative_odds_ratios(design, cells, q)
-    assert len(table) == len(populations.PO_CUTPOINTS)
-    assert table["odds_ratio"].to_numpy() == pytest.approx(1.0)
-
-
-def test_po_chart_is_valid_and_renders_offline(design, worked_interim):
-    table = populations.cumulative_odds_ratios(
-        design, worked_interim.tables["cells_osfd28"], worked_interim.tables["quantities"]
-    )
-    chart = populations.po_chart(design, table)
+def test_ppc_chart_is_valid_and_renders_offline(design):
+    po = load_result("po_check", design=design).tables["po_check"]
+    chart = populations.ppc_chart(design, po)
     assert_valid_inline_spec(chart)
     assert_renders_to_svg_offline(chart)
+
+
+def test_ppc_table_keeps_the_arms_with_enough_patients(design):
+    po = load_result("po_check", design=design).tables["po_check"]
+    table = populations.ppc_table(design, po)
+    assert (table["Patients"] >= design.decisions.graduation.min_complete).all()
+    assert table["Posterior-predictive p"].between(0, 1).all()

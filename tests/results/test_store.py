@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -12,8 +13,9 @@ from palette_core.provenance import file_sha256
 from palette_core.results import store as results
 
 #: what the small rebuild makes (the worked interim is tested on its own below, the accuracy
-#: panel in tests/simulate/test_accuracy.py)
-APART = (results.WORKED_INTERIM, "laplace_accuracy")
+#: panel in tests/simulate/test_accuracy.py, the proportional-odds check, which reads a worked
+#: interim, below)
+APART = (results.WORKED_INTERIM, "laplace_accuracy", "po_check")
 MADE = [n for n in results.RESULTS if n not in APART]
 
 
@@ -124,3 +126,18 @@ def test_a_changed_scenario_file_makes_the_adaptr_crosscheck_stale(small, design
 def test_rebuild_refuses_an_unknown_result_name(design, tmp_path):
     with pytest.raises(ModelDataError, match="unknown result"):
         results.rebuild(design, tmp_path, "small", only=["nope"])
+
+
+def test_po_check_reads_the_worked_interim_beside_it(design, tmp_path):
+    shutil.copytree(design.data_root / "derived" / results.WORKED_INTERIM,
+                    tmp_path / results.WORKED_INTERIM)  # fmt: skip
+    results.rebuild_po_check(design, tmp_path / "po_check", "small", 4)
+    po = results.load_result("po_check", tmp_path, design=design)
+    table = po.tables["po_check"]
+    assert table["ppp"].between(0, 1).all()
+    assert po.manifest["replicates"] == results.SIZES["small"]["po_replicates"]
+
+
+def test_po_check_without_a_worked_interim_is_refused(design, tmp_path):
+    with pytest.raises(StoredResultError, match="worked_interim"):
+        results.rebuild_po_check(design, tmp_path / "po_check", "small", 4)
