@@ -43,10 +43,11 @@ from palette_core.analysis.decisions import decide, decision_outcomes
 from palette_core.analysis.fit import Fitter
 from palette_core.analysis.models import model_data, model_priors, model_spec
 from palette_core.analysis.quantities import summarise
-from palette_core.analysis.sensitivity import PRIMARY, fit_outcome
+from palette_core.analysis.sensitivity import PRIMARY, fit_escalated, fit_outcome
 from palette_core.design.loader import Design, data_file, load_design
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
 from palette_core.exports.synthetic import EXPORT_FOLDER, true_odds_ratios
+from palette_core.interim.analyse import SIZES as INTERIM_SIZES
 from palette_core.interim.analyse import analyse
 from palette_core.interim.report import write_reports
 from palette_core.provenance import build_manifest, file_sha256
@@ -70,7 +71,6 @@ SIZES: dict[str, dict[str, Any]] = {
         "sbc_patients_per_cell": 40,
         "adaptr_trials": 20000,
         "adaptr_draws_trials": 1000,
-        "po_check": {"num_warmup": 1000, "num_samples": 1000, "num_chains": 4},
         "po_replicates": 1000,
     },
     "small": {
@@ -81,7 +81,6 @@ SIZES: dict[str, dict[str, Any]] = {
         "sbc_patients_per_cell": 20,
         "adaptr_trials": 50,
         "adaptr_draws_trials": 0,
-        "po_check": {"num_warmup": 100, "num_samples": 100, "num_chains": 2},
         "po_replicates": 50,
     },
 }
@@ -308,34 +307,38 @@ def rebuild_po_check(
 ) -> None:
     """Posterior-predictive check of proportional odds on the worked interim analysis.
 
-    The primary OSFD model is refitted to the stored cell counts of the worked interim (its
-    data cut and eras), and :func:`palette_core.analysis.checking.posterior_predictive_po`
-    compares each arm's cumulative odds ratios across cut-points with replicates from the
-    posterior (``po_check.csv``). Needs the worked interim of the same design beside ``out``
-    (built first by :func:`rebuild`).
+    The worked interim's primary fit of the primary outcome is made again as
+    :func:`palette_core.interim.analyse.analyse` makes it (its cells, eras and seed; the
+    interim's run settings at ``size``, with the escalation), and :func:`palette_core.analysis.checking.posterior_predictive_po` compares each
+    arm's cumulative odds ratios across cut-points with replicates from that posterior
+    (``po_check.csv``; ``seed`` seeds the replicates). Needs the worked interim of the same
+    design beside ``out`` (built first by :func:`rebuild`).
     """
     t0 = time.perf_counter()
-    cfg = SIZES[size]
     worked = load_result(WORKED_INTERIM, out.parent, design=design)
     outcome = decision_outcomes(design)[0]
     n_eras = int(worked.manifest["n_eras"])
     cells = worked.tables[f"cells_{outcome}"]
-    fit = fit_outcome(design, cells, outcome, n_eras, run=cfg["po_check"], seed=seed)
+    fit_seed = int(worked.manifest["seed"])  # the interim's primary fit of its first outcome
+    run = INTERIM_SIZES[size]["primary"]  # the interim's own run at this size
+    fit, tried = fit_escalated(design, cells, outcome, n_eras, run=run, seed=fit_seed)
     spec = model_spec(design, outcome, n_eras)
     data = model_data(design, cells, spec)
     table = checking.posterior_predictive_po(
-        spec, data, model_priors(design), fit.samples[0].draws, seed + 1, cfg["po_replicates"]
+        spec, data, model_priors(design), fit.samples[0].draws, seed, SIZES[size]["po_replicates"]
     )
-    res = fit.results[0]
     extra = {
         "result": "po_check",
         "size": size,
         "source": f"worked_interim (design {worked.manifest['design_hash'][:12]})",
         "outcome": outcome,
         "n_eras": n_eras,
-        **{k: cfg["po_check"][k] for k in ("num_warmup", "num_samples", "num_chains")},
-        "replicates": cfg["po_replicates"],
-        "gates_passed": bool(res.gates_passed),
+        "fit_seed": fit_seed,
+        "run": dict(fit.run),
+        "attempts": len(tried),
+        "gates_passed": bool(fit.gates_passed),
+        "failures": [f for r in fit.results for f in r.failures],
+        "replicates": SIZES[size]["po_replicates"],
         "runtime_s": round(time.perf_counter() - t0, 2),
     }
     _write(out, {"po_check": table}, build_manifest(design, seed, **extra))
