@@ -1,4 +1,4 @@
-"""Fixtures of the protocol chapters' tests: the protocol files and the worked_interim interim."""
+"""Fixtures of the protocol chapters' tests: the protocol files and the stored worked interim analysis."""
 
 from __future__ import annotations
 
@@ -17,5 +17,5 @@ def protocol(design: Design):
 
 @pytest.fixture(scope="module")
 def worked_interim(design: Design):
-    """The stored worked_interim interim analysis."""
+    """The stored worked interim analysis."""
     return load_result("worked_interim", design=design)
