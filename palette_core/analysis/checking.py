@@ -132,6 +132,111 @@ def simulated_counts(
     return np.asarray(pred(key, data, priors, totals)[OBSERVED_SITE])
 
 
+#: OSFD cut-points of the proportional-odds check: the outcome above k (k = -1: alive)
+PO_CUTPOINTS = (-1, 0, 7, 14, 21)
+
+
+def cumulative_log_odds_ratios(
+    spec: ModelSpec, data: CellData, counts: Any, cutpoints: Sequence[int] = PO_CUTPOINTS
+) -> np.ndarray:
+    """Log odds ratio of ``outcome > k``, each experimental arm against usual care of its trait,
+    at every cut-point ``k``, pooled over strata and eras (0.5 added to every cell).
+
+    Parameters
+    ----------
+    spec, data
+        The ordinal model's spec and cell grid (which arm and trait each cell belongs to).
+    counts
+        ``[..., n_cells, n_categories]`` counts: the observed ``data.counts`` or replicates.
+    cutpoints
+        Outcome values ``k`` (in ``spec.categories``).
+
+    Returns
+    -------
+    ``[..., n_arms, n_cutpoints]`` log odds ratios (benefit = higher category).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    cats = np.asarray(spec.categories)
+    above = np.stack([counts[..., cats > k].sum(-1) for k in cutpoints], axis=-1)
+    total = counts.sum(-1)[..., None]
+    arm = np.asarray(data.arm)
+    trait = np.asarray(data.trait)
+    out = []
+    for e, t in enumerate(spec.arm_trait):
+        own = arm == 1 + e
+        ctl = (arm == 0) & (trait == t)
+        a_hi = above[..., own, :].sum(-2) + 0.5
+        a_lo = total[..., own, :].sum(-2) - above[..., own, :].sum(-2) + 0.5
+        c_hi = above[..., ctl, :].sum(-2) + 0.5
+        c_lo = total[..., ctl, :].sum(-2) - above[..., ctl, :].sum(-2) + 0.5
+        out.append(np.log(a_hi / a_lo) - np.log(c_hi / c_lo))
+    return np.stack(out, axis=-2)
+
+
+def posterior_predictive_po(
+    spec: ModelSpec,
+    data: CellData,
+    priors: Priors,
+    draws: Mapping[str, Any],
+    seed: int,
+    n_replicates: int,
+    cutpoints: Sequence[int] = PO_CUTPOINTS,
+) -> pd.DataFrame:
+    """Posterior-predictive check of proportional odds (ordinal model).
+
+    ``n_replicates`` posterior draws (evenly thinned from ``draws``, leading axes ``[chain,
+    draw]``) each generate a replicate of the cell counts with the same patients per cell
+    (:func:`simulated_counts`, i.e. ``numpyro.infer.Predictive`` on the model). For every
+    experimental arm the statistic is the spread of its cumulative log odds ratios across the
+    cut-points (largest minus smallest, :func:`cumulative_log_odds_ratios`): near zero under
+    proportional odds. The posterior-predictive p-value is the share of replicates whose spread
+    is at least the observed one; a small value flags a departure the model does not
+    reproduce.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per arm and cut-point: ``arm``, ``cutpoint``, ``observed`` (log OR),
+        ``replicate_median``, ``replicate_q05``, ``replicate_q95``, ``observed_spread``,
+        ``ppp`` (the arm's posterior-predictive p-value) and ``n_patients`` (the arm's).
+    """
+    if spec.outcome_type != "ordinal":
+        raise ModelDataError("the proportional-odds check needs the ordinal model", "spec")
+    _positive_int(n_replicates, "n_replicates")
+    arrays = {k: np.asarray(v) for k, v in draws.items()}
+    flat = {k: v.reshape((v.shape[0] * v.shape[1], *v.shape[2:])) for k, v in arrays.items()}
+    n_total = next(iter(flat.values())).shape[0]
+    pick = np.linspace(0, n_total - 1, min(n_replicates, n_total)).round().astype(int)
+    params = {k: v[pick] for k, v in flat.items()}
+    totals = np.asarray(data.counts).sum(-1)
+    rep = simulated_counts(spec, data, priors, params, totals, jax.random.key(seed))
+    obs = cumulative_log_odds_ratios(spec, data, data.counts, cutpoints)
+    sim = cumulative_log_odds_ratios(spec, data, rep, cutpoints)
+    obs_spread = obs.max(-1) - obs.min(-1)
+    sim_spread = sim.max(-1) - sim.min(-1)
+    ppp = (sim_spread >= obs_spread[None, :]).mean(0)
+    arm = np.asarray(data.arm)
+    rows = []
+    for e, name in enumerate(spec.arms):
+        n = int(np.asarray(data.counts)[arm == 1 + e].sum())
+        for j, k in enumerate(cutpoints):
+            q05, q50, q95 = np.quantile(sim[:, e, j], [0.05, 0.5, 0.95])
+            rows.append(
+                {
+                    "arm": name,
+                    "cutpoint": int(k),
+                    "observed": float(obs[e, j]),
+                    "replicate_median": float(q50),
+                    "replicate_q05": float(q05),
+                    "replicate_q95": float(q95),
+                    "observed_spread": float(obs_spread[e]),
+                    "ppp": float(ppp[e]),
+                    "n_patients": n,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def _positive_int(value: Any, name: str) -> int:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
         raise ModelDataError(f"must be an integer >= 1, not {value!r}", name)
@@ -425,14 +530,17 @@ def sbc(
 
 
 __all__ = [
+    "PO_CUTPOINTS",
     "PRIOR_PREDICTIVE_COLUMNS",
     "SBC_RANK_COLUMNS",
     "SBC_UNIFORMITY_COLUMNS",
     "SbcResult",
     "cell_probabilities",
+    "cumulative_log_odds_ratios",
     "default_sbc_parameters",
     "empty_data",
     "prior_draws",
+    "posterior_predictive_po",
     "prior_predictive",
     "sbc",
     "sbc_uniformity",

@@ -22,6 +22,15 @@ With ``n`` the arm's complete primary outcomes and ``N`` its patients allocated:
   ``cap`` patients allocated has reached it. It is counted in patients allocated (the registry's
   sense of arm size), not complete outcomes.
 
+The estimand of every decision (proposed, ``data/protocol/decision_estimands.yaml``)
+---------------------------------------------------------------------------------
+Graduation, futility and harm read the **adults' effect**: the effect of the reference age
+stratum of the joint model, the rows ``population="all"`` of the quantities table (the
+children's effect is the adults' plus a shrunken deviation). The **children's rule**
+(:func:`children_harm_arrays`, :func:`children_decisions`) applies the harm rule to the
+children's effect without borrowing, with children's complete outcomes; when it fires the arm
+closes to children and continues in adults (binding, proposed).
+
 A probability exactly equal to its threshold does not fire. A rule whose minimum information
 is not met is *not evaluable* and does not fire; the reason is reported. Minimum information
 counts the experimental arm's complete primary outcomes (both outcomes are complete at day 28;
@@ -223,6 +232,33 @@ def decide_arrays(
         params,
     )
     return _codes(jnp, *fired)
+
+
+def children_harm_arrays(pr_harm_child: Any, n_complete_child: Any, params: DecisionParams) -> Any:
+    """The children's decision rule (pure JAX): does the harm rule fire in children?
+
+    The rule of ``data/protocol/decision_estimands.yaml`` (``children_rule``, *proposed*): the
+    harm rule of ``proposed/decisions.yaml`` (same threshold and minimum information, the
+    minimum counted in children's complete outcomes) applied to the children's effect without
+    borrowing. When it fires the arm closes to children and continues in adults; arm-level
+    decisions (:func:`decide_arrays`) read the adults' effect and are not changed by it.
+
+    Parameters
+    ----------
+    pr_harm_child
+        ``[n_arms, n_harm_outcomes]`` Pr(OR < harm reference) of the children's effect.
+    n_complete_child
+        ``[n_arms]`` complete primary outcomes of children per arm.
+    params
+        :func:`decision_params` of the design.
+
+    Returns
+    -------
+    ``[n_arms]`` bool: close the arm to children. A NaN probability never fires.
+    """
+    return _evaluable(jnp.asarray(n_complete_child), params.harm_min_complete) & jnp.any(
+        _above(jnp.asarray(pr_harm_child), params.harm_threshold), axis=-1
+    )
 
 
 # ----------------------------------------------------------------------------- boundary
@@ -565,8 +601,56 @@ def decide(
     return pd.DataFrame(out)
 
 
+#: the children's decision when the children's rule fires, and otherwise
+CLOSE_TO_CHILDREN, CHILDREN_CONTINUE = "close to children", "continue in children"
+
+
+def children_decisions(child_rules: pd.DataFrame, *, binding: bool) -> pd.DataFrame:
+    """The children's decision of every arm, from its harm rows evaluated in children.
+
+    Parameters
+    ----------
+    child_rules
+        The ``harm`` rows of :func:`evaluate_rules` on the children's effect with children's
+        information (the interim's ``child_harm`` table): ``arm``, ``outcome``, ``status``,
+        ``reason``.
+    binding
+        ``children_rule.binding`` of ``data/protocol/decision_estimands.yaml``: when true a
+        firing rule closes the arm to children; when false it is reported as advice.
+
+    Returns
+    -------
+    One row per arm: ``arm``, ``decision`` (:data:`CLOSE_TO_CHILDREN` or
+    :data:`CHILDREN_CONTINUE`; ``"unresolved"`` when a rule is unresolved and none fires),
+    ``binding`` and ``reason``.
+    """
+    need = {"arm", "outcome", "status", "reason"}
+    if not isinstance(child_rules, pd.DataFrame) or need - set(child_rules.columns):
+        raise DecisionInputError(
+            "argument 'child_rules'", f"expected a table with columns {sorted(need)}"
+        )
+    rows = []
+    for arm, g in child_rules.groupby("arm", sort=False):
+        fired = g[g["status"] == FIRES]
+        if len(fired):
+            decision = CLOSE_TO_CHILDREN
+            reason = "; ".join(
+                f"harm in children on {r.outcome}: {r.reason}" for r in fired.itertuples()
+            )
+        elif (g["status"] == UNRESOLVED).any():
+            decision, reason = UNRESOLVED_DECISION, "; ".join(g["reason"])
+        else:
+            decision, reason = CHILDREN_CONTINUE, "; ".join(g["reason"])
+        if decision == CLOSE_TO_CHILDREN and not binding:
+            reason = "advisory: " + reason
+        rows.append({"arm": arm, "decision": decision, "binding": binding, "reason": reason})
+    return pd.DataFrame(rows, columns=["arm", "decision", "binding", "reason"])
+
+
 __all__ = [
     "CAP_REACHED",
+    "CHILDREN_CONTINUE",
+    "CLOSE_TO_CHILDREN",
     "CONTINUE",
     "DECISION_NAMES",
     "DOES_NOT_FIRE",
@@ -579,6 +663,8 @@ __all__ = [
     "UNRESOLVED",
     "UNRESOLVED_CODE",
     "UNRESOLVED_DECISION",
+    "children_decisions",
+    "children_harm_arrays",
     "decide",
     "decide_arrays",
     "decision_outcomes",

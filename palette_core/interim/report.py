@@ -769,7 +769,9 @@ def _decision_section(a: InterimAnalysis) -> Section:
     unresolved = a.manifest.get("monte_carlo", {}).get("unresolved") or []
     mc = a.manifest.get("monte_carlo", {})
     text = (
-        "Decision rules of proposed/decisions.yaml applied to the primary analysis. A rule whose "
+        "Decision rules of proposed/decisions.yaml applied to the primary analysis; every rule "
+        "reads the adults' effect (the reference age stratum of the joint model; proposed, "
+        "data/protocol/decision_estimands.yaml). A rule whose "
         f"probability lies within {_num(mc.get('mcse_margin'), 'g')} Monte Carlo standard errors "
         "of its threshold after the extra draws of proposed/interim_analysis.yaml is unresolved "
         "and decides nothing"
@@ -810,10 +812,12 @@ def closed_report_sections(source: Source, truth: pd.DataFrame | None = None) ->
          "Each probability with its Monte Carlo standard error in brackets (from the effective "
          "sample size of its indicator draws).", [probabilities_table(a)]),
         ("rules", "Every rule for every arm", "", [rules_table(a)]),
-        ("child-harm", "Harm check in children (no borrowing)",
+        ("child-harm", "Children's rule: harm in children (no borrowing)",
          f"The harm rule applied to the children-only effect of the {CHILD_HARM_ANALYSIS} fit "
-         "with children's complete outcomes; it informs the DMC and does not change the "
-         "decisions.", [child_harm_table(a)]),
+         "with children's complete outcomes. It does not change the arm's decision (which reads "
+         "the adults' effect); where it fires, the children's rule of "
+         "data/protocol/decision_estimands.yaml applies: the DMC closes the arm to children "
+         "(proposed, binding) and the arm continues in adults.", [child_harm_table(a)]),
         _allocation_section(a),
         ("safety", "Safety by arm", "Among patients with a complete day-28 outcome.",
          [safety_table(a)]),

@@ -49,12 +49,13 @@ import yaml
 from palette_core.analysis import checking
 from palette_core.analysis.decisions import decide, decision_outcomes
 from palette_core.analysis.fit import Fitter
-from palette_core.analysis.models import model_spec
+from palette_core.analysis.models import model_data, model_priors, model_spec
 from palette_core.analysis.quantities import summarise
-from palette_core.analysis.sensitivity import PRIMARY, fit_outcome
+from palette_core.analysis.sensitivity import PRIMARY, fit_escalated, fit_outcome
 from palette_core.design.loader import Design, data_file, load_design
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
 from palette_core.exports.synthetic import EXPORT_FOLDER, true_odds_ratios
+from palette_core.interim.analyse import SIZES as INTERIM_SIZES
 from palette_core.interim.analyse import analyse
 from palette_core.interim.report import write_reports
 from palette_core.provenance import (
@@ -84,6 +85,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "sbc_patients_per_cell": 40,
         "adaptr_trials": 20000,
         "adaptr_draws_trials": 1000,
+        "po_replicates": 1000,
     },
     "small": {
         "prior_draws": 200,
@@ -93,6 +95,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "sbc_patients_per_cell": 20,
         "adaptr_trials": 50,
         "adaptr_draws_trials": 0,
+        "po_replicates": 50,
     },
 }
 
@@ -313,6 +316,48 @@ def rebuild_worked_interim(
     write_reports(out, truth=true_odds_ratios(design))
 
 
+def rebuild_po_check(
+    design: Design, out: Path, size: Size, seed: int, progress: Any = None
+) -> None:
+    """Posterior-predictive check of proportional odds on the worked interim analysis.
+
+    The worked interim's primary fit of the primary outcome is made again as
+    :func:`palette_core.interim.analyse.analyse` makes it (its cells, eras and seed; the
+    interim's run settings at ``size``, with the escalation), and :func:`palette_core.analysis.checking.posterior_predictive_po` compares each
+    arm's cumulative odds ratios across cut-points with replicates from that posterior
+    (``po_check.csv``; ``seed`` seeds the replicates). Needs the worked interim of the same
+    design beside ``out`` (built first by :func:`rebuild`).
+    """
+    t0 = time.perf_counter()
+    worked = load_result(WORKED_INTERIM, out.parent, design=design)
+    outcome = decision_outcomes(design)[0]
+    n_eras = int(worked.manifest["n_eras"])
+    cells = worked.tables[f"cells_{outcome}"]
+    fit_seed = int(worked.manifest["seed"])  # the interim's primary fit of its first outcome
+    run = INTERIM_SIZES[size]["primary"]  # the interim's own run at this size
+    fit, tried = fit_escalated(design, cells, outcome, n_eras, run=run, seed=fit_seed)
+    spec = model_spec(design, outcome, n_eras)
+    data = model_data(design, cells, spec)
+    table = checking.posterior_predictive_po(
+        spec, data, model_priors(design), fit.samples[0].draws, seed, SIZES[size]["po_replicates"]
+    )
+    extra = {
+        "result": "po_check",
+        "size": size,
+        "source": f"worked_interim (design {worked.manifest['design_hash'][:12]})",
+        "outcome": outcome,
+        "n_eras": n_eras,
+        "fit_seed": fit_seed,
+        "run": dict(fit.run),
+        "attempts": len(tried),
+        "gates_passed": bool(fit.gates_passed),
+        "failures": [f for r in fit.results for f in r.failures],
+        "replicates": SIZES[size]["po_replicates"],
+        "runtime_s": round(time.perf_counter() - t0, 2),
+    }
+    _write(out, {"po_check": table}, build_manifest(design, seed, **extra))
+
+
 def rebuild_adaptr_crosscheck(
     design: Design, out: Path, size: Size, seed: int, progress: Any = None
 ) -> None:
@@ -359,6 +404,7 @@ BUILDERS: dict[str, Any] = {
     "adaptr_crosscheck": rebuild_adaptr_crosscheck,
     "laplace_accuracy": rebuild_laplace_accuracy,
     "tipping_point": rebuild_tipping_point,
+    "po_check": rebuild_po_check,
 }
 RESULTS = tuple(BUILDERS)
 
@@ -379,6 +425,7 @@ NOT_READ: dict[str, dict[str, str]] = {
     "example_fit": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
     "laplace_accuracy": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
     WORKED_INTERIM: {"proposed/tipping_point.yaml": _TIPPING_ONLY},
+    "po_check": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
 }
 
 

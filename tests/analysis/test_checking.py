@@ -105,3 +105,44 @@ def test_sbc_refuses_a_fitter_of_another_spec(design, fitter):
     other = m.model_spec(design, "mortality28", 1, borrowing="none")
     with pytest.raises(ModelDataError, match="another model spec"):
         c.sbc(design, other, 1, fitter, 0)
+
+
+# ----------------------------------------------------------------------------- proportional odds
+def _ordinal(design):
+    spec = m.model_spec(design, "osfd28", 1)
+    flat = np.full(len(spec.categories), 1.0 / len(spec.categories))
+    baseline = {g.id: flat for g in design.strata.age_groups}
+    cells = c.simulate_cells(design, spec, {}, 60, seed=3, baseline=baseline)
+    return spec, m.model_data(design, cells, spec)
+
+
+def test_cumulative_log_odds_ratios_are_zero_when_arm_and_control_match(design):
+    spec, data = _ordinal(design)
+    counts = np.asarray(data.counts).copy()
+    arm, trait = np.asarray(data.arm), np.asarray(data.trait)
+    e = 0  # give arm 0 exactly its usual care's counts
+    own = np.flatnonzero(arm == 1)
+    ctl = np.flatnonzero((arm == 0) & (trait == spec.arm_trait[e]))
+    counts[own] = 0
+    counts[own[: len(ctl)]] = counts[ctl[: len(own)]]
+    counts[ctl[len(own) :]] = 0
+    out = c.cumulative_log_odds_ratios(spec, data, counts)
+    assert out.shape == (len(spec.arms), len(c.PO_CUTPOINTS))
+    assert np.allclose(out[e], 0.0)
+
+
+def test_posterior_predictive_po_returns_a_p_value_per_arm(design):
+    spec, data = _ordinal(design)
+    draws = c.prior_draws(design, spec, 40, seed=2)
+    draws = {k: v[None] for k, v in draws.items()}  # a single "chain"
+    table = c.posterior_predictive_po(spec, data, m.model_priors(design), draws, 5, 20)
+    assert len(table) == len(spec.arms) * len(c.PO_CUTPOINTS)
+    assert table["ppp"].between(0, 1).all()
+    assert (table["replicate_q05"] <= table["replicate_q95"]).all()
+
+
+def test_posterior_predictive_po_needs_the_ordinal_model(design):
+    spec = m.model_spec(design, "mortality28", 1)
+    data = c.empty_data(design, spec)
+    with pytest.raises(ModelDataError, match="ordinal"):
+        c.posterior_predictive_po(spec, data, m.model_priors(design), {}, 1, 5)

@@ -10,12 +10,16 @@ import pytest
 
 from palette_core.analysis.decisions import (
     CAP_REACHED,
+    CHILDREN_CONTINUE,
+    CLOSE_TO_CHILDREN,
     CONTINUE,
     DECISION_NAMES,
     FUTILITY,
     GRADUATION,
     HARM,
     DecisionParams,
+    children_decisions,
+    children_harm_arrays,
     decide,
     decide_arrays,
     decision_params,
@@ -419,3 +423,40 @@ def test_the_margin_is_design_data(design: Design):
     assert decide(_with_mcse(design, {"futility": 0.07}, 0.004), INFO, design).iloc[0].decision == (
         "futility"
     )
+
+
+# ----------------------------------------------------------------------------- children's rule
+def test_the_childrens_rule_fires_on_harm_in_children_with_enough_children(design: Design):
+    p = decision_params(design)
+    pr = jnp.array([[0.97, 0.10], [0.97, 0.10], [0.10, p.harm_threshold], [np.nan, 0.2]])
+    n = jnp.array([p.harm_min_complete, p.harm_min_complete - 1, 50, 50])
+    assert children_harm_arrays(pr, n, p).tolist() == [True, False, False, False]
+
+
+def test_the_childrens_rule_vmaps_over_trials(design: Design):
+    p = decision_params(design)
+    pr = jnp.array([[[0.99, 0.0]], [[0.5, 0.5]]])
+    n = jnp.array([[30], [30]])
+    out = jax.jit(jax.vmap(lambda a, b: children_harm_arrays(a, b, p)))(pr, n)
+    assert out.tolist() == [[True], [False]]
+
+
+def test_childrens_decisions_close_an_arm_to_children_when_binding():
+    rules = pd.DataFrame(
+        {
+            "arm": ["a", "a", "b", "b"],
+            "outcome": ["osfd28", "mortality28"] * 2,
+            "status": ["does not fire", "fires", "not evaluable", "not evaluable"],
+            "reason": ["r1", "r2", "r3", "r4"],
+        }
+    )
+    binding = children_decisions(rules, binding=True).set_index("arm")
+    assert binding.loc["a", "decision"] == CLOSE_TO_CHILDREN
+    assert binding.loc["b", "decision"] == CHILDREN_CONTINUE
+    advice = children_decisions(rules, binding=False).set_index("arm")
+    assert advice.loc["a", "reason"].startswith("advisory")
+
+
+def test_childrens_decisions_refuse_a_table_without_status():
+    with pytest.raises(DecisionInputError, match="child_rules"):
+        children_decisions(pd.DataFrame({"arm": ["a"]}), binding=True)

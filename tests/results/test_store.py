@@ -15,8 +15,9 @@ from palette_core.provenance import design_file_hashes, file_sha256
 from palette_core.results import store as results
 
 #: what the small rebuild makes (the worked interim is tested on its own below, the accuracy
-#: panel in tests/simulate/test_accuracy.py, the tipping point in tests/results/test_tipping.py)
-APART = (results.WORKED_INTERIM, "laplace_accuracy", "tipping_point")
+#: panel in tests/simulate/test_accuracy.py, the tipping point in tests/results/test_tipping.py,
+#: the proportional-odds check, which reads a worked interim, below)
+APART = (results.WORKED_INTERIM, "laplace_accuracy", "tipping_point", "po_check")
 MADE = [n for n in results.RESULTS if n not in APART]
 
 
@@ -195,3 +196,18 @@ def test_rebuilding_a_result_with_its_manifests_seed_gives_identical_tables(
     ]
     for table in manifest["tables"]:
         assert (again / table).read_bytes() == (out / "sbc" / table).read_bytes(), table
+
+
+def test_po_check_reads_the_worked_interim_beside_it(design, tmp_path):
+    shutil.copytree(design.data_root / "derived" / results.WORKED_INTERIM,
+                    tmp_path / results.WORKED_INTERIM)  # fmt: skip
+    results.rebuild_po_check(design, tmp_path / "po_check", "small", 4)
+    po = results.load_result("po_check", tmp_path, design=design)
+    table = po.tables["po_check"]
+    assert table["ppp"].between(0, 1).all()
+    assert po.manifest["replicates"] == results.SIZES["small"]["po_replicates"]
+
+
+def test_po_check_without_a_worked_interim_is_refused(design, tmp_path):
+    with pytest.raises(StoredResultError, match="worked_interim"):
+        results.rebuild_po_check(design, tmp_path / "po_check", "small", 4)

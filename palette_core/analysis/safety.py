@@ -1,0 +1,240 @@
+"""Safety monitoring of the safety outcomes by arm: the rule, and its false-alarm rate.
+
+The rule (``data/protocol/safety_monitoring.yaml``, *proposed*): at a look, a monitored arm is
+compared with usual care of its trait on the proportion of patients with the safety event, with
+independent Beta priors (whole-number prior counts); a **safety signal** when ``Pr(p_arm >
+p_control) > threshold`` and the arm has at least ``min_patients_arm`` patients. A probability
+equal to the threshold does not signal (as in :mod:`palette_core.analysis.decisions`).
+
+Two layers, as for the decision rules:
+
+* :func:`pr_arm_riskier` and :func:`safety_signal_arrays`: pure JAX array functions
+  (``jax.jit`` and ``jax.vmap``-able, no validation), the probability computed exactly as a
+  finite sum of beta functions;
+* :func:`safety_params` and :func:`monitor` at the boundary (validated event counts in a table,
+  one row per arm and outcome), and :func:`false_alarm_rates`: a small beta-binomial simulation
+  of the rule alone (one arm and its usual care accruing 1:1, the rule applied after every block
+  of patients; the rule's verdict for every possible count at a look is tabulated once with the
+  pure function, :func:`signal_table`), *not* a simulation of the platform.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax.scipy.special import betaln
+
+from palette_core.design.protocol import Protocol
+from palette_core.errors import DecisionInputError
+
+
+class SafetyParams(NamedTuple):
+    """The rule's numbers (``safety_monitoring.yaml`` ``rule``), a pytree for the pure core."""
+
+    prior_events: float
+    prior_non_events: float
+    threshold: float
+    min_patients_arm: int
+
+
+def safety_params(protocol: Protocol) -> SafetyParams:
+    """Read the rule's numbers from the validated protocol files."""
+    r = protocol.safety.rule
+    return SafetyParams(
+        prior_events=float(r.prior_events),
+        prior_non_events=float(r.prior_non_events),
+        threshold=float(r.threshold),
+        min_patients_arm=int(r.min_patients_arm),
+    )
+
+
+def pr_arm_riskier(
+    events_arm: Any,
+    n_arm: Any,
+    events_control: Any,
+    n_control: Any,
+    params: SafetyParams,
+    max_terms: int,
+) -> Any:
+    """``Pr(p_arm > p_control)`` under independent Beta posteriors (pure JAX, exact).
+
+    With ``p_arm ~ Beta(a1, b1)``, ``p_control ~ Beta(a0, b0)`` and ``a1`` a whole number, the
+    probability is the finite sum ``sum_{i < a1} B(a0 + i, b0 + b1) / ((b1 + i) B(1 + i, b1)
+    B(a0, b0))`` (computed with log-beta functions); the prior's event count is a whole number
+    so that ``a1`` is one.
+
+    Parameters
+    ----------
+    events_arm, n_arm, events_control, n_control
+        Event counts and patients of the arm and of usual care (arrays broadcast together).
+    params
+        :class:`SafetyParams`.
+    max_terms
+        A static bound on ``a1`` (the arm's events plus the prior's), at least the largest
+        value in the batch: the number of terms summed (masked beyond each ``a1``).
+
+    Returns
+    -------
+    The posterior probability, same shape as the broadcast inputs.
+    """
+    f = jnp.float32
+    a1 = params.prior_events + jnp.asarray(events_arm, dtype=f)
+    b1 = params.prior_non_events + jnp.asarray(n_arm, dtype=f) - jnp.asarray(events_arm, dtype=f)
+    a0 = params.prior_events + jnp.asarray(events_control, dtype=f)
+    b0 = (
+        params.prior_non_events
+        + jnp.asarray(n_control, dtype=f)
+        - jnp.asarray(events_control, dtype=f)
+    )
+    a1, b1, a0, b0 = (x[..., None] for x in jnp.broadcast_arrays(a1, b1, a0, b0))
+    i = jnp.arange(max_terms, dtype=f)
+    log_term = betaln(a0 + i, b0 + b1) - jnp.log(b1 + i) - betaln(1.0 + i, b1) - betaln(a0, b0)
+    total = jnp.sum(jnp.where(i < a1, jnp.exp(log_term), 0.0), axis=-1)
+    return jnp.clip(total, 0.0, 1.0)
+
+
+def safety_signal_arrays(
+    events_arm: Any,
+    n_arm: Any,
+    events_control: Any,
+    n_control: Any,
+    params: SafetyParams,
+    max_terms: int,
+) -> Any:
+    """Does the rule signal (bool, pure JAX)? Evaluable from ``min_patients_arm`` on;
+    ``max_terms`` as for :func:`pr_arm_riskier`."""
+    pr = pr_arm_riskier(events_arm, n_arm, events_control, n_control, params, max_terms)
+    return (jnp.asarray(n_arm) >= params.min_patients_arm) & (pr > params.threshold)
+
+
+_COUNT_COLUMNS = ("events_arm", "n_arm", "events_control", "n_control")
+
+
+def monitor(counts: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
+    """The safety rule for every row of ``counts`` (one row per monitored arm and outcome).
+
+    Parameters
+    ----------
+    counts
+        Columns ``arm``, ``outcome``, ``events_arm``, ``n_arm``, ``events_control``,
+        ``n_control`` (whole numbers, events no more than patients).
+    protocol
+        The validated protocol files.
+
+    Returns
+    -------
+    ``counts`` with ``probability`` (Pr of excess risk), ``threshold``, ``evaluable`` and
+    ``signal`` columns.
+
+    Raises
+    ------
+    DecisionInputError
+        Naming the row and column of the first invalid count.
+    """
+    missing = {"arm", "outcome", *_COUNT_COLUMNS} - set(counts.columns)
+    if missing:
+        raise DecisionInputError("safety counts", f"missing column(s) {sorted(missing)}")
+    for i, row in enumerate(counts.itertuples(index=False)):
+        where = f"safety counts, row {i} (arm {row.arm!r}, outcome {row.outcome!r})"
+        for c in _COUNT_COLUMNS:
+            v = getattr(row, c)
+            if isinstance(v, (bool, np.bool_)) or not float(v).is_integer() or v < 0:
+                raise DecisionInputError(f"{where}, column {c!r}", f"not a count: {v!r}")
+        if row.events_arm > row.n_arm or row.events_control > row.n_control:
+            raise DecisionInputError(where, "more events than patients")
+    p = safety_params(protocol)
+    args = [np.asarray(counts[c], dtype=np.float64) for c in _COUNT_COLUMNS]
+    terms = int(args[0].max(initial=0)) + int(p.prior_events)
+    prob = np.asarray(pr_arm_riskier(*args, p, terms), dtype=np.float64)
+    evaluable = args[1] >= p.min_patients_arm
+    return counts.assign(
+        probability=prob,
+        threshold=p.threshold,
+        evaluable=evaluable,
+        signal=evaluable & (prob > p.threshold),
+    )
+
+
+def signal_table(n: int, p: SafetyParams) -> np.ndarray:
+    """``[n + 1, n + 1]`` bool: does the rule signal with ``i`` events among ``n`` patients in
+    the arm and ``j`` among ``n`` with usual care (the rule at one look of a 1:1 accrual)."""
+    e = jnp.arange(n + 1, dtype=jnp.float32)
+    ea, ec = jnp.meshgrid(e, e, indexing="ij")
+    terms = n + int(p.prior_events)
+    signal = jax.jit(safety_signal_arrays, static_argnums=5)
+    return np.asarray(signal(ea, float(n), ec, float(n), p, terms))
+
+
+def _any_signal(
+    rng: np.random.Generator, risk_arm: float, risk_control: float, n_trials: int, looks, tables
+) -> float:
+    """Share of simulated arms with a signal at any look (``looks``: cumulative sizes per arm;
+    ``tables``: :func:`signal_table` of each look)."""
+    block = np.diff(np.concatenate([[0], looks]))
+    ea = np.cumsum(rng.binomial(block, risk_arm, size=(n_trials, len(looks))), axis=1)
+    ec = np.cumsum(rng.binomial(block, risk_control, size=(n_trials, len(looks))), axis=1)
+    fired = np.zeros(n_trials, dtype=bool)
+    for j, table in enumerate(tables):
+        fired |= table[ea[:, j], ec[:, j]]
+    return float(fired.mean())
+
+
+def false_alarm_rates(protocol: Protocol) -> pd.DataFrame:
+    """False-alarm and detection rates of the safety rule, by a beta-binomial simulation.
+
+    For each safety outcome and each assumed usual-care risk (the value and both ends of its
+    range, ``assumed_control_risk``): ``n_trials`` arms and their usual care accrue 1:1 up to
+    ``patients_per_arm``, the rule is applied after every ``look_every_patients`` patients per
+    arm; the false-alarm rate is the share of arms with at least one signal when the arm's
+    risk equals usual care's, the detection rate when it is ``relative_risk_alternative``
+    times it (capped at 1). Monte Carlo standard errors are given.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``outcome``, ``control_risk``, ``assumption`` (value, low, high), ``scenario``
+        (``"null"``, ``"alternative"``), ``arm_risk``, ``pr_any_signal``, ``mcse``,
+        ``n_looks``.
+    """
+    sim = protocol.safety.simulation
+    p = safety_params(protocol)
+    looks = np.arange(sim.look_every_patients, sim.patients_per_arm + 1, sim.look_every_patients)
+    looks = looks[looks >= p.min_patients_arm]
+    tables = [signal_table(int(n), p) for n in looks]
+    rng = np.random.default_rng(sim.seed)
+    rows = []
+    for risk in protocol.safety.assumed_control_risk:
+        for label, rc in (("value", risk.value), ("low", risk.range[0]), ("high", risk.range[1])):
+            for scenario, ra in (
+                ("null", rc),
+                ("alternative", min(1.0, rc * sim.relative_risk_alternative)),
+            ):
+                rate = _any_signal(rng, ra, rc, sim.n_trials, looks, tables)
+                rows.append(
+                    {
+                        "outcome": risk.outcome,
+                        "control_risk": rc,
+                        "assumption": label,
+                        "scenario": scenario,
+                        "arm_risk": ra,
+                        "pr_any_signal": rate,
+                        "mcse": float(np.sqrt(rate * (1 - rate) / sim.n_trials)),
+                        "n_looks": len(looks),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+__all__ = [
+    "signal_table",
+    "SafetyParams",
+    "false_alarm_rates",
+    "monitor",
+    "pr_arm_riskier",
+    "safety_params",
+    "safety_signal_arrays",
+]

@@ -1,0 +1,376 @@
+"""The protocol's own data: objectives, decision estimands, safety monitoring, DMC charter, trial
+conduct, the plan's version and the reporting checklists.
+
+These files live in ``data/protocol/`` and ``data/reference/``, beside the design folder, and are
+found through the loaded design (:func:`~palette_core.design.loader.data_file`). They hold what
+the registry and the design leave to the protocol (every choice labelled *proposed*, or an open
+question for the sponsor); none of them is read by a fit, a decision of the interim analysis or
+the simulator, so they are outside ``data/design`` and its hash (changing them does not make the
+stored results stale). Each file is validated once here, with
+:class:`~palette_core.errors.DesignSchemaError` naming file, entry and field, and the few
+cross-checks (outcomes and roles that must exist in the design) raise
+:class:`~palette_core.errors.UnknownReferenceError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+
+from palette_core.design.common import Frozen, Proposed, parse_model
+from palette_core.design.loader import Design, data_file
+from palette_core.errors import DesignSchemaError, UnknownReferenceError
+from palette_core.yamlio import read_yaml
+
+#: the folder of the protocol's files, relative to the data root
+PROTOCOL_DIR = "protocol"
+#: the reporting guidelines of the checklist appendix, relative to the data root
+CHECKLIST_FILES = {
+    "spirit2013": "reference/spirit2013.yaml",
+    "gamble2017": "reference/gamble2017.yaml",
+}
+
+
+# ----------------------------------------------------------------------------- objectives
+class Consequence(Frozen):
+    decision: Literal["graduation", "futility", "harm", "cap_reached"]
+    consequence: str
+
+
+class FinalAnalysis(Frozen):
+    timing: str
+    model: str
+    perpetual_platform: str
+
+
+class ObjectivesFile(Frozen):
+    status: Proposed
+    registry_purpose: str
+    primary_objective: str
+    secondary_objectives: tuple[str, ...]
+    hypothesis_template: str
+    consequences: tuple[Consequence, ...]
+    final_analysis: FinalAnalysis
+
+
+# ----------------------------------------------------------------------------- estimands
+class ArmDecisions(Frozen):
+    effect: Literal["adult", "child", "age_mix_average"]
+    rationale: str
+
+
+class Alternative(Frozen):
+    effect: Literal["adult", "child", "age_mix_average"]
+    why_not: str
+
+
+class ChildrenRule(Frozen):
+    effect: Literal["child_no_borrowing"]
+    rule: Literal["harm"]
+    binding: bool
+    consequence: str
+    rationale: str
+
+
+class DecisionEstimandsFile(Frozen):
+    status: Proposed
+    arm_decisions: ArmDecisions
+    alternatives: tuple[Alternative, ...]
+    children_rule: ChildrenRule
+
+
+# ----------------------------------------------------------------------------- safety
+class SafetyRule(Frozen):
+    comparison: str
+    prior_events: int = Field(ge=1)
+    prior_non_events: int = Field(ge=1)
+    threshold: float
+    min_patients_arm: int
+    rationale: str
+    consequence: str
+
+
+class ControlRisk(Frozen):
+    outcome: str
+    value: float
+    range: tuple[float, float]
+
+
+class SafetySimulation(Frozen):
+    patients_per_arm: int
+    look_every_patients: int
+    relative_risk_alternative: float
+    n_trials: int
+    seed: int
+    description: str
+
+
+class Definition(Frozen):
+    term: str
+    definition: str
+
+
+class ReportingStep(Frozen):
+    step: str
+    action: str
+
+
+class AdverseEvents(Frozen):
+    definitions: tuple[Definition, ...]
+    sepsis_exemption: str
+    reporting_path: tuple[ReportingStep, ...]
+    status_note: str
+
+
+class SafetyMonitoringFile(Frozen):
+    status: Proposed
+    rule: SafetyRule
+    assumed_control_risk: tuple[ControlRisk, ...]
+    assumed_control_risk_status: str
+    simulation: SafetySimulation
+    adverse_events: AdverseEvents
+
+
+# ----------------------------------------------------------------------------- DMC
+class Member(Frozen):
+    role: str
+    voting: bool
+    note: str
+
+
+class Session(Frozen):
+    id: str
+    label: str
+    attendees: str
+    sees: str
+
+
+class Access(Frozen):
+    who: str
+    comparative_results: bool
+    allocation_probabilities: bool
+    randomisation_secret: bool
+
+
+class Leakage(Frozen):
+    question: str
+    mitigations: tuple[str, ...]
+
+
+class DmcFile(Frozen):
+    status: Proposed
+    members: tuple[Member, ...]
+    sessions: tuple[Session, ...]
+    access: tuple[Access, ...]
+    firewall: str
+    recommendations: tuple[str, ...]
+    leakage: Leakage
+
+
+# ----------------------------------------------------------------------------- conduct
+class ScheduleRow(Frozen):
+    assessment: str
+    days: tuple[int, ...]
+
+
+class Topic(Frozen):
+    id: str
+    title: str
+    spirit: tuple[str, ...]
+    registry_quotes: tuple[str, ...]
+    proposed: str | None
+    open_question: str | None
+    schedule: tuple[ScheduleRow, ...] = ()
+
+
+class ConductFile(Frozen):
+    topics: tuple[Topic, ...]
+
+
+# ----------------------------------------------------------------------------- analysis sets
+class AnalysisSet(Frozen):
+    id: str
+    label: str
+    definition: str
+    used_for: str
+
+
+class Adherence(Frozen):
+    definition: str
+    presentation: str
+
+
+class Deviation(Frozen):
+    deviation: str
+    # "class" is a Python keyword: the field is read as ``kind``
+    kind: Literal["major", "minor", "missing data"] = Field(alias="class")
+    handling: str
+
+
+class MissingData(Frozen):
+    interims: str
+    final: str
+    tipping_point: str
+
+
+class Covariates(Frozen):
+    primary: str
+    rationale: str
+    sensitivity: str
+
+
+class AnalysisPopulationsFile(Frozen):
+    status: Proposed
+    analysis_sets: tuple[AnalysisSet, ...]
+    adherence: Adherence
+    deviations: tuple[Deviation, ...]
+    missing_data: MissingData
+    covariates: Covariates
+
+
+# ----------------------------------------------------------------------------- version
+class SignOff(Frozen):
+    role: str
+    responsibility: str
+
+
+class SapFile(Frozen):
+    version: str
+    date: dt.date
+    status: str
+    registry_version_date: dt.date
+    sign_off: tuple[SignOff, ...]
+
+
+# ----------------------------------------------------------------------------- checklists
+class GuidelineItem(Frozen):
+    id: str
+    section: str
+    topic: str
+
+
+class GuidelineFile(Frozen):
+    guideline: str
+    citation: str
+    note: str
+    items: tuple[GuidelineItem, ...]
+
+
+ChecklistStatus = Literal["answered", "proposed", "open"]
+
+
+class ChecklistEntry(Frozen):
+    guideline: Literal["spirit2013", "gamble2017"]
+    item: str
+    status: ChecklistStatus
+    label: str | None = None
+    note: str | None = None
+
+
+class ChecklistFile(Frozen):
+    entries: tuple[ChecklistEntry, ...]
+
+
+# ----------------------------------------------------------------------------- loading
+@dataclass(frozen=True)
+class Protocol:
+    """Every protocol file, validated (build it with :func:`load_protocol`)."""
+
+    objectives: ObjectivesFile
+    decision_estimands: DecisionEstimandsFile
+    safety: SafetyMonitoringFile
+    dmc: DmcFile
+    populations: AnalysisPopulationsFile
+    conduct: ConductFile
+    sap: SapFile
+    guidelines: dict[str, GuidelineFile]
+    checklist: ChecklistFile
+
+
+_FILES = {
+    "objectives": ("objectives.yaml", ObjectivesFile),
+    "decision_estimands": ("decision_estimands.yaml", DecisionEstimandsFile),
+    "safety": ("safety_monitoring.yaml", SafetyMonitoringFile),
+    "dmc": ("dmc.yaml", DmcFile),
+    "populations": ("analysis_populations.yaml", AnalysisPopulationsFile),
+    "conduct": ("conduct.yaml", ConductFile),
+    "sap": ("sap.yaml", SapFile),
+    "checklist": ("checklist.yaml", ChecklistFile),
+}
+
+
+def _read(design: Design, relative: str, model: type[Frozen]) -> Frozen:
+    path = data_file(design, relative)
+    if not path.is_file():
+        raise DesignSchemaError(relative, None, None, f"required protocol file missing: {path}")
+    return parse_model(model, read_yaml(path, relative), relative)
+
+
+def _check(design: Design, p: Protocol) -> None:
+    """Cross-checks: outcomes known to the design, monitored outcomes are safety outcomes,
+    checklist entries name a known item once, and every item has an entry."""
+    f = f"{PROTOCOL_DIR}/safety_monitoring.yaml"
+    safety_ids = {o.id for o in design.outcomes.outcomes if o.role == "safety"}
+    for i, risk in enumerate(p.safety.assumed_control_risk):
+        if risk.outcome not in safety_ids:
+            raise UnknownReferenceError(
+                f, f"[{i}]", "outcome", f"{risk.outcome!r} is not a safety outcome of outcomes.yaml"
+            )
+        lo, hi = risk.range
+        if not 0 < lo <= risk.value <= hi < 1:
+            raise DesignSchemaError(f, f"[{i}]", "range", "expected 0 < low <= value <= high < 1")
+    if not 0 < p.safety.rule.threshold < 1:
+        raise DesignSchemaError(f, "rule", "threshold", "expected a probability in (0, 1)")
+    missing = safety_ids - {r.outcome for r in p.safety.assumed_control_risk}
+    if missing:
+        raise DesignSchemaError(
+            f, None, "assumed_control_risk", f"no assumed risk for {sorted(missing)}"
+        )
+    f = f"{PROTOCOL_DIR}/checklist.yaml"
+    seen: set[tuple[str, str]] = set()
+    for i, e in enumerate(p.checklist.entries):
+        items = {x.id for x in p.guidelines[e.guideline].items}
+        if e.item not in items:
+            raise UnknownReferenceError(
+                f, f"[{i}]", "item", f"{e.item!r} is not an item of {e.guideline}"
+            )
+        if (e.guideline, e.item) in seen:
+            raise DesignSchemaError(f, f"[{i}]", "item", f"{e.guideline} {e.item} listed twice")
+        seen.add((e.guideline, e.item))
+        if e.status != "open" and not e.label:
+            raise DesignSchemaError(f, f"[{i}]", "label", f"a {e.status} item needs a label")
+    for g, gf in p.guidelines.items():
+        absent = [x.id for x in gf.items if (g, x.id) not in seen]
+        if absent:
+            raise DesignSchemaError(f, None, "entries", f"{g} item(s) without an entry: {absent}")
+
+
+def load_protocol(design: Design) -> Protocol:
+    """Read and validate the protocol files found beside ``design``.
+
+    Parameters
+    ----------
+    design
+        The loaded design; the files are read under its data root.
+
+    Returns
+    -------
+    Protocol
+        Every file, validated and cross-checked against the design.
+
+    Raises
+    ------
+    DesignSchemaError, UnknownReferenceError
+        Naming the file, entry and field of the first problem.
+    """
+    parsed = {k: _read(design, f"{PROTOCOL_DIR}/{name}", m) for k, (name, m) in _FILES.items()}
+    guidelines = {k: _read(design, rel, GuidelineFile) for k, rel in CHECKLIST_FILES.items()}
+    protocol = Protocol(guidelines=guidelines, **parsed)  # type: ignore[arg-type]
+    _check(design, protocol)
+    return protocol
+
+
+__all__ = ["CHECKLIST_FILES", "PROTOCOL_DIR", "Protocol", "load_protocol"]
