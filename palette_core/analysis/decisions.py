@@ -605,7 +605,7 @@ def decide(
 CLOSE_TO_CHILDREN, CHILDREN_CONTINUE = "close to children", "continue in children"
 
 
-def children_decisions(child_rules: pd.DataFrame, *, binding: bool) -> pd.DataFrame:
+def children_decisions(child_rules: pd.DataFrame, *, binding: bool | None) -> pd.DataFrame:
     """The children's decision of every arm, from its harm rows evaluated in children.
 
     Parameters
@@ -616,7 +616,9 @@ def children_decisions(child_rules: pd.DataFrame, *, binding: bool) -> pd.DataFr
         ``reason``.
     binding
         ``children_rule.binding`` of ``data/protocol/decision_estimands.yaml``: when true a
-        firing rule closes the arm to children; when false it is reported as advice.
+        firing rule closes the arm to children; when false it is reported as advice; ``None``
+        (no protocol file states it) the decision is given with the reason that its
+        consequence is not stated.
 
     Returns
     -------
@@ -641,7 +643,9 @@ def children_decisions(child_rules: pd.DataFrame, *, binding: bool) -> pd.DataFr
             decision, reason = UNRESOLVED_DECISION, "; ".join(g["reason"])
         else:
             decision, reason = CHILDREN_CONTINUE, "; ".join(g["reason"])
-        if decision == CLOSE_TO_CHILDREN and not binding:
+        if decision == CLOSE_TO_CHILDREN and binding is None:
+            reason = "consequence not stated (no protocol file gives the rule's binding): " + reason
+        elif decision == CLOSE_TO_CHILDREN and not binding:
             reason = "advisory: " + reason
         rows.append({"arm": arm, "decision": decision, "binding": binding, "reason": reason})
     return pd.DataFrame(rows, columns=["arm", "decision", "binding", "reason"])

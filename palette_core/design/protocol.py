@@ -373,4 +373,22 @@ def load_protocol(design: Design) -> Protocol:
     return protocol
 
 
-__all__ = ["CHECKLIST_FILES", "PROTOCOL_DIR", "Protocol", "load_protocol"]
+def load_children_rule(design: Design) -> ChildrenRule | None:
+    """The children's decision rule of ``decision_estimands.yaml`` beside ``design``, or
+    ``None`` when that file does not exist (a design without its protocol files); a file that
+    exists and is invalid is a typed error naming file, entry and field."""
+    relative = f"{PROTOCOL_DIR}/{_FILES['decision_estimands'][0]}"
+    if not data_file(design, relative).is_file():
+        return None
+    parsed = _read(design, relative, DecisionEstimandsFile)
+    return parsed.children_rule  # type: ignore[attr-defined]
+
+
+__all__ = [
+    "CHECKLIST_FILES",
+    "PROTOCOL_DIR",
+    "ChildrenRule",
+    "Protocol",
+    "load_children_rule",
+    "load_protocol",
+]

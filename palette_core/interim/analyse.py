@@ -89,6 +89,7 @@ from palette_core.analysis.decisions import (
     DECISION_NAMES,
     UNRESOLVED,
     UNRESOLVED_DECISION,
+    children_decisions,
     decide,
     decision_outcomes,
     evaluate_rules,
@@ -97,6 +98,7 @@ from palette_core.analysis.diagnostics import GATES
 from palette_core.analysis.quantities import QUANTITY_COLUMNS, summarise
 from palette_core.analysis.sampler import NutsSettings
 from palette_core.design.loader import Design, load_design
+from palette_core.design.protocol import load_children_rule
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
 from palette_core.exports import contract as _export
 from palette_core.exports import derive as _derive
@@ -162,6 +164,7 @@ TABLES = (
     "decisions",
     "sensitivity_decisions",
     "child_harm",
+    "children_decisions",
     "arm_states",
     "allocation",
     "safety",
@@ -592,7 +595,7 @@ def child_harm_check(
     ]
     if sel.empty:
         return pd.DataFrame(
-            columns=["arm", "rule", "outcome", "quantity", "value", "threshold", "status"]
+            columns=["arm", "rule", "outcome", "quantity", "value", "threshold", "status", "reason"]
         )
     arms = list(dict.fromkeys(sel["arm"]))
     rules = evaluate_rules(
@@ -978,6 +981,8 @@ def analyse(
         )
     q = pd.concat(quantities, ignore_index=True)[list(QUANTITY_COLUMNS)]
     child_harm = child_harm_check(q, derived, design)
+    rule = load_children_rule(design)
+    children = children_decisions(child_harm, binding=None if rule is None else rule.binding)
     sens_decisions = decisions_by_analysis(q, info, design, primary=decided)
     unresolved = [
         f"{r.arm}: {r.unresolved}"
@@ -1032,6 +1037,7 @@ def analyse(
         "decisions": decisions,
         "sensitivity_decisions": sens_decisions,
         "child_harm": child_harm,
+        "children_decisions": children,
         "arm_states": arm_states,
         "allocation": allocation,
         "safety": safety_by_arm(derived, design),

@@ -472,6 +472,28 @@ def child_harm_table(source: Source) -> pd.DataFrame:
     return _rules_display(a, df)
 
 
+def children_decisions_table(source: Source) -> pd.DataFrame:
+    """The children's decision of every arm the children's rule evaluated (closed report):
+    close to children or continue in them, whether the rule binds, and why."""
+    a = _analysis(source)
+    if "children_decisions" not in a.tables:
+        return pd.DataFrame(
+            {"Note": ["this analysis was written before the children's rule was applied"]}
+        )
+    df = a.table("children_decisions")
+    labels = _labels(a)
+    return pd.DataFrame(
+        {
+            "Arm": [labels.get(x, x) for x in df["arm"]],
+            "Children's decision": df["decision"],
+            "Binding": df["binding"].map(
+                lambda b: "not stated" if pd.isna(b) else ("yes" if b else "advisory")
+            ),
+            "Reason": df["reason"],
+        }
+    )
+
+
 def allocation_table(source: Source) -> pd.DataFrame:
     """Allocation probabilities for the next period, per trait and arm (closed report)."""
     a = _analysis(source)
@@ -817,7 +839,8 @@ def closed_report_sections(source: Source, truth: pd.DataFrame | None = None) ->
          "with children's complete outcomes. It does not change the arm's decision (which reads "
          "the adults' effect); where it fires, the children's rule of "
          "data/protocol/decision_estimands.yaml applies: the DMC closes the arm to children "
-         "(proposed, binding) and the arm continues in adults.", [child_harm_table(a)]),
+         "(proposed, binding) and the arm continues in adults.",
+         [child_harm_table(a), children_decisions_table(a)]),
         _allocation_section(a),
         ("safety", "Safety by arm", "Among patients with a complete day-28 outcome.",
          [safety_table(a)]),
@@ -884,6 +907,7 @@ __all__ = [
     "allocation_table",
     "chart_svg",
     "child_harm_table",
+    "children_decisions_table",
     "closed_report_html",
     "closed_report_sections",
     "completeness",

@@ -455,6 +455,9 @@ def test_childrens_decisions_close_an_arm_to_children_when_binding():
     assert binding.loc["b", "decision"] == CHILDREN_CONTINUE
     advice = children_decisions(rules, binding=False).set_index("arm")
     assert advice.loc["a", "reason"].startswith("advisory")
+    unstated = children_decisions(rules, binding=None).set_index("arm")
+    assert unstated.loc["a", "decision"] == CLOSE_TO_CHILDREN
+    assert unstated.loc["a", "reason"].startswith("consequence not stated")
 
 
 def test_childrens_decisions_refuse_a_table_without_status():

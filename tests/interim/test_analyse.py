@@ -26,6 +26,7 @@ from palette_core.analysis.diagnostics import GATES
 from palette_core.analysis.quantities import summarise
 from palette_core.cli import main
 from palette_core.design.loader import modified_design
+from palette_core.design.protocol import load_children_rule
 from palette_core.errors import ExportFileError, ModelDataError, StoredResultError
 from palette_core.exports.contract import read_export
 from palette_core.exports.derive import derive_outcomes, information
@@ -102,6 +103,14 @@ def test_every_table_is_written_and_listed_in_the_manifest(run, design):
     for path in out.rglob("*.csv"):
         assert str(TINY) not in path.read_text() and str(out) not in path.read_text()
     assert str(TINY.parent) not in (out / "manifest.json").read_text()
+
+
+def test_the_childrens_rule_gives_a_decision_per_arm_it_evaluated(run, design):
+    result, _, _ = run
+    children = result.tables["children_decisions"]
+    assert set(children["arm"]) == set(result.tables["child_harm"]["arm"])
+    assert children["binding"].eq(load_children_rule(design).binding).all()
+    assert set(children["decision"]) <= {"close to children", "continue in children", "unresolved"}
 
 
 def test_counts_in_equal_counts_reported(run):

@@ -158,6 +158,7 @@ def test_section_functions_return_tables_and_charts(stored):
         rep.probabilities_table,
         rep.rules_table,
         rep.child_harm_table,
+        rep.children_decisions_table,
         rep.allocation_table,
         rep.safety_table,
         rep.diagnostics_table,
