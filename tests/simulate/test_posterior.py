@@ -225,6 +225,9 @@ def test_mixture_summaries_and_draws_are_consistent(strong, strong_result):
     spec, _ = strong
     res = strong_result
     s = lp.mixture_summary(res)
+    a = len(spec.arms)
+    for full, lead in zip(s, lp.mixture_summary(lp.leading(res, a)), strict=True):
+        np.testing.assert_allclose(lead, full[:a], atol=1e-6)  # the adults alone: the same
     np.testing.assert_allclose(lp.pr_greater(res, s.q_low), 0.975, atol=1e-3)
     np.testing.assert_allclose(lp.pr_less(res, s.q_high), 0.975, atol=1e-3)
     np.testing.assert_allclose(lp.pr_greater(res, 0.3) + lp.pr_less(res, 0.3), 1.0, atol=1e-5)
