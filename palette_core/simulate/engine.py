@@ -52,6 +52,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
+from threadpoolctl import threadpool_limits
 
 from palette_core.errors import DesignError, ScenarioError
 
@@ -272,8 +273,17 @@ class ChunkTask:
     keep_looks: bool
 
 
+def one_lapack_thread() -> threadpool_limits:
+    """A context in which LAPACK and BLAS (the OpenBLAS that jaxlib's CPU linear algebra calls)
+    run on one thread. The simulator's matrices are small (order ~100) and batched over trials,
+    so LAPACK's own threads only contend with XLA's and with other processes: on the shared
+    2-core machine they made the Laplace approximation several times slower."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def run_chunk(task: ChunkTask) -> dict[str, Any]:
-    """Run one chunk (in this process): trials ``start .. stop-1``, padded to ``chunk_size``.
+    """Run one chunk (in this process): trials ``start .. stop-1``, padded to ``chunk_size``,
+    with one LAPACK thread (:func:`one_lapack_thread`; the parallelism is over trials).
 
     Returns NumPy arrays, the padding dropped: ``summary`` (dict), ``records`` (dict, or
     ``None`` unless ``keep_looks``), and ``seconds``.
@@ -286,8 +296,9 @@ def run_chunk(task: ChunkTask) -> dict[str, Any]:
     n = task.stop - task.start
     index = np.arange(task.start, task.start + task.chunk_size, dtype=np.int32)
     index[n:] = task.stop - 1  # padding: repeats of the last trial, dropped below
-    out = fn(np.uint32(task.seed), np.int32(task.scenario_index), index, task.params)
-    summary, records = jax.device_get(out)
+    with one_lapack_thread():
+        out = fn(np.uint32(task.seed), np.int32(task.scenario_index), index, task.params)
+        summary, records = jax.device_get(out)
     summary = {k: np.asarray(v)[:n] for k, v in summary.items()}
     recs = {k: np.asarray(v)[:n] for k, v in records.items()} if task.keep_looks else None
     return {"summary": summary, "records": recs, "seconds": time.perf_counter() - t0}

@@ -685,10 +685,10 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
         )
         # the next period's allocation, from the OSFD posterior of the adults' effects
         k_draw, key = jax.random.split(c.key)
-        draws = lp.joint_draws(res_o, k_draw, ctx.settings.n_draws)[:, :n_arms]
+        draws = lp.joint_draws(res_o, k_draw, ctx.settings.n_draws, n_arms)  # adults only
         probs = _allocation(params, states, draws, n_complete, n_complete_uc)
-        summ = lp.mixture_summary(res_o)
-        est = jnp.stack([summ.mean, summ.q_low, summ.q_high], axis=1)[:n_arms]
+        summ = lp.mixture_summary(lp.leading(res_o, n_arms))  # adults only
+        est = jnp.stack([summ.mean, summ.q_low, summ.q_high], axis=1)
         keep = was_open
         live = lc.live_traits(jnp, states, arm_trait, n_traits, codes)
         c = c._replace(

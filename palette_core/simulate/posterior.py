@@ -802,6 +802,118 @@ def quadratic_node(
     return NodeFit(x, chol, log_ml, jnp.zeros_like(gain), pd, pc.third, pc.info)
 
 
+class QuadraticSystem(NamedTuple):
+    """What every :func:`quadratic_node` of a stage shares: the expansion :class:`Pieces` moved
+    to ``u0`` (every node's Newton start, ``z = 0``; ``u0`` does not depend on ``h``) and the
+    cut-point block eliminated (Schur complement).
+
+    With ``A = -H_xc + diag(fix)`` (the cut-point block of the precision, the same at every
+    node), the precision of a node is ``[[A, -C M], [-(C M)', I - M' H_u M]]`` (``C`` the
+    cross block, ``M = M(h)``), so its Schur complement is ``S(h) = I + M' P M`` with
+    ``P = -H_u - C' A^-1 C``; the Newton gain is ``c0 + v' S^-1 v`` with ``v = M' r``,
+    ``r = g_u + C' A^-1 g_xc``, ``c0 = g_xc' A^-1 g_xc``, and ``log |Q| = log |A| + log |S|``.
+    ``P`` enters only through the products ``M_a' P M_b`` of the parts of ``M(h)``
+    (:func:`design_parts`), formed once per stage.
+    """
+
+    value: jnp.ndarray
+    xc: jnp.ndarray  # [S J] the expansion point's cut-point coordinates
+    a_inv_g: jnp.ndarray  # [S J] A^-1 g_xc
+    a_inv_cross: jnp.ndarray  # [S J, n_u] A^-1 C
+    log_det_a: jnp.ndarray
+    r: jnp.ndarray  # [n_u]
+    c0: jnp.ndarray
+    pmm: jnp.ndarray  # [4, 4, n_z, n_z] M_a' P M_b
+    pd_a: jnp.ndarray
+
+
+def design_parts(lay: Layout, prior: Priors, dtype: Any) -> jnp.ndarray:
+    """``[4, n_u, n_z]``: ``M(h) = sum_a c_a(h) M_a`` with ``c = (1, sigma_era, tau,
+    sigma_ped)``: the part of :func:`design_map` that does not scale with ``h``, then the
+    era, between-trait and children's parts."""
+    mk = {k: jnp.asarray(v, dtype=dtype) for k, v in _map_masks(lay).items()}
+    fixed = (
+        prior.trait_shift_scale * mk["shift"]
+        + prior.arm_scale * mk["free"]
+        + prior.group_mean_scale * mk["gmean"]
+    )
+    return jnp.stack([fixed, mk["era"], mk["tau"], mk["child"]])
+
+
+def _part_coefficients(h: jnp.ndarray) -> jnp.ndarray:
+    return jnp.concatenate([jnp.ones_like(h[:1]), h])
+
+
+def quadratic_system(
+    lay: Layout, prior: Priors, pc: Pieces, xc: jnp.ndarray, u: jnp.ndarray
+) -> QuadraticSystem:
+    """The :class:`QuadraticSystem` of the expansion ``pc`` at ``(xc, u)`` (once per stage)."""
+    u0, _ = design_map(lay, prior, jnp.ones(3, dtype=u.dtype))  # u0 does not depend on h
+    du = u0 - u
+    hu_du = pc.h_u @ du
+    # the expansion moved to u0, plus the standard-normal prior of z at z = 0
+    value = pc.value + pc.g_u @ du + 0.5 * du @ hu_du - 0.5 * lay.n_z * _LOG_2PI
+    g_xc = pc.g_xc + pc.cross @ du
+    g_u = pc.g_u + hu_du
+    a = -pc.h_xc + jnp.diag(pc.fix)
+    chol_a = jnp.linalg.cholesky(a)
+    rhs = jnp.concatenate([g_xc[:, None], pc.cross], axis=1)
+    sol = cho_solve((chol_a, True), rhs)
+    a_inv_g, a_inv_cross = sol[:, 0], sol[:, 1:]
+    p = -pc.h_u - pc.cross.T @ a_inv_cross
+    p = 0.5 * (p + p.T)
+    parts = design_parts(lay, prior, u.dtype)
+    pm = jnp.einsum("uv,bvz->buz", p, parts)
+    pmm = jnp.einsum("auy,buz->abyz", parts, pm)
+    return QuadraticSystem(
+        value=value,
+        xc=xc.reshape(-1),
+        a_inv_g=a_inv_g,
+        a_inv_cross=a_inv_cross,
+        log_det_a=2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_a))),
+        r=g_u + pc.cross.T @ a_inv_g,
+        c0=g_xc @ a_inv_g,
+        pmm=pmm,
+        pd_a=jnp.all(jnp.isfinite(chol_a)) & jnp.all(jnp.diagonal(chol_a) > 0),
+    )
+
+
+class QuadraticFit(NamedTuple):
+    """:func:`quadratic_node_fast` at one node: the mode ``[n_x]``, the log marginal
+    likelihood, whether the precision was positive definite, and the Gaussian of the log ORs
+    (mode ``[2A]``, covariance ``[2A, 2A]``; as :func:`node_gaussian`)."""
+
+    mode: jnp.ndarray
+    log_ml: jnp.ndarray
+    positive_definite: jnp.ndarray
+    arm_mode: jnp.ndarray
+    arm_cov: jnp.ndarray
+
+
+def quadratic_node_fast(
+    lay: Layout, prior: Priors, h: jnp.ndarray, qs: QuadraticSystem
+) -> QuadraticFit:
+    """:func:`quadratic_node` followed by :func:`node_gaussian`, by the Schur complement of
+    :class:`QuadraticSystem`: one Cholesky factorisation of order ``n_z`` per node instead of
+    ``n_x``, and no product with ``P`` (equal to the dense form up to rounding; a test checks)."""
+    u0, mat = design_map(lay, prior, h)
+    c = _part_coefficients(h).astype(mat.dtype)
+    s = jnp.einsum("a,b,abyz->yz", c, c, qs.pmm) + jnp.eye(lay.n_z, dtype=mat.dtype)
+    chol = jnp.linalg.cholesky(s)
+    v = mat.T @ qs.r
+    dz = cho_solve((chol, True), v)
+    gain = qs.c0 + v @ dz
+    log_det = qs.log_det_a + 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
+    log_ml = qs.value + 0.5 * gain + 0.5 * lay.n_x * _LOG_2PI - 0.5 * log_det
+    pd = qs.pd_a & jnp.all(jnp.isfinite(chol)) & jnp.all(jnp.diagonal(chol) > 0)
+    dx = qs.a_inv_g + qs.a_inv_cross @ (mat @ dz)
+    arms = slice(lay.u_arm, lay.u_arm + 2 * lay.n_arms)
+    mat_a = mat[arms]
+    w = solve_triangular(chol, mat_a.T, lower=True)
+    mode = jnp.concatenate([qs.xc + dx, dz])
+    return QuadraticFit(mode, log_ml, pd, u0[arms] + mat_a @ dz, w.T @ w)
+
+
 # ----------------------------------------------------------------------------- the mixture
 #: Largest Cornish-Fisher coefficient kept (the transform ``z + k (z^2 - 1)`` is monotone for
 #: ``z > -1 / (2 |k|)``, beyond 5 standard deviations at this bound).
@@ -920,16 +1032,23 @@ class LaplaceResult(NamedTuple):
     max_skew: jnp.ndarray
 
 
-def _stage(lay, st, prior, counts, rule, proposal, centre, refine):
+def _stage(lay, st, prior, counts, rule, proposal, centre, refine, schur=True):
     """Fit every node of ``rule`` placed by ``proposal``: quadratic expansion at the ``centre``
-    fit (:func:`quadratic_node`), then ``refine`` exact Newton evaluations (0: none)."""
+    fit, then ``refine`` exact Newton evaluations (0: none). ``schur`` (and ``refine == 0``):
+    the nodes by :func:`quadratic_node_fast` (:class:`QuadraticFit`); otherwise by
+    :func:`quadratic_node` (:class:`NodeFit`, with the dense precision's Cholesky factor)."""
     h_c, x_c = centre
     xc, z = _split(lay, x_c)
     u0, mat = design_map(lay, prior, h_c)
     u = u0 + mat @ z
-    pc = pieces(lay, st, prior, xc, u, counts, third=refine == 0)
+    fast = schur and not refine
+    pc = pieces(lay, st, prior, xc, u, counts, third=not fast and refine == 0)
     h_nodes, log_w = hyper_nodes(rule, proposal, prior)
-    fits = jax.vmap(lambda h: quadratic_node(lay, prior, h, pc, xc, u))(h_nodes)
+    if fast:
+        qs = quadratic_system(lay, prior, pc, xc, u)
+        fits = jax.vmap(lambda h: quadratic_node_fast(lay, prior, h, qs))(h_nodes)
+    else:
+        fits = jax.vmap(lambda h: quadratic_node(lay, prior, h, pc, xc, u))(h_nodes)
     if refine:
         fits = jax.vmap(lambda h, x: newton(lay, st, prior, h, x, counts, refine - 1))(
             h_nodes, fits.mode
@@ -957,6 +1076,7 @@ def laplace_arrays(
     n_adapt: int = 2,
     refine: int = 0,
     centre_sla: bool = True,
+    schur: bool = True,
     tol: float = 1e-2,
 ) -> LaplaceResult:
     """The integrated Laplace approximation of one dataset (pure JAX; jit/vmap-able).
@@ -991,31 +1111,39 @@ def laplace_arrays(
         ``True``: the simplified Laplace correction (location shift and skewness, in standard
         deviations; :func:`node_effects`) is computed at the centre and applied to every node;
         ``False``: at every node (slower; the two differ by far less than the quadrature).
+    schur
+        ``True`` (with ``centre_sla`` and ``refine == 0``): the nodes by the Schur complement
+        of the cut-points (:func:`quadratic_node_fast`); ``False``: by the dense precision
+        (:func:`quadratic_node`, :func:`node_gaussian`). The two are equal up to rounding.
     """
     if state is None:
         prop0 = prior_proposal(prior)
         h_p = prop0.sigma * 0.6745  # the prior medians
         pilot = newton(lay, st, prior, h_p, initial_point(lay, st, prior, counts), counts, n_pilot)
-        h1, _, w1 = _stage(lay, st, prior, counts, pilot_rule, prop0, (h_p, pilot.mode), 0)
+        h1, _, w1 = _stage(lay, st, prior, counts, pilot_rule, prop0, (h_p, pilot.mode), 0, schur)
         proposal = posterior_proposal(h1, w1)
         h_c, x_start = _posterior_mean(h1, w1), pilot.mode
         for _ in range(n_adapt - 1):
             centre = newton(lay, st, prior, h_c, x_start, counts, n_centre)
-            h1, _, w1 = _stage(lay, st, prior, counts, rule, proposal, (h_c, centre.mode), 0)
+            h1, _, w1 = _stage(lay, st, prior, counts, rule, proposal, (h_c, centre.mode), 0, schur)
             proposal = posterior_proposal(h1, w1)
             h_c, x_start = _posterior_mean(h1, w1), centre.mode
     else:
         proposal, h_c, x_start = state.proposal, state.pilot_h, state.pilot_mode
     centre = newton(lay, st, prior, h_c, x_start, counts, n_centre)
+    fast = schur and centre_sla and not refine
     h_nodes, fits, weights = _stage(
-        lay, st, prior, counts, rule, proposal, (h_c, centre.mode), refine
+        lay, st, prior, counts, rule, proposal, (h_c, centre.mode), refine, fast
     )
     if centre_sla:
         # the simplified Laplace correction, in standard deviations, of the centre fit
         m_c, cov_c, skew = node_effects(lay, st, prior, h_c, centre)
         mode_c, _ = node_gaussian(lay, prior, h_c, centre)
         shift = (m_c - mode_c) / jnp.sqrt(jnp.diagonal(cov_c))
-        mode, cov = jax.vmap(lambda h, f: node_gaussian(lay, prior, h, f))(h_nodes, fits)
+        if fast:
+            mode, cov = fits.arm_mode, fits.arm_cov
+        else:
+            mode, cov = jax.vmap(lambda h, f: node_gaussian(lay, prior, h, f))(h_nodes, fits)
         mean = mode + shift * jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1))
         skew = jnp.broadcast_to(skew, mean.shape)
     else:
@@ -1023,8 +1151,9 @@ def laplace_arrays(
     multi = jnp.asarray(np.asarray(rule.n_nodes) > 1)
     top = jnp.any((h_nodes >= jnp.max(h_nodes, axis=0) * (1.0 - 1e-6)) & multi, axis=1)
     converged = jnp.abs(centre.decrement) < tol
+    decrement = jnp.zeros_like(fits.log_ml) if fast else fits.decrement
     if refine:
-        converged = converged & jnp.all(jnp.abs(fits.decrement) < tol)
+        converged = converged & jnp.all(jnp.abs(decrement) < tol)
     return LaplaceResult(
         mean=mean,
         cov=cov,
@@ -1037,7 +1166,7 @@ def laplace_arrays(
             centre.mode,
         ),
         log_ml=fits.log_ml,
-        decrement=fits.decrement,
+        decrement=decrement,
         converged=converged,
         positive_definite=jnp.all(fits.positive_definite) & centre.positive_definite,
         edge_weight=jnp.sum(jnp.where(top, weights, 0.0)),
@@ -1095,8 +1224,19 @@ def mixture_quantile(result: LaplaceResult, q: float, n_iter: int = 40) -> jnp.n
     return 0.5 * (lo + hi)
 
 
+def leading(result: LaplaceResult, n: int) -> LaplaceResult:
+    """``result`` restricted to its first ``n`` log ORs (``A``: the adults' effects): the
+    mixture's marginal, so every summary of those coordinates is unchanged, at less cost."""
+    return result._replace(
+        mean=result.mean[..., :n],
+        cov=result.cov[..., :n, :n],
+        skew=result.skew[..., :n],
+    )
+
+
 def mixture_summary(result: LaplaceResult, level: float = 0.95) -> MixtureSummary:
-    """Mean, SD and the equal-tailed ``level`` interval of each log OR under the mixture."""
+    """Mean, SD and the equal-tailed ``level`` interval of each log OR under the mixture
+    (of the adults' effects only: ``mixture_summary(leading(result, A))``)."""
     w = result.weights[..., :, None]
     var_k = jnp.diagonal(result.cov, axis1=-2, axis2=-1) * (1.0 + 2.0 * result.skew**2)
     mean = jnp.sum(w * result.mean, axis=-2)
@@ -1108,24 +1248,32 @@ def mixture_summary(result: LaplaceResult, level: float = 0.95) -> MixtureSummar
     )
 
 
-def joint_draws(result: LaplaceResult, key: jax.Array, n_draws: int) -> jnp.ndarray:
+def joint_draws(
+    result: LaplaceResult, key: jax.Array, n_draws: int, n_leading: int | None = None
+) -> jnp.ndarray:
     """``[n_draws, 2A]`` joint draws from the mixture (adult arms, then children's).
 
     Nodes are chosen by systematic sampling (node ``k`` gets ``n_draws * w_k`` draws, rounded
     up or down); a draw is ``mean + sd * (Z + skew * (Z^2 - 1))`` with ``Z`` normal with the
-    node's correlation across arms.
+    node's correlation across arms. ``n_leading``: only the first ``n_leading`` coordinates
+    (``A``: the adults' effects), ``[n_draws, n_leading]``, equal to the same columns of the
+    full draws (the Cholesky factor of a leading block of the correlation is the leading
+    block of its factor, and the same normal deviates are drawn), at a fraction of the cost.
     """
     k_u, k_z = jax.random.split(key)
     u = (jax.random.uniform(k_u) + jnp.arange(n_draws)) / n_draws
     comp = jnp.searchsorted(jnp.cumsum(result.weights), u)
     comp = jnp.minimum(comp, result.weights.shape[-1] - 1)
     dim = result.mean.shape[-1]
-    sd = jnp.sqrt(jnp.diagonal(result.cov, axis1=-2, axis2=-1))
-    corr = result.cov / (sd[:, :, None] * sd[:, None, :])
-    chol = jnp.linalg.cholesky(corr + 1e-6 * jnp.eye(dim, dtype=corr.dtype))
-    eps = jax.random.normal(k_z, (n_draws, dim), dtype=result.mean.dtype)
+    lead = dim if n_leading is None else n_leading
+    eps = jax.random.normal(k_z, (n_draws, dim), dtype=result.mean.dtype)[:, :lead]
+    mean, skew = result.mean[:, :lead], result.skew[:, :lead]
+    cov = result.cov[:, :lead, :lead]
+    sd = jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1))
+    corr = cov / (sd[:, :, None] * sd[:, None, :])
+    chol = jnp.linalg.cholesky(corr + 1e-6 * jnp.eye(lead, dtype=corr.dtype))
     zz = jnp.einsum("nij,nj->ni", chol[comp], eps)
-    return result.mean[comp] + sd[comp] * (zz + result.skew[comp] * (zz**2 - 1.0))
+    return mean[comp] + sd[comp] * (zz + skew[comp] * (zz**2 - 1.0))
 
 
 # ----------------------------------------------------------------------------- boundary

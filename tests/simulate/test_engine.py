@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.linalg  # noqa: F401  (loads the OpenBLAS that jaxlib's CPU linear algebra calls)
+from threadpoolctl import threadpool_info
 
 from palette_core.cli import main
 from palette_core.errors import ScenarioError
@@ -302,3 +304,12 @@ def test_scenario_set_lookup(tiny):
     with pytest.raises(KeyError):
         scenarios.scenario("nope")
     assert "adaptr_binomial" in engine.known_programs()
+
+
+def test_chunks_run_with_one_lapack_thread():
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    assert blas_threads()
+    with engine.one_lapack_thread():
+        assert set(blas_threads()) == {1}

@@ -79,19 +79,43 @@ def test_closed_form_derivatives_equal_autodiff(design, outcome):
     st = lp.structure(lay, data)
     arrays = m.CellData(*(jnp.asarray(v) for v in data))
     rng = np.random.default_rng(1)
+
+    # compiled (op-by-op autodiff of the Hessian took ~40 s per outcome), the same comparison
+    def f(x, hh):
+        return lp.log_joint(lay, prior, hh, x, arrays)
+
+    closed = jax.jit(lambda hh, x: lp.derivatives(lay, st, prior, hh, x, arrays.counts))
+    auto = jax.jit(lambda x, hh: (f(x, hh), jax.grad(f)(x, hh), jax.hessian(f)(x, hh)))
     for _ in range(2):
         xc, z, h = _random_point(lay, rng)
         x = jnp.asarray(np.concatenate([xc.ravel(), z]), jnp.float32)
         hh = jnp.asarray(h, jnp.float32)
-        der = lp.derivatives(lay, st, prior, hh, x, arrays.counts)
-
-        def f(x, hh=hh):
-            return lp.log_joint(lay, prior, hh, x, arrays)
-
-        g, hess = jax.grad(f)(x), jax.hessian(f)(x)
-        assert float(der.value) == pytest.approx(float(f(x)), rel=1e-6)
+        der = closed(hh, x)
+        value, g, hess = auto(x, hh)
+        assert float(der.value) == pytest.approx(float(value), rel=1e-6)
         np.testing.assert_allclose(der.grad, g, rtol=1e-4, atol=1e-4 * float(jnp.abs(g).max()))
         np.testing.assert_allclose(der.hess, hess, atol=1e-5 * float(jnp.abs(hess).max()))
+
+
+@pytest.mark.parametrize("outcome", ["mortality28", "osfd28"])
+def test_schur_nodes_equal_the_dense_precision(design, outcome):
+    """The Schur complement of the cut-points (the default) changes nothing but rounding."""
+    spec, data = _data(design, outcome, 2, {"hypo_gcsf": 0.4, "hinf_anakinra": -0.3}, 30, 9)
+    lay, prior = lp.layout(spec), m.model_priors(design)
+    st = lp.structure(lay, data)
+    run = jax.jit(
+        lambda c, schur: lp.laplace_arrays(lay, st, prior, c, schur=schur), static_argnums=1
+    )
+    counts = jnp.asarray(data.counts)  # a cold start: the pilot stages, then the final one
+    dense, fast = run(counts, False), run(counts, True)
+    np.testing.assert_allclose(fast.log_ml, dense.log_ml, rtol=1e-5)
+    np.testing.assert_allclose(fast.weights, dense.weights, atol=1e-4)
+    np.testing.assert_allclose(fast.mean, dense.mean, atol=1e-4)
+    np.testing.assert_allclose(fast.cov, dense.cov, atol=1e-4 * float(jnp.abs(dense.cov).max()))
+    np.testing.assert_allclose(fast.state.pilot_mode, dense.state.pilot_mode, atol=1e-4)
+    for c in (0.0, 0.3):
+        np.testing.assert_allclose(lp.pr_greater(fast, c), lp.pr_greater(dense, c), atol=1e-4)
+    assert bool(fast.positive_definite) and bool(fast.converged)
 
 
 def test_third_derivative_of_a_cell(design):
@@ -201,11 +225,16 @@ def test_mixture_summaries_and_draws_are_consistent(strong, strong_result):
     spec, _ = strong
     res = strong_result
     s = lp.mixture_summary(res)
+    a = len(spec.arms)
+    for full, lead in zip(s, lp.mixture_summary(lp.leading(res, a)), strict=True):
+        np.testing.assert_allclose(lead, full[:a], atol=1e-6)  # the adults alone: the same
     np.testing.assert_allclose(lp.pr_greater(res, s.q_low), 0.975, atol=1e-3)
     np.testing.assert_allclose(lp.pr_less(res, s.q_high), 0.975, atol=1e-3)
     np.testing.assert_allclose(lp.pr_greater(res, 0.3) + lp.pr_less(res, 0.3), 1.0, atol=1e-5)
     draws = np.asarray(lp.joint_draws(res, jax.random.PRNGKey(0), 40000))
     assert draws.shape == (40000, 2 * len(spec.arms))
+    adults = np.asarray(lp.joint_draws(res, jax.random.PRNGKey(0), 40000, len(spec.arms)))
+    np.testing.assert_allclose(adults, draws[:, : len(spec.arms)], atol=1e-5)
     np.testing.assert_allclose(draws.mean(0), s.mean, atol=0.02)
     np.testing.assert_allclose(draws.std(0), s.sd, rtol=0.03)
     np.testing.assert_allclose((draws > 0).mean(0), lp.pr_greater(res, 0.0), atol=0.01)
