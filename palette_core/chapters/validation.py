@@ -406,12 +406,12 @@ def manifest_row(name: str, result: StoredResult | None, design: Design, error: 
     runtime = m.get("runtime_s", m.get("wall_s"))
     changed = result.changed or ()
     ignored = [f for f in changed if f in NOT_READ.get(name, {})]
-    if result.stale:
-        status = "stale" + (
-            f" ({', '.join(f for f in changed if f not in ignored)} changed)" if changed else ""
-        )
-    else:
-        status = "current" + (f" ({', '.join(ignored)} changed, not read)" if ignored else "")
+    prose = list(result.prose_changed)
+    real = [f for f in changed if f not in ignored and f not in prose]
+    notes = [f"{', '.join(real)} changed"] if real else []
+    notes += [f"{', '.join(prose)} changed in prose only"] if prose else []
+    notes += [f"{', '.join(ignored)} changed, not read"] if ignored else []
+    status = ("stale" if result.stale else "current") + (f" ({'; '.join(notes)})" if notes else "")
     return {
         "Result": name,
         "Status": status,
@@ -431,7 +431,11 @@ def stale_notice(result: StoredResult) -> str:
     design files changed since it was computed, and the command and time that rebuild it."""
     if not result.stale:
         return ""
-    changed = [f for f in (result.changed or ()) if f not in NOT_READ.get(result.name, {})]
+    changed = [
+        f
+        for f in (result.changed or ())
+        if f not in NOT_READ.get(result.name, {}) and f not in result.prose_changed
+    ]
     what = (
         "the design files " + ", ".join(f"`{f}`" for f in changed) + " changed since"
         if changed

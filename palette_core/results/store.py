@@ -474,6 +474,8 @@ class StoredResult:
     manifest: dict[str, Any]
     stale: bool
     changed: tuple[str, ...] | None = None
+    #: the changed design files whose change is in prose only (:func:`prose_only_change`)
+    prose_changed: tuple[str, ...] = ()
 
 
 def load_result(
@@ -508,10 +510,14 @@ def load_result(
         raise StoredResultError(f"{path}: unreadable manifest ({exc})") from None
     files = manifest.get("design_files")
     changed = None
+    prose: tuple[str, ...] = ()
     if isinstance(files, dict) and "design_hash" in manifest:
         changed = tuple(changed_design_files(files, design_file_hashes(design.root)))
         ignored = NOT_READ.get(name, {})
-        stale = any(f not in ignored for f in changed)
+        prose = tuple(
+            f for f in changed if f not in ignored and prose_only_change(design, manifest, f)
+        )
+        stale = any(f not in ignored and f not in prose for f in changed)
     else:
         stale = stored != current
     if stale and not allow_stale:
@@ -522,7 +528,47 @@ def load_result(
             raise StoredResultError(f"{folder / t}: table listed in the manifest is missing")
         read = pd.read_parquet if t.endswith(".parquet") else pd.read_csv
         tables[t.removesuffix(".csv").removesuffix(".parquet")] = read(folder / t)
-    return StoredResult(name, tables, manifest, stale, changed)
+    return StoredResult(name, tables, manifest, stale, changed, prose)
+
+
+#: Keys of the design's YAML that hold prose only: no computation reads them (they are shown
+#: in the book), so an edit to them does not make a stored result stale.
+PROSE_KEYS = frozenset({"rationale"})
+
+
+def _without_prose(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_prose(v) for k, v in value.items() if k not in PROSE_KEYS}
+    if isinstance(value, list):
+        return [_without_prose(v) for v in value]
+    return value
+
+
+def prose_only_change(design: Design, manifest: dict[str, Any], relative: str) -> bool:
+    """Whether the design file ``relative`` differs from the version a result was computed
+    with in its prose (:data:`PROSE_KEYS`) only.
+
+    The stored version is read from git at the manifest's revision and must have the SHA-256
+    the manifest records for it (so a revision with uncommitted changes is used only where that
+    file was committed); both versions are parsed and compared without their prose. Anything
+    that cannot be established (no git, no such file, not YAML) counts as a real change.
+    """
+    stored_sha = (manifest.get("design_files") or {}).get(relative)
+    current = design.root / relative
+    if stored_sha is None or not current.is_file() or not relative.endswith((".yaml", ".yml")):
+        return False
+    revision = str(manifest.get("git_revision", "")).removesuffix("+dirty")
+    try:
+        top = Path(_git(design.root, "rev-parse", "--show-toplevel").decode().strip())
+        prefix = design.root.resolve().relative_to(top).as_posix()
+        old = _git(top, "show", f"{revision}:{prefix}/{relative}")
+        if hashlib.sha256(old).hexdigest() != stored_sha:
+            return False
+        before = yaml.safe_load(old)
+        after = yaml.safe_load(current.read_bytes())
+    except (OSError, subprocess.CalledProcessError, ValueError, yaml.YAMLError):
+        return False
+    return _without_prose(before) == _without_prose(after)
 
 
 def backfill_design_files(
@@ -589,6 +635,7 @@ def _input_hashes(manifest: dict[str, Any], design: Design) -> tuple[str, str]:
 __all__ = [
     "DERIVED",
     "backfill_design_files",
+    "prose_only_change",
     "EXAMPLE_SCENARIO_FILE",
     "derived_root",
     "WORKED_INTERIM",

@@ -135,6 +135,14 @@ def test_backfilled_design_files_are_those_of_the_git_revision_or_nothing(design
     assert results.backfill_design_files("old", design=copy)
     written = json.loads((folder / "manifest.json").read_text())
     assert written["design_files"] == design_file_hashes(copy.root)
+    # an edit to the prose of a design file does not make a result stale; any other edit does
+    outcomes = copy.root / "proposed" / "outcomes.yaml"
+    text = outcomes.read_text(encoding="utf-8")
+    outcomes.write_text(text.replace("rationale: >-\n", "rationale: >-\n      Reworded.\n", 1))
+    assert results.prose_only_change(copy, written, "proposed/outcomes.yaml")
+    outcomes.write_text(text.replace("death_value: -1", "death_value: -2", 1))
+    assert not results.prose_only_change(copy, written, "proposed/outcomes.yaml")
+    outcomes.write_text(text)
     # a design hash the revision's files do not give: nothing is written
     (folder / "manifest.json").write_text(json.dumps({**old, "design_hash": "0" * 64}))
     assert not results.backfill_design_files("old", design=copy)
