@@ -86,8 +86,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "sbc_patients_per_cell": 20,
         "adaptr_trials": 50,
         "adaptr_draws_trials": 0,
-        "oc_trials": 4,
-        "calibration_trials": 4,
+        "oc_trials": 2,
+        "calibration_trials": 2,
         "simulation_chunk": 4,
         # a 400-patient trial (two looks) with a coarser posterior: the tests' size
         "simulation_settings": {

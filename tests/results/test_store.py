@@ -12,8 +12,8 @@ from palette_core.provenance import file_sha256
 from palette_core.results import store as results
 
 #: what the small rebuild makes (the worked interim is tested on its own below, the accuracy
-#: panel in tests/simulate/test_accuracy.py)
-APART = (results.WORKED_INTERIM, "laplace_accuracy")
+#: panel in tests/simulate/test_accuracy.py, the simulations in test_simulation_results.py)
+APART = (results.WORKED_INTERIM, "laplace_accuracy", *results.SIMULATIONS)
 MADE = [n for n in results.RESULTS if n not in APART]
 
 
