@@ -397,6 +397,7 @@ def sample_size_table(oc: StoredResult, design: Design) -> pd.DataFrame:
     """Per trait: what the registered size buys and what 80 % power needs (the stored
     ``sample_size`` table, in words)."""
     s = oc.tables["sample_size"]
+    size = oc.manifest["settings"].get("n_patients") or int(design.trial.enrollment)
     return pd.DataFrame(
         {
             LABELS["trait"]: [trait_label(design, x) for x in s["trait"]],
@@ -405,8 +406,8 @@ def sample_size_table(oc: StoredResult, design: Design) -> pd.DataFrame:
                 pm(a, b, 3) for a, b in zip(s["share"], s["mcse_share"], strict=True)
             ],
             "Patients a year": s["patients_per_year"].map(lambda v: f"{v:.0f}"),
-            "Per group at 2,000": s["n_per_arm_at_size"].map(lambda v: f"{v:.0f}"),
-            "Power at 2,000 (approx.)": s["analytic_power_at_size"].map(lambda v: f"{v:.2f}"),
+            f"Per group at {size:,}": s["n_per_arm_at_size"].map(lambda v: f"{v:.0f}"),
+            f"Power at {size:,} (approx.)": s["analytic_power_at_size"].map(lambda v: f"{v:.2f}"),
             "Simulated power (fixed)": [
                 pm(a, b, 2) for a, b in zip(s["sim_power"], s["mcse_sim_power"], strict=True)
             ],
@@ -455,7 +456,36 @@ def key_numbers(cal: StoredResult, oc: StoredResult, design: Design) -> dict[str
         "cal_runtime_min": f"{float(cal.manifest['runtime_s']) / 60:.0f}",
         "oc_runtime_min": f"{float(oc.manifest['runtime_s']) / 60:.0f}",
     }
+    # the trait that sets the common threshold, and its rate at the pre-calibration value
+    binding = t.loc[t["per_trait_threshold"].idxmax()]
+    curve = cal.tables["curve_traits"]
+    before = 0.95
+    at = curve[(curve["trait"] == binding["trait"]) & np.isclose(curve["threshold"], before)]
+    out["binding_trait"] = trait_label(design, binding["trait"])
+    out["binding_before"] = f"{before:g}"
+    out["binding_rate_before"] = pm(float(at["rate"].iloc[0]), float(at["mcse"].iloc[0]))
+    edge = t[t["at_grid_minimum"].astype(bool)]
+    out["grid_minimum"] = f"{float(curve['threshold'].min()):.2f}"
+    out["edge_traits"] = _words([trait_label(design, x) for x in edge["trait"]])
+    out["edge_evaluable_max"] = f"{float(edge['pr_evaluable'].max()):.2f}" if len(edge) else "-"
+    # arms of the global null that rarely become evaluable
+    a = oc.tables["arms"]
+    a = a[(a["scenario"] == OC_REFERENCE) & (a["pr_never_evaluated"] < 1.0)]
+    ev = a.groupby("trait", sort=False)["pr_evaluable"].mean()
+    rare = [trait_label(design, x) for x, v in ev.items() if v < 0.5]
+    out["rarely_evaluable_traits"] = _words(rare)
+    out["n_rarely_evaluable"] = str(len(rare))
+    n_need = float(s["n_per_arm_needed"].min())
+    out["ss_vs_cap"] = "more than" if n_need > cap else "no more than"
     return out
+
+
+def _words(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c`` (``none`` for no item)."""
+    items = list(items)
+    if not items:
+        return "none"
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 __all__ = [
