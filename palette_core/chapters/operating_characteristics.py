@@ -145,6 +145,7 @@ def oc_curve_table(oc: StoredResult, scenarios: Sequence[str] = CURVE_SCENARIOS)
     randomising arms with that truth in ``scenarios``, with its error."""
     arms = oc.tables["arms"]
     arms = arms[arms["scenario"].isin(scenarios) & (arms["pr_never_evaluated"] < 1.0)]
+    arms = arms.assign(true_or=arms["true_or"].round(6))  # stored from float32
     rows = []
     for (trait, true_or), block in arms.groupby(["trait", "true_or"], sort=True):
         for d in ("graduation", "futility", "harm", "cap_reached", "no_decision"):
@@ -475,6 +476,12 @@ def key_numbers(cal: StoredResult, oc: StoredResult, design: Design) -> dict[str
     rare = [trait_label(design, x) for x, v in ev.items() if v < 0.5]
     out["rarely_evaluable_traits"] = _words(rare)
     out["n_rarely_evaluable"] = str(len(rare))
+    # the approximation against the simulation, in traits whose arms become evaluable
+    big = s[s["sim_pr_evaluable"] > 0.5]
+    gap = big["sim_power"] - big["analytic_power_at_sim_n"]
+    out["ss_check_traits"] = _words([trait_label(design, x) for x in big["trait"]])
+    out["ss_gap_low"] = f"{gap.min():+.2f}" if len(gap) else "-"
+    out["ss_gap_high"] = f"{gap.max():+.2f}" if len(gap) else "-"
     n_need = float(s["n_per_arm_needed"].min())
     out["ss_vs_cap"] = "more than" if n_need > cap else "no more than"
     return out
