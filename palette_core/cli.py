@@ -683,6 +683,13 @@ def _add_results_commands(sub: argparse._SubParsersAction, shared: _Shared) -> N
     )
     rebuild.add_argument("--small", action="store_true", help="tiny sizes (for tests)")
     rebuild.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="simulated trials per scenario of calibration and operating_characteristics "
+        "(default: the size's)",
+    )
+    rebuild.add_argument(
         "--only",
         default=None,
         help="comma-separated results to make (default: every one: "
@@ -710,6 +717,7 @@ def _results_rebuild(args: argparse.Namespace) -> int:
             only=names(args.only),
             skip=names(args.skip) or (),
             progress=_progress_printer(),
+            trials=args.trials,
         )
     except PaletteError as exc:
         print(f"error: {exc}", file=sys.stderr)

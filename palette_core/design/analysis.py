@@ -10,6 +10,7 @@ the sensitivity analyses). All *proposed*: the registry makes none of these choi
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -108,6 +109,9 @@ class Cap_(Frozen):
 class Calibration(Frozen):
     max_false_graduation_per_arm: float
     error_control: Literal["none_formal"]
+    #: the stored result whose run calibrated the thresholds (a folder under the data root,
+    #: holding its manifest.json); absent while the thresholds are not calibrated
+    result: str | None = None
     rationale: str
 
 
@@ -169,6 +173,13 @@ def check_decisions(dec: DecisionsFile, outcomes: OutcomesFile) -> None:
         )
     if not 0 < dec.calibration.max_false_graduation_per_arm < 1:
         raise OutOfRangeError(f, "calibration", "max_false_graduation_per_arm", "must be in (0, 1)")
+    result = dec.calibration.result
+    if result is not None and (
+        PurePosixPath(result).is_absolute() or ".." in PurePosixPath(result).parts
+    ):
+        raise OutOfRangeError(
+            f, "calibration", "result", f"must be a folder under the data root, not {result!r}"
+        )
 
 
 # ----------------------------------------------------------------------------- looks

@@ -28,7 +28,7 @@ import datetime as dt
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -319,11 +319,18 @@ def data_file(source: Design | str | Path, relative: str | Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- loading
-def design_hash(root: Path, registry: Path | None = None) -> str:
-    """SHA-256 over every file of the design directory and the registry file it cites."""
+def design_hash(root: Path, registry: Path | None = None, exclude: Collection[str] = ()) -> str:
+    """SHA-256 over every file of the design directory and the registry file it cites.
+
+    ``exclude`` names files (relative to ``root``, POSIX form) left out: the hash of the
+    inputs of a result that does not depend on them (the threshold calibration does not
+    depend on the threshold it calibrates).
+    """
     h = hashlib.sha256()
     files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for p in files:
+        if p.relative_to(root).as_posix() in exclude:
+            continue
         h.update(p.relative_to(root).as_posix().encode() + b"\0")
         h.update(p.read_bytes() + b"\0")
     if registry is not None:  # named by trial.yaml (hashed above), so its path need not enter

@@ -86,6 +86,13 @@ SIZES: dict[str, dict[str, Any]] = {
         "adaptr_trials": 20000,
         "adaptr_draws_trials": 1000,
         "po_replicates": 1000,
+        # virtual PALETTE trials: per scenario (operating characteristics) and per run
+        # (calibration); the registered design at its own size. The sizes of the stored
+        # results (about an hour on 2 shared cores); the target is 1,000 (--trials 1000)
+        "oc_trials": 40,
+        "calibration_trials": 200,
+        "simulation_chunk": 50,
+        "simulation_settings": {},
     },
     "small": {
         "prior_draws": 200,
@@ -96,6 +103,16 @@ SIZES: dict[str, dict[str, Any]] = {
         "adaptr_trials": 50,
         "adaptr_draws_trials": 0,
         "po_replicates": 50,
+        "oc_trials": 2,
+        "calibration_trials": 2,
+        "simulation_chunk": 4,
+        # a 400-patient trial (two looks) with a coarser posterior: the tests' size
+        "simulation_settings": {
+            "n_patients": 400,
+            "pool_size": 3000,
+            "n_draws": 200,
+            "laplace_rule": [2, 2, 2],
+        },
     },
 }
 
@@ -148,11 +165,19 @@ def _baseline(spec: Any, design: Design, mortality: dict[str, float]) -> dict[st
     return out
 
 
-def _write(folder: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> None:
+def _write(
+    folder: Path,
+    tables: dict[str, pd.DataFrame],
+    manifest: dict[str, Any],
+    parquet: dict[str, pd.DataFrame] | None = None,
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
         df.to_csv(folder / f"{name}.csv", index=False)
-    manifest = {**manifest, "tables": sorted(f"{n}.csv" for n in tables)}
+    for name, df in (parquet or {}).items():
+        df.to_parquet(folder / f"{name}.parquet", index=False)
+    names = [f"{n}.csv" for n in tables] + [f"{n}.parquet" for n in parquet or {}]
+    manifest = {**manifest, "tables": sorted(names)}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
@@ -394,6 +419,215 @@ def rebuild_tipping_point(
     _write(out, tables, manifest)
 
 
+#: The scenario files of the calibration and of the operating characteristics (data root).
+CALIBRATION_SCENARIO_FILE = "scenarios/calibration.yaml"
+OC_SCENARIO_FILE = "scenarios/operating_characteristics.yaml"
+#: The calibration's scenarios: graduation disabled, then the design's thresholds.
+CALIBRATION_RUN, CONFIRMATION_RUN = "null_graduation_disabled", "null_design_thresholds"
+#: The operating characteristics' reference null and the sample size's check (one effective
+#: arm per trait, fixed allocation).
+OC_REFERENCE, OC_EFFECTIVE_FIXED = "global_null", "fixed_allocation_one_effective"
+
+
+def _platform_scenarios(design: Design, relative: str, size: Size) -> engine.ScenarioSet:
+    """A scenario file of the platform program at ``size``, for ``design``'s folder."""
+    from palette_core.design.locate import checkout_design_dir
+
+    settings = dict(SIZES[size]["simulation_settings"])
+    checkout = checkout_design_dir()
+    if checkout is None or checkout.resolve() != design.root.resolve():
+        settings["design"] = str(design.root)
+    return engine.load_scenarios(data_file(design, relative), settings=settings)
+
+
+def _simulation_sizes(size: Size, trials: int | None, key: str) -> tuple[int, int]:
+    n = int(trials) if trials is not None else int(SIZES[size][key])
+    return n, min(int(SIZES[size]["simulation_chunk"]), n)
+
+
+def rebuild_calibration(
+    design: Design,
+    out: Path,
+    size: Size,
+    seed: int,
+    progress: Any = None,
+    trials: int | None = None,
+) -> None:
+    """The graduation threshold calibrated under the global null, then confirmed
+    (:mod:`palette_core.simulate.calibration`): ``calibration.yaml``'s two runs of
+    ``trials`` trials each (default :data:`SIZES`).
+
+    Tables: ``curve_traits`` and ``curve_arms`` (false graduation rate against the threshold,
+    with Monte Carlo errors), ``thresholds`` (per trait: the calibrated per-trait and common
+    thresholds, the design's threshold and the confirmation run's rate), ``confirmation_arms``
+    (per arm, the confirmation run's decisions), ``maxima`` (per trial and arm, the running
+    maximum of Pr(OR > 1)).
+    """
+    from palette_core.simulate import calibration as cal
+    from palette_core.simulate import metrics
+
+    t0 = time.perf_counter()
+    sc = _platform_scenarios(design, CALIBRATION_SCENARIO_FILE, size)
+    n, chunk = _simulation_sizes(size, trials, "calibration_trials")
+    run = {"chunk_size": chunk, "scheduler": engine.IN_PROCESS, "keep_looks": True}
+    show = progress is not None
+    first = engine.run_scenarios(sc, n, seed, names=[CALIBRATION_RUN], progress=show, **run)
+    maxima = cal.max_pr_benefit(first.looks, sc, CALIBRATION_RUN)
+    curve_arms, curve_traits = cal.false_graduation_curve(maxima)
+    target = float(design.decisions.calibration.max_false_graduation_per_arm)
+    chosen = cal.calibrate(curve_traits, target)
+    common = float(chosen["common_threshold"].iloc[0])
+    if progress is not None:
+        per_trait = ", ".join(
+            f"{t} {c:.3f}"
+            for t, c in zip(chosen["trait"], chosen["per_trait_threshold"], strict=True)
+        )
+        progress(f"calibrated: common {common:.3f}; per trait {per_trait}", 1, 2)
+    sc2 = cal.with_graduation_threshold(sc, CONFIRMATION_RUN, common)
+    second = engine.run_scenarios(sc2, n, seed + 1, names=[CONFIRMATION_RUN], progress=show, **run)
+    table = metrics.arm_table(second.trials, sc2, second.looks)
+    confirmed = cal.observed_false_graduation(table)
+    design_threshold = float(design.decisions.graduation.threshold)
+    thresholds = chosen.merge(confirmed, on="trait", how="left")
+    thresholds.insert(1, "design_threshold", design_threshold)
+    for field in ("rate", "mcse"):
+        thresholds[f"calibration_{field}_at_design"] = [
+            float(
+                curve_traits.loc[
+                    (curve_traits["trait"] == t)
+                    & np.isclose(curve_traits["threshold"], design_threshold),
+                    field,
+                ].iloc[0]
+            )
+            for t in thresholds["trait"]
+        ]
+    extra = {
+        "result": "calibration",
+        "size": size,
+        # what the calibration depends on: the design without the threshold it calibrates
+        "calibration_input_hash": calibration_input_hash(design),
+        "confirmation_threshold": common,
+        "scenario_file": engine.simulation_manifest(sc, first)["scenario_file"],
+        "scenario_sha256": sc.sha256,
+        "settings": json.loads(sc.settings_json),
+        "n_trials_per_run": n,
+        "seeds": {CALIBRATION_RUN: seed, CONFIRMATION_RUN: seed + 1},
+        "key_derivation": engine.KEY_DERIVATION,
+        "target_false_graduation_per_arm": target,
+        "runs": {CALIBRATION_RUN: first.facts, CONFIRMATION_RUN: second.facts},
+        "runtime_s": round(time.perf_counter() - t0, 2),
+    }
+    tables = {
+        "curve_traits": curve_traits,
+        "curve_arms": curve_arms,
+        "thresholds": thresholds,
+        "confirmation_arms": metrics.arm_characteristics(table),
+        "maxima": maxima,
+    }
+    _write(out, tables, build_manifest(design, seed, **extra))
+
+
+def calibration_input_hash(design: Design) -> str:
+    """The hash of what the calibration depends on: every design file but
+    ``proposed/decisions.yaml``, and the numbers of that file other than the graduation
+    threshold (the calibration overrides it: writing the calibrated value into the design
+    does not make the calibration stale)."""
+    from palette_core.analysis.decisions import decision_params
+    from palette_core.design.loader import design_hash
+
+    params = decision_params(design)._asdict()
+    params.pop("graduation_threshold")
+    d = design.decisions
+    numbers = {
+        **params,
+        "references": [d.graduation.or_reference, d.futility.or_reference, d.harm.or_reference],
+        "outcomes": [d.graduation.outcome, d.futility.outcome, list(d.harm.outcomes)],
+        "target": d.calibration.max_false_graduation_per_arm,
+    }
+    files = design_hash(design.root, design.registry_path, exclude={"proposed/decisions.yaml"})
+    text = json.dumps({"files": files, "decisions": numbers}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def rebuild_operating_characteristics(
+    design: Design,
+    out: Path,
+    size: Size,
+    seed: int,
+    progress: Any = None,
+    trials: int | None = None,
+) -> None:
+    """Every scenario of ``operating_characteristics.yaml``, ``trials`` trials each (default
+    :data:`SIZES`), summarised by :mod:`palette_core.simulate.metrics` and
+    :mod:`palette_core.simulate.sample_size`.
+
+    Tables: ``arms``, ``traits``, ``platform`` (the metrics, each with its Monte Carlo
+    error), ``allocation`` (allocation probabilities over the looks), ``sample_size`` (per
+    trait, at the design's graduation threshold), ``arm_trials`` (one row per scenario, trial
+    and arm: the distributions) and ``trial_traits`` (patients per trait and trial).
+    """
+    from palette_core.simulate import metrics
+    from palette_core.simulate import sample_size as ss
+
+    t0 = time.perf_counter()
+    sc = _platform_scenarios(design, OC_SCENARIO_FILE, size)
+    n, chunk = _simulation_sizes(size, trials, "oc_trials")
+    sim = engine.run_scenarios(
+        sc,
+        n,
+        seed,
+        chunk_size=chunk,
+        scheduler=engine.IN_PROCESS,
+        keep_looks=True,
+        progress=progress is not None,
+    )
+    table = metrics.arm_table(sim.trials, sc, sim.looks)
+    arms = metrics.arm_characteristics(table)
+    traits = metrics.trait_characteristics(table)
+    per_trait = ss.trial_traits(sim.trials, sc)
+    effective = sc.scenario(OC_EFFECTIVE_FIXED).params["log_or"]
+    odds_ratio = float(np.exp(np.max(np.asarray(effective, dtype=float))))
+    threshold = float(design.decisions.graduation.threshold)
+    sizes = ss.sample_size_table(
+        sc,
+        arms,
+        traits,
+        per_trait,
+        reference=OC_REFERENCE,
+        effective=OC_EFFECTIVE_FIXED,
+        threshold=threshold,
+        odds_ratio=odds_ratio,
+    )
+    extra = {
+        "result": "operating_characteristics",
+        "size": size,
+        "scenario_file": engine.simulation_manifest(sc, sim)["scenario_file"],
+        "scenario_sha256": sc.sha256,
+        "settings": json.loads(sc.settings_json),
+        "n_trials_per_scenario": n,
+        "key_derivation": engine.KEY_DERIVATION,
+        "graduation_threshold": threshold,
+        "sample_size_odds_ratio": odds_ratio,
+        "run": sim.facts,
+        "runtime_s": round(time.perf_counter() - t0, 2),
+    }
+    tables = {
+        "arms": arms,
+        "traits": traits,
+        "platform": metrics.platform_characteristics(table, sim.trials, sc),
+        "allocation": metrics.allocation_over_time(sim.looks, sc),
+        "sample_size": sizes,
+    }
+    parquet = {"arm_trials": table, "trial_traits": per_trial_frame(per_trait, sim.trials)}
+    _write(out, tables, build_manifest(design, seed, **extra), parquet=parquet)
+
+
+def per_trial_frame(per_trait: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """Patients per trait and trial, with the trial's duration (days)."""
+    days = trials[["scenario", "trial", "duration_days"]]
+    return per_trait.merge(days, on=["scenario", "trial"], how="left", validate="many_to_one")
+
+
 #: every stored result, in the order :func:`rebuild` makes them, with its builder
 #: ``builder(design, out, size, seed, progress)``
 BUILDERS: dict[str, Any] = {
@@ -405,7 +639,11 @@ BUILDERS: dict[str, Any] = {
     "laplace_accuracy": rebuild_laplace_accuracy,
     "tipping_point": rebuild_tipping_point,
     "po_check": rebuild_po_check,
+    "calibration": rebuild_calibration,
+    "operating_characteristics": rebuild_operating_characteristics,
 }
+#: the results whose size is a number of simulated trials (``rebuild(trials=N)``)
+SIMULATIONS = ("calibration", "operating_characteristics")
 RESULTS = tuple(BUILDERS)
 
 _TIPPING_ONLY = "read by the tipping-point analysis only"
@@ -426,6 +664,8 @@ NOT_READ: dict[str, dict[str, str]] = {
     "laplace_accuracy": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
     WORKED_INTERIM: {"proposed/tipping_point.yaml": _TIPPING_ONLY},
     "po_check": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
+    "calibration": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
+    "operating_characteristics": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
 }
 
 
@@ -438,16 +678,20 @@ def rebuild(
     only: Sequence[str] | None = None,
     skip: Sequence[str] = (),
     progress: Any = None,
+    trials: int | None = None,
 ) -> dict[str, Path]:
     """Recompute the stored results into ``out_dir/<name>/``; return the folders.
 
     ``design`` defaults to :func:`~palette_core.design.loader.load_design`, ``out_dir`` to
     :func:`derived_root` of the design. ``only`` names the results to make (default: every
     one of :data:`RESULTS`), ``skip`` those to leave out; ``progress`` is passed to the long
-    builders (the worked interim, the simulations).
+    builders (the worked interim, the simulations). ``trials`` replaces the size's number of
+    simulated trials (per scenario) of :data:`SIMULATIONS`.
     """
     if size not in SIZES:
         raise ModelDataError(f"size must be one of {', '.join(SIZES)}, not {size!r}", "size")
+    if trials is not None and not (isinstance(trials, int) and trials >= 1):
+        raise ModelDataError(f"trials must be a whole number >= 1, not {trials!r}", "trials")
     names = list(RESULTS if only is None else only)
     unknown = [n for n in [*names, *skip] if n not in BUILDERS]
     if unknown:
@@ -459,7 +703,10 @@ def rebuild(
     folders = {}
     for name in [n for n in RESULTS if n in names and n not in skip]:
         folders[name] = root / name
-        BUILDERS[name](design, folders[name], size, seed, progress)
+        if name in SIMULATIONS and trials is not None:
+            BUILDERS[name](design, folders[name], size, seed, progress, trials=trials)
+        else:
+            BUILDERS[name](design, folders[name], size, seed, progress)
     return folders
 
 
@@ -622,6 +869,8 @@ def _git(cwd: Path, *args: str) -> bytes:
 def _input_hashes(manifest: dict[str, Any], design: Design) -> tuple[str, str]:
     """``(stored, current)`` hash of the result's input: the design's, or, for a result
     computed from a scenario file alone (adaptr's design), that file's SHA-256."""
+    if "calibration_input_hash" in manifest:
+        return manifest["calibration_input_hash"], calibration_input_hash(design)
     if "design_hash" in manifest:
         return manifest["design_hash"], design.design_hash
     try:

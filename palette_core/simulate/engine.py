@@ -367,14 +367,17 @@ def _from_validation(file: Path, entry: str | None, exc: ValidationError) -> Sce
     return ScenarioError(file, entry, _loc_text(loc), err["msg"])
 
 
-def load_scenarios(path: Path | str) -> ScenarioSet:
+def load_scenarios(path: Path | str, settings: Mapping[str, Any] | None = None) -> ScenarioSet:
     """Read and validate a scenario file; raise :class:`~palette_core.errors.ScenarioError`.
 
     The error names the file, the entry (``"settings"``, the scenario's name, or
     ``"scenarios[i]"``) and the field. Validation happens here, once: the arrays handed to the
-    compiled program are not checked again.
+    compiled program are not checked again. ``settings`` replace the file's settings of the
+    same names (a smaller trial for the tests, another design folder); they are validated as
+    the file's are and recorded in the manifest like them.
     """
     path = Path(path)
+    overrides = dict(settings or {})
     if not path.is_file():
         raise ScenarioError(path, None, None, "no such file")
     try:
@@ -397,7 +400,7 @@ def load_scenarios(path: Path | str) -> ScenarioSet:
             path, None, "design", f"unknown trial program {top.design!r} (known: {known})"
         ) from None
     try:
-        settings = definition.settings_model.model_validate(top.settings)
+        settings = definition.settings_model.model_validate({**top.settings, **overrides})
     except ValidationError as exc:
         raise _from_validation(path, "settings", exc) from None
     if not top.scenarios:

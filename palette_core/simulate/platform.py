@@ -166,7 +166,12 @@ class Thresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    graduation: float | None = Field(None, gt=0, lt=1)
+    graduation: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="1 disables graduation (Pr(OR > 1) > 1 never holds): the calibration run",
+    )
     futility: float | None = Field(None, gt=0, lt=1)
     harm: float | None = Field(None, gt=0, lt=1)
     min_complete: int | None = Field(None, ge=0)
@@ -191,6 +196,11 @@ class PlatformScenario(BaseModel):
     multi_trait_policy: Literal["default", "sensitivity"] = "default"
     blocked_doses: Literal["suspended", "open"] = "suspended"
     opens_at_week: dict[str, float] = {}
+    joins_at_week: dict[str, float] = Field(
+        {},
+        description="open arms of the design that instead join the platform on this week "
+        "(as planned arms, by amendment): a new arm joining mid-trial",
+    )
     thresholds: Thresholds = Thresholds()
 
 
@@ -362,6 +372,16 @@ def scenario_parameters(
             raise _fail(where, f"opens_at_week.{arm_id}", "only a planned arm opens on a week")
         if not (math.isfinite(week) and week >= 0):
             raise _fail(where, f"opens_at_week.{arm_id}", f"must be a week >= 0, not {week!r}")
+        open_day[e] = week * DAYS_PER_WEEK
+    for arm_id, week in sc.joins_at_week.items():
+        if arm_id not in spec.arms:
+            raise _fail(where, f"joins_at_week.{arm_id}", "not an experimental arm of the design")
+        e = spec.arms.index(arm_id)
+        if state[e] != codes.open or arm_id in sc.opens_at_week:
+            raise _fail(where, f"joins_at_week.{arm_id}", "only an open arm joins on a week")
+        if not (math.isfinite(week) and week >= 0):
+            raise _fail(where, f"joins_at_week.{arm_id}", f"must be a week >= 0, not {week!r}")
+        state[e] = codes.planned
         open_day[e] = week * DAYS_PER_WEEK
     suspended = ~avail.any(axis=1)
     state[suspended] = codes.suspended

@@ -304,6 +304,15 @@ CASES = [
         edit=_set(["graduation", "threshold"], 0.0),
     ),
     Case(
+        "calibration result outside the data root",
+        "proposed/decisions.yaml",
+        OutOfRangeError,
+        "calibration",
+        "result",
+        edit=_set(["calibration", "result"], "../elsewhere/calibration"),
+        message="under the data root",
+    ),
+    Case(
         "futility threshold not below graduation",
         "proposed/decisions.yaml",
         ConflictingArgumentsError,

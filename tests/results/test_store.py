@@ -16,8 +16,11 @@ from palette_core.results import store as results
 
 #: what the small rebuild makes (the worked interim is tested on its own below, the accuracy
 #: panel in tests/simulate/test_accuracy.py, the tipping point in tests/results/test_tipping.py,
-#: the proportional-odds check, which reads a worked interim, below)
-APART = (results.WORKED_INTERIM, "laplace_accuracy", "tipping_point", "po_check")
+#: the proportional-odds check, which reads a worked interim, below, the simulations in
+#: test_simulation_results.py)
+APART = (
+    results.WORKED_INTERIM, "laplace_accuracy", "tipping_point", "po_check", *results.SIMULATIONS
+)  # fmt: skip
 MADE = [n for n in results.RESULTS if n not in APART]
 
 

@@ -197,6 +197,10 @@ def test_arrivals_follow_the_ramp_and_the_plateau():
         ({"trait_log_odds": {"sepsis": 0.1}}, "trait_log_odds.sepsis"),
         ({"usual_care": {"adult": USUAL_CARE["adult"]}}, "usual_care"),
         ({"allocation": "thompson"}, "allocation"),
+        ({"joins_at_week": {"hfib_octaplas": 10}}, "joins_at_week.hfib_octaplas"),
+        ({"joins_at_week": {"hypo_gcsf": -1.0}}, "joins_at_week.hypo_gcsf"),
+        ({"joins_at_week": {"nope": 3}}, "joins_at_week.nope"),
+        ({"thresholds": {"graduation": 1.5}}, "thresholds.graduation"),
     ],
 )
 def test_a_bad_scenario_names_file_entry_and_field(tmp_path, extra, field):
@@ -274,3 +278,44 @@ def test_the_multi_trait_draw_is_among_traits_with_an_arm_open_to_the_age_group(
     states = np.array(params["initial_state"])
     states[trait_arms[hypo][trait_arms[hypo] >= 0]] = codes.code("futility")
     assert got[:, hypo].any() and not open_now(states)[:, hypo].any()
+
+
+def test_an_arm_joins_on_its_week_and_graduation_can_be_disabled(tmp_path, design):
+    path = _write(
+        tmp_path,
+        [_scenario("joins", joins_at_week={"hypo_ifng": 30}, thresholds={"graduation": 1.0})],
+    )
+    scenarios = engine.load_scenarios(path)
+    params = scenarios.scenarios[0].params
+    arms = list(pf.context(scenarios.settings.model_dump_json()).spec.arms)
+    e = arms.index("hypo_ifng")
+    assert params["initial_state"][e] == lc.state_codes(design).planned
+    assert params["open_day"][e] == pytest.approx(30 * pf.DAYS_PER_WEEK)
+    assert float(params["decision"]["graduation_threshold"]) == 1.0  # Pr > 1 never holds
+
+
+def test_the_operating_characteristics_scenarios_set_what_they_say(design):
+    path = design.data_root / "scenarios" / "operating_characteristics.yaml"
+    scenarios = engine.load_scenarios(path, SETTINGS)
+    ctx = pf.context(scenarios.settings.model_dump_json())
+    arms, codes = list(ctx.spec.arms), lc.state_codes(design)
+    p = {s.name: s.params for s in scenarios.scenarios}
+    null = p["global_null"]
+    assert np.all(null["log_or"] == 0) and np.all(null["era_effect"] == 0)
+    assert np.all(p["usual_care_drift"]["era_effect"][1:] > 0)
+    fixed = p["fixed_allocation_null"]["allocation"]["rar_min_open_experimental"]
+    assert fixed > len(arms) >= null["allocation"]["rar_min_open_experimental"]
+    toc = arms.index("hinf_tocilizumab")
+    assert null["initial_state"][toc] == codes.suspended
+    assert p["blocked_doses_open"]["initial_state"][toc] == codes.open
+    assert not np.array_equal(p["priority_policy"]["policy_random"], null["policy_random"])
+    assert p["accrual_slow"]["accrual_per_day"] < null["accrual_per_day"]
+    assert p["accrual_fast"]["accrual_per_day"] > null["accrual_per_day"]
+    child = p["children_differ"]
+    effective = child["log_or"] > 0
+    assert effective.sum() == 6 and np.all(child["log_or_child"][effective] == 0)
+    assert p["new_arm_joins"]["initial_state"][arms.index("hinf_mtx100")] == codes.planned
+    octa = arms.index("hfib_octaplas")
+    assert np.isinf(null["open_day"][octa]) and np.isfinite(
+        p["octaplas_opens_late"]["open_day"][octa]
+    )
