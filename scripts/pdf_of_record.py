@@ -26,7 +26,8 @@ from bs4 import BeautifulSoup
 from playwright.sync_api import sync_playwright
 
 from palette_core import load_design
-from palette_core.design.loader import Design
+from palette_core.design.loader import Design, data_file
+from palette_core.design.protocol import PROTOCOL_DIR, load_protocol
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -101,9 +102,9 @@ def git_revision(root: Path = ROOT) -> str:
 def edition(design: Design, revision: str, today: dt.date) -> Edition:
     """The version and date the title page shows.
 
-    The SAP version and date are the design's (``sap_version`` and ``sap_date`` of
-    ``trial.yaml``) where it states them; otherwise the version is the git revision and the
-    date the build date.
+    The SAP version and date are those of ``data/protocol/sap.yaml`` (``version``, ``date``,
+    validated with the protocol's other files) where it exists; otherwise the version is the
+    git revision and the date the build date.
 
     Parameters
     ----------
@@ -119,10 +120,14 @@ def edition(design: Design, revision: str, today: dt.date) -> Edition:
     Edition
         Version, date, revision and the design's hash (first 12 characters).
     """
-    version = getattr(design.trial, "sap_version", None)
-    date = getattr(design.trial, "sap_date", None)
+    version = date = None
+    if data_file(design, f"{PROTOCOL_DIR}/sap.yaml").is_file():
+        sap = load_protocol(design).sap
+        version, date = sap.version, sap.date
     return Edition(
-        version=str(version) if version else f"draft at git revision {revision}",
+        version=f"{version} (git revision {revision})"
+        if version
+        else f"draft at git revision {revision}",
         date=str(date) if date else today.isoformat(),
         revision=revision,
         design_hash=design.design_hash[:12],

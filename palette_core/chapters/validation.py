@@ -408,7 +408,10 @@ def manifest_row(name: str, result: StoredResult | None, design: Design, error: 
     ignored = [f for f in changed if f in NOT_READ.get(name, {})]
     prose = list(result.prose_changed)
     real = [f for f in changed if f not in ignored and f not in prose]
-    notes = [f"{', '.join(real)} changed"] if real else []
+    if real and not result.stale:  # the calibration leaves out the threshold it calibrates
+        notes = [f"{', '.join(real)} changed in what this result leaves out"]
+    else:
+        notes = [f"{', '.join(real)} changed"] if real else []
     notes += [f"{', '.join(prose)} changed in prose only"] if prose else []
     notes += [f"{', '.join(ignored)} changed, not read"] if ignored else []
     status = ("stale" if result.stale else "current") + (f" ({'; '.join(notes)})" if notes else "")
