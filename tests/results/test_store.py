@@ -15,7 +15,7 @@ from palette_core.provenance import design_file_hashes, file_sha256
 from palette_core.results import store as results
 
 #: what the small rebuild makes (the worked interim is tested on its own below, the accuracy
-#: panel in tests/simulate/test_accuracy.py, the tipping point in tests/results/test_tipping.py,
+#: panel in tests/simulate/test_accuracy.py, the tipping point in tests/results/test_tipping_result.py,
 #: the proportional-odds check, which reads a worked interim, below, the simulations in
 #: test_simulation_results.py)
 APART = (
