@@ -47,7 +47,10 @@ def test_a_worse_outcome_of_the_experimental_arms_lowers_their_graduation_probab
     # arms' imputations), possibly the other way; an arm with missing outcomes moves with them
     for arm, a in g[g["arm"].isin(with_missing)].groupby("arm"):
         p = a.sort_values("delta")["probability"].to_numpy()
-        assert np.all(np.diff(p) >= -2e-3), arm  # common random numbers: monotone up to fit noise
+        # common random numbers: monotone up to the noise of the shared terms, which move with
+        # the other arms' imputations (a few 1e-3 at the small size); a shift the wrong way
+        # moves an arm by several 1e-2 per step
+        assert np.all(np.diff(p) >= -5e-3), arm
     lo, hi = (g[g["delta"] == g["delta"].min()], g[g["delta"] == g["delta"].max()])
     assert lo["probability"].sum() < hi["probability"].sum()
 
