@@ -98,3 +98,25 @@ def interim_numbers(
         "n_arms_with_data": len(with_data),
         "harm_true_or": f"{harmful.min():g}" if len(harmful) else "none",
     }
+
+
+def decision_notice(analysis: InterimAnalysis) -> str:
+    """Markdown that says why the look took no decision, from the stored diagnostics (empty
+    when it took one): the primary fit whose convergence gates failed after every escalation,
+    and what failed. Withholding the decision is the rule (``proposed/interim_analysis.yaml``):
+    numbers from a fit that failed its gates are not acted on."""
+    if len(analysis.table("decisions")):
+        return ""
+    diag = analysis.table("diagnostics")
+    used = diag[(diag["analysis"] == "primary") & diag["used"].astype(bool)]
+    failed = used[~used["gates_passed"].astype(bool)]
+    what = "; ".join(
+        f"{r.outcome}: {r.failures} after {int(r.attempt) + 1} attempts"
+        for r in failed.itertuples()
+    )
+    return (
+        "**No decision at this look.** The primary fit failed its convergence gates after every "
+        f"escalation ({what}), so no arm graduates, stops or is capped on it: the arms stay as "
+        "they were and the look is repeated with the next data. The tables below show the "
+        "fit's numbers for the DMC's information only."
+    )

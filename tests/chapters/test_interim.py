@@ -25,3 +25,28 @@ def test_interim_numbers_agree_with_the_stored_analysis(design):
     harmful = true_odds_ratios(design, scenario).query("true_or < 1")["true_or"]
     assert len(harmful) > 0  # the scenario has a harmful arm, which the prose names
     assert n["harm_true_or"] == f"{harmful.min():g}"
+
+
+def test_a_look_without_decision_says_which_fit_failed_its_gates(design, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    src = derived_root(design) / WORKED_INTERIM
+    shutil.copytree(src, tmp_path / WORKED_INTERIM)
+    a = load_analysis(tmp_path / WORKED_INTERIM, design=design, allow_stale=True)
+    notice = ch.decision_notice(a)
+    assert (notice == "") == bool(len(a.table("decisions")))
+    # the same analysis with its decisions emptied and a failed primary fit says so
+    folder = tmp_path / WORKED_INTERIM
+    decisions = pd.read_csv(folder / "decisions.csv")
+    decisions.iloc[0:0].to_csv(folder / "decisions.csv", index=False)
+    diag = pd.read_csv(folder / "diagnostics.csv")
+    primary = (diag["analysis"] == "primary") & diag["used"]
+    diag.loc[primary, "gates_passed"] = False
+    diag.loc[primary, "failures"] = "2 divergent transitions (max 0)"
+    diag.to_csv(folder / "diagnostics.csv", index=False)
+    empty = load_analysis(folder, design=design, allow_stale=True)
+    text = ch.decision_notice(empty)
+    assert text.startswith("**No decision at this look.**")
+    assert "2 divergent transitions (max 0)" in text
