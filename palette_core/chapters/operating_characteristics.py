@@ -329,7 +329,8 @@ def estimation_table(oc: StoredResult, design: Design, scenario: str) -> pd.Data
 
 
 def patients_chart(oc: StoredResult, design: Design, scenarios: Sequence[str]) -> alt.Chart:
-    """Distribution of the patients each randomising arm receives (box plots), per scenario."""
+    """Distribution of the patients each randomising arm receives (box plots: minimum,
+    quartiles, median and maximum over the simulated trials), per scenario."""
     t = oc.tables["arm_trials"]
     used = t.groupby("arm")["n_allocated"].max()
     t = t[t["scenario"].isin(scenarios) & t["arm"].map(used > 0)].copy()
@@ -340,15 +341,24 @@ def patients_chart(oc: StoredResult, design: Design, scenarios: Sequence[str]) -
     order = list(dict.fromkeys(t["Arm"]))
     cap = int(design.decisions.cap_per_experimental_arm.value)
     minimum = int(design.decisions.graduation.min_complete)
+    # the five numbers of each box, computed here: one row per arm and scenario, whatever the
+    # number of simulated trials (a page does not carry every trial)
+    q = t.groupby(["Arm", "scenario"], sort=False)["n_allocated"]
+    stats = pd.DataFrame(
+        {
+            name: q.quantile(p)
+            for name, p in (("lo", 0), ("q1", 0.25), ("med", 0.5), ("q3", 0.75), ("hi", 1))
+        }
+    ).reset_index()
+    base = alt.Chart(stats).encode(
+        y=alt.Y("Arm:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+        color=alt.Color("scenario:N", title="Scenario"),
+        yOffset="scenario:N",
+    )
     box = (
-        alt.Chart(t[["Arm", "scenario", "n_allocated"]])
-        .mark_boxplot(extent="min-max")
-        .encode(
-            y=alt.Y("Arm:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
-            x=alt.X("n_allocated:Q", title="Patients allocated to the arm"),
-            color=alt.Color("scenario:N", title="Scenario"),
-            yOffset="scenario:N",
-        )
+        base.mark_rule().encode(x=alt.X("lo:Q", title="Patients allocated to the arm"), x2="hi:Q")
+        + base.mark_bar(size=4).encode(x="q1:Q", x2="q3:Q")
+        + base.mark_tick(color="black", size=4, thickness=1).encode(x="med:Q")
     )
     rules = (
         alt.Chart(pd.DataFrame({"x": [minimum, cap]})).mark_rule(strokeDash=[3, 3]).encode(x="x:Q")
