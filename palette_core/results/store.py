@@ -47,12 +47,13 @@ import pandas as pd
 import yaml
 
 from palette_core.analysis import checking
-from palette_core.analysis.decisions import decide, decision_outcomes
+from palette_core.analysis.decisions import decide, decision_outcomes, decision_params
 from palette_core.analysis.fit import Fitter
 from palette_core.analysis.models import model_data, model_priors, model_spec
 from palette_core.analysis.quantities import summarise
 from palette_core.analysis.sensitivity import PRIMARY, fit_escalated, fit_outcome
-from palette_core.design.loader import Design, data_file, load_design
+from palette_core.design.loader import Design, data_file, design_hash, load_design
+from palette_core.design.locate import checkout_design_dir
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
 from palette_core.exports.synthetic import EXPORT_FOLDER, true_odds_ratios
 from palette_core.interim.analyse import SIZES as INTERIM_SIZES
@@ -65,7 +66,9 @@ from palette_core.provenance import (
     file_sha256,
 )
 from palette_core.results.tipping import tipping_result
-from palette_core.simulate import engine
+from palette_core.simulate import calibration as cal
+from palette_core.simulate import engine, metrics
+from palette_core.simulate import sample_size as ss
 from palette_core.simulate.accuracy import rebuild_accuracy
 from palette_core.simulate.adaptr import SCENARIO_FILE as ADAPTR_SCENARIOS
 from palette_core.simulate.adaptr import adaptr_crosscheck
@@ -431,8 +434,6 @@ OC_REFERENCE, OC_EFFECTIVE_FIXED = "global_null", "fixed_allocation_one_effectiv
 
 def _platform_scenarios(design: Design, relative: str, size: Size) -> engine.ScenarioSet:
     """A scenario file of the platform program at ``size``, for ``design``'s folder."""
-    from palette_core.design.locate import checkout_design_dir
-
     settings = dict(SIZES[size]["simulation_settings"])
     checkout = checkout_design_dir()
     if checkout is None or checkout.resolve() != design.root.resolve():
@@ -463,9 +464,6 @@ def rebuild_calibration(
     (per arm, the confirmation run's decisions), ``maxima`` (per trial and arm, the running
     maximum of Pr(OR > 1)).
     """
-    from palette_core.simulate import calibration as cal
-    from palette_core.simulate import metrics
-
     t0 = time.perf_counter()
     sc = _platform_scenarios(design, CALIBRATION_SCENARIO_FILE, size)
     n, chunk = _simulation_sizes(size, trials, "calibration_trials")
@@ -532,9 +530,6 @@ def calibration_input_hash(design: Design) -> str:
     ``proposed/decisions.yaml``, and the numbers of that file other than the graduation
     threshold (the calibration overrides it: writing the calibrated value into the design
     does not make the calibration stale)."""
-    from palette_core.analysis.decisions import decision_params
-    from palette_core.design.loader import design_hash
-
     params = decision_params(design)._asdict()
     params.pop("graduation_threshold")
     d = design.decisions
@@ -566,8 +561,6 @@ def rebuild_operating_characteristics(
     trait, at the design's graduation threshold), ``arm_trials`` (one row per scenario, trial
     and arm: the distributions) and ``trial_traits`` (patients per trait and trial).
     """
-    from palette_core.simulate import metrics
-    from palette_core.simulate import sample_size as ss
 
     t0 = time.perf_counter()
     sc = _platform_scenarios(design, OC_SCENARIO_FILE, size)

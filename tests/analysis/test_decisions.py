@@ -71,20 +71,25 @@ def one(design: Design, n_complete: int = 60, n_allocated: int = 80, **probs: fl
 
 def test_the_rules_read_the_proposed_design_numbers(design: Design):
     # the hand-computed boundaries below assume these values of proposed/decisions.yaml
-    assert decision_params(design) == DecisionParams(0.95, 40, 0.10, 40, 0.95, 20, 150)
+    # (the graduation threshold is the calibrated one, read from the design where it is used)
+    g = design.decisions.graduation.threshold
+    assert decision_params(design) == DecisionParams(g, 40, 0.10, 40, 0.95, 20, 150)
 
 
 # ----------------------------------------------------------------------------- boundaries
-def test_graduation_probability_exactly_at_095_does_not_graduate(design: Design):
-    assert one(design, benefit=0.95).decision == "continue"
+def test_graduation_probability_exactly_at_the_threshold_does_not_graduate(design: Design):
+    g = design.decisions.graduation.threshold
+    assert one(design, benefit=g).decision == "continue"
 
 
-def test_graduation_probability_just_above_095_graduates(design: Design):
-    row = one(design, benefit=0.9500001)
+def test_graduation_probability_just_above_the_threshold_graduates(design: Design):
+    g = design.decisions.graduation.threshold
+    above = round(g + 1e-7, 7)
+    row = one(design, benefit=above)
     assert row.decision == "graduation"
     assert (row.rule, row.outcome, row.quantity) == ("graduation", "osfd28", "Pr(OR > 1)")
-    assert (row.value, row.threshold) == (0.9500001, 0.95)
-    assert row.reason == "graduate: Pr(OR > 1) on osfd28 = 0.9500001 > 0.95"
+    assert (row.value, row.threshold) == (above, g)
+    assert row.reason == f"graduate: Pr(OR > 1) on osfd28 = {above} > {g}"
 
 
 def test_futility_probability_exactly_at_010_does_not_stop(design: Design):
@@ -270,8 +275,10 @@ def test_the_array_core_agrees_with_the_table_version(design: Design):
 def test_the_array_core_holds_the_boundaries_in_float32(design: Design):
     params = decision_params(design)
     pr = jnp.float32
+    g = float(np.float32(params.graduation_threshold))
+    above = float(np.nextafter(np.float32(g), np.float32(1)))  # the next float32 above it
     codes = decide_arrays(
-        jnp.array([0.95, 0.9500001, 0.5, 0.5], dtype=pr),
+        jnp.array([g, above, 0.5, 0.5], dtype=pr),
         jnp.array([0.5, 0.5, 0.10, 0.0999999], dtype=pr),
         jnp.full((4, 2), 0.5, dtype=pr),
         jnp.full(4, 40),

@@ -42,7 +42,7 @@ def test_traits_arms_table_marks_octaplas_as_planned(design):
 
 def test_proposed_parameters_table_is_built_from_the_design(design, design_copy, edit):
     before = ch.proposed_parameters_table(design).set_index("Parameter")
-    assert "> 0.95," in before.loc["Graduation", "Value"]
+    assert f"> {design.decisions.graduation.threshold}," in before.loc["Graduation", "Value"]
 
     def lower(data: dict[str, Any]) -> None:
         data["graduation"]["threshold"] = 0.9

@@ -43,6 +43,7 @@ from palette_core.interim.analyse import (
 )
 from palette_core.interim.report import probabilities_table
 from palette_core.randomisation import allocation
+from palette_core.randomisation.allocation import validate_allocation_state
 
 TINY = TEST_DATA / "exports" / "tiny_interim"
 
@@ -99,6 +100,10 @@ def test_every_table_is_written_and_listed_in_the_manifest(run, design):
     for name in listed:
         assert (out / name).is_file(), name
     assert (out / "allocation_state.json").is_file()
+    # what `palette analyse` stored reads back and writes out to the same bytes
+    stored = (out / "allocation_state.json").read_bytes()
+    record = validate_allocation_state(design, json.loads(stored))
+    assert (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8") == stored
     # no absolute path of this machine in any output
     for path in out.rglob("*.csv"):
         assert str(TINY) not in path.read_text() and str(out) not in path.read_text()

@@ -237,14 +237,6 @@ def test_the_allocation_state_round_trips_and_comes_back_in_design_order(design)
     assert AllocationStateRecord.parse(json.loads(json.dumps(record.to_json_dict()))) == record
 
 
-def test_the_stored_allocation_state_is_rewritten_byte_for_byte(design):
-    """What `palette analyse` stored reads back and writes out to the same bytes."""
-    path = DATA / "derived" / "worked_interim" / "allocation_state.json"
-    stored = path.read_bytes()
-    record = validate_allocation_state(design, json.loads(stored))
-    assert (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8") == stored
-
-
 def test_design_checks_name_every_problem(design):
     data = copy.deepcopy(ALLOCATION)
     data["traits"]["sepsis"] = {"x": 1.0}
