@@ -53,6 +53,10 @@ class _SiteText(HTMLParser):
             self._in, self._text = "caption", []
         elif tag == "a" and self._in == "h1":
             self._in = "h1-link"
+        elif tag == "span" and "math" in cls.split() and self._in == "caption":
+            # MathJax typesets the maths (``\(\delta\)`` prints as a Greek letter): the
+            # caption is compared up to its first formula
+            self._end_caption()
 
     def handle_endtag(self, tag: str) -> None:
         text = " ".join("".join(self._text).split())
@@ -63,8 +67,11 @@ class _SiteText(HTMLParser):
         elif tag == "span" and self._in == "number":
             self._number, self._in = text, None
         elif tag == "span" and self._in == "caption":
-            self.figures.append(Figure(self._number, text))
-            self._number, self._in = "", None
+            self._end_caption()
+
+    def _end_caption(self) -> None:
+        self.figures.append(Figure(self._number, " ".join("".join(self._text).split())))
+        self._number, self._in = "", None
 
     def handle_data(self, data: str) -> None:
         if self._in in ("h1", "number", "caption"):
