@@ -324,16 +324,23 @@ WORKED_INTERIM = "worked_interim"
 
 
 def rebuild_worked_interim(
-    design: Design, out: Path, size: Size, seed: int, progress: Any = None
+    design: Design,
+    out: Path,
+    size: Size,
+    seed: int,
+    progress: Any = None,
+    *,
+    export: Path | None = None,
 ) -> None:
     """``palette analyse`` of the shipped synthetic export, with its reports, into ``out``.
 
     The full size runs every sensitivity analysis (about 10 minutes on 2 cores); the small
-    size runs the primary analysis only.
+    size runs the primary analysis only. ``export`` analyses another export folder instead
+    (the tests' small one); the stored result is always the shipped export's.
     """
 
     analyse(
-        data_file(design, EXPORT_FOLDER),
+        export if export is not None else data_file(design, EXPORT_FOLDER),
         design,
         seed=seed,
         size=size,

@@ -7,12 +7,16 @@ import shutil
 import subprocess
 
 import pytest
+from support import TEST_DATA, relaxed_gates
 
 from palette_core.cli import main
 from palette_core.design.loader import load_design
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
 from palette_core.provenance import design_file_hashes, file_sha256
 from palette_core.results import store as results
+
+#: the tests' small export (tests/interim/test_analyse.py analyses it too)
+TINY_EXPORT = TEST_DATA / "exports" / "tiny_interim"
 
 #: what the small rebuild makes (the worked interim is tested on its own below, the accuracy
 #: panel in tests/simulate/test_accuracy.py, the tipping point in tests/results/test_tipping_result.py,
@@ -163,15 +167,28 @@ def test_cli_rebuild_small_wrote_into_the_directory(small):
     assert sorted(p.name for p in out.iterdir()) == sorted(MADE)
 
 
-def test_worked_interim_rebuild_writes_analysis_and_both_reports(tmp_path, design):
-    out = tmp_path / results.WORKED_INTERIM
-    results.rebuild_worked_interim(design, out, "small", 4)
+@pytest.fixture(scope="module")
+def worked(design, tmp_path_factory):
+    """The worked-interim rebuild of the tests' tiny export (gates relaxed): the wiring of the
+    rebuild and of the proportional-odds check that reads it; ``palette analyse`` itself is
+    tested in tests/interim/test_analyse.py."""
+    root = tmp_path_factory.mktemp("worked")
+    with relaxed_gates():
+        results.rebuild_worked_interim(
+            design, root / results.WORKED_INTERIM, "small", 4, export=TINY_EXPORT
+        )
+    return root
+
+
+def test_worked_interim_rebuild_writes_analysis_and_both_reports(worked, design):
     from palette_core.interim.analyse import load_analysis
 
+    out = worked / results.WORKED_INTERIM
     analysis = load_analysis(out, design=design, allow_stale=False)
     assert analysis.manifest["design_hash"] == design.design_hash
     assert analysis.manifest["seed"] == 4
-    name = analysis.table("arms").set_index("arm").at["hinf_baricitinib", "name"]
+    arms = analysis.table("arms")
+    name = arms.loc[arms["role"] == "experimental", "name"].iloc[0]
     closed = (out / "closed_report.html").read_text()
     assert name in closed and "<svg" in closed
     assert name not in (out / "open_report.html").read_text()
@@ -209,11 +226,9 @@ def test_rebuilding_a_result_with_its_manifests_seed_gives_identical_tables(
         assert (again / table).read_bytes() == (out / "sbc" / table).read_bytes(), table
 
 
-def test_po_check_reads_the_worked_interim_beside_it(design, tmp_path):
-    shutil.copytree(design.data_root / "derived" / results.WORKED_INTERIM,
-                    tmp_path / results.WORKED_INTERIM)  # fmt: skip
-    results.rebuild_po_check(design, tmp_path / "po_check", "small", 4)
-    po = results.load_result("po_check", tmp_path, design=design)
+def test_po_check_reads_the_worked_interim_beside_it(worked, design):
+    results.rebuild_po_check(design, worked / "po_check", "small", 4)
+    po = results.load_result("po_check", worked, design=design)
     table = po.tables["po_check"]
     assert table["ppp"].between(0, 1).all()
     assert po.manifest["replicates"] == results.SIZES["small"]["po_replicates"]

@@ -332,7 +332,7 @@ _NARROW_JS = """
 """
 
 
-def page_weight(browser, base_url: str, rel_path: str) -> int:
+def page_weight(browser, base_url: str, rel_path: str, exclude: str | None = None) -> int:
     """Bytes a first visit to a page loads (the page and every asset it requests, cache off).
 
     Parameters
@@ -343,11 +343,13 @@ def page_weight(browser, base_url: str, rel_path: str) -> int:
         Where the site is served.
     rel_path
         The page, relative to the site's root.
+    exclude
+        Responses whose URL contains this text are not counted (``None``: all are).
 
     Returns
     -------
     int
-        The sum of the bodies of every response.
+        The sum of the bodies of every response counted.
     """
     context = browser.new_context(service_workers="block")
     total = 0
@@ -357,6 +359,8 @@ def page_weight(browser, base_url: str, rel_path: str) -> int:
         bodies: list[int] = []
 
         def count(response) -> None:
+            if exclude is not None and exclude in response.url:
+                return
             try:
                 bodies.append(len(response.body()))
             except Exception:  # noqa: BLE001 - a redirect or aborted request has no body
