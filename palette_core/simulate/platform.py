@@ -78,7 +78,7 @@ from palette_core.analysis.models import (
 )
 from palette_core.design import Design, load_design
 from palette_core.design.locate import default_data_root
-from palette_core.errors import ScenarioError
+from palette_core.errors import ModelDataError, ScenarioError
 from palette_core.exports.synthetic import UsualCare, usual_care_pmf
 from palette_core.randomisation import allocation as alloc
 from palette_core.randomisation import lifecycle as lc
@@ -282,6 +282,7 @@ def context(settings_json: str) -> Context:
             trait_arms[t, j] = e
             arm_slot[e] = 1 + j
     positive, stratum = screening_pool(design, settings.pool_size, settings.pool_seed)
+    _check_grid(design, spec, cell_of, trait_arms, positive, stratum)
     n_patients = settings.n_patients or int(design.trial.enrollment)
     look_every = int(design.interims.look_every_complete)
     return Context(
@@ -304,6 +305,39 @@ def context(settings_json: str) -> Context:
         lay_osfd=lp.layout(spec),
         lay_mortality=lp.layout(spec_m),
     )
+
+
+def _check_grid(
+    design: Design,
+    spec: ModelSpec,
+    cell_of: np.ndarray,
+    trait_arms: np.ndarray,
+    positive: np.ndarray,
+    stratum: np.ndarray,
+) -> None:
+    """Every patient the simulator can enrol has a cell of the model's grid in every era.
+
+    The simulator draws a patient's outcome from the distribution of their cell (trait, age
+    group, arm, era) and counts it there; a patient without a cell would get another cell's
+    outcome. The grid comes from the design (an arm's age groups), as does the screening pool:
+    a mismatch is a design error, reported here once, never inside the compiled program.
+    """
+    for t, trait in enumerate(spec.traits):
+        for s, group in enumerate(spec.age_groups):
+            if not positive[stratum == s, t].any():
+                continue  # nobody of this age group is positive for the trait
+            slots = [0] + [1 + e for e in trait_arms[t] if e >= 0]
+            for code in slots:
+                arm_id = "usual care" if code == 0 else spec.arms[code - 1]
+                if code and group not in design.arm_age_groups(design.arm(arm_id)):
+                    continue  # the arm never receives this age group
+                if (cell_of[t, s, code, :] < 0).any():
+                    raise ModelDataError(
+                        f"the model's grid has no cell for {group} patients of {trait} in "
+                        f"{arm_id}, although the screening pool has such patients: "
+                        "check the arm's age groups in arms.yaml and the trait definitions",
+                        column="cell_of",
+                    )
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -586,6 +620,13 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
             n_near_looks=jnp.int32(0),
         ), params
 
+    def outcome_cdf(params) -> Any:
+        """``[n_cells, K]``: the cumulative distribution of OSFD in every cell of the grid
+        under the scenario's truth (:func:`linear_predictor`, :func:`category_log_probs`)."""
+        eta = linear_predictor(spec, truth(params), grid.trait, grid.stratum, grid.arm, grid.era)
+        log_p = category_log_probs(eta, params["cut"][grid.stratum])
+        return jnp.cumsum(jnp.exp(log_p), axis=1)
+
     def available_slots(c: Carry, params, trait) -> Any:
         """``[N, 1 + M]``: the arms (usual care first) open to each arrival's age group in
         ``trait`` (``[N]``), under the arm states in force."""
@@ -628,11 +669,11 @@ def build(settings: PlatformSettings) -> engine.TrialProgram:
         slot = jnp.sum(jnp.cumsum(p, axis=1) <= c.u_arm[:, None], axis=1)
         slot = jnp.minimum(slot, p.shape[1] - 1)
         code = jnp.where(slot == 0, 0, 1 + trait_arms[t, jnp.maximum(slot - 1, 0)])
-        # outcome: the model's generative form with the scenario's truth
+        # outcome: the model's generative form with the scenario's truth, computed once per
+        # cell of the grid (a few hundred) rather than per candidate (thousands); a patient
+        # reads the distribution of their cell (a candidate off the grid is never enrolled)
         era = jnp.minimum(jnp.floor(c.arrival / ctx.era_days).astype(jnp.int32), e_cap - 1)
-        eta = linear_predictor(spec, truth(params), t, c.stratum, code, era)
-        log_p = category_log_probs(eta, params["cut"][c.stratum])
-        cdf = jnp.cumsum(jnp.exp(log_p), axis=1)
+        cdf = outcome_cdf(params)[jnp.maximum(cell_of[t, c.stratum, code, era], 0)]
         cat = jnp.minimum(jnp.sum(cdf <= c.u_outcome[:, None], axis=1), k_cat - 1)
         c = c._replace(
             randomised=c.randomised | new,

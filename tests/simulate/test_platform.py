@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from palette_core.errors import ScenarioError
+from palette_core.errors import ModelDataError, ScenarioError
 from palette_core.randomisation import lifecycle as lc
 from palette_core.randomisation.randomise import default_allocation_state, open_traits_now
 from palette_core.simulate import engine, metrics
@@ -319,3 +319,15 @@ def test_the_operating_characteristics_scenarios_set_what_they_say(design):
     assert np.isinf(null["open_day"][octa]) and np.isfinite(
         p["octaplas_opens_late"]["open_day"][octa]
     )
+
+
+def test_a_patient_without_a_cell_of_the_grid_is_a_design_error(design):
+    """Outcomes are drawn per cell of the grid: a positive patient whose trait, age group and
+    arm have no cell is refused at the boundary, not given another cell's outcome."""
+    ctx = pf.context(pf.PlatformSettings().model_dump_json())
+    args = (ctx.trait_arms, ctx.pool_positive, ctx.pool_stratum)
+    pf._check_grid(design, ctx.spec, ctx.cell_of, *args)  # the shipped design is whole
+    cell_of = ctx.cell_of.copy()
+    cell_of[0, 1, 0, 3] = -1  # adults of the first trait lose usual care in era 3
+    with pytest.raises(ModelDataError, match="no cell for adult patients of hyperinflammation"):
+        pf._check_grid(design, ctx.spec, cell_of, *args)
