@@ -55,11 +55,12 @@ from palette_core.randomisation.allocation import pr_best
 from palette_core.simulate import posterior as lp
 
 #: Run sizes of :func:`rebuild_accuracy`. ``full``: 20 trials of 10 looks (200 looks of both
-#: outcomes), 10 calendar eras; NUTS 2 chains x (500 warm-up + 1,000 draws), 2 looks per
-#: ``jax.vmap``-ed call, on every look of the mortality model and on 40 looks, drawn at
-#: random, of the OSFD model (on this 2-core machine a NUTS fit of the OSFD model takes
-#: about 75 s, of the mortality model about 4 s: 200 OSFD fits would take over 4 hours);
-#: ``small``: what the tests run.
+#: outcomes), 10 calendar eras; NUTS 2 chains x (500 warm-up + 1,000 draws) on every look of
+#: both models, ``batch`` looks per ``jax.vmap``-ed call. On this 2-core machine a NUTS fit of
+#: the OSFD model takes about 75-100 s (200 fits: over 4 hours) and of the mortality model
+#: about 4 s, so the stored panel was fitted on a GPU, with all the looks of an outcome in a few
+#: vmapped calls (``rebuild_accuracy(..., batch=...)``; the manifest names the device); the
+#: code is the same. ``small``: what the tests run.
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "n_trials": 20,
@@ -69,7 +70,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "batch": 2,
         "n_draws": 8000,
         "rules": ("3-3-3", "2-2-2", "1-2-2"),
-        "n_nuts_looks": {"osfd28": 40},
+        "n_nuts_looks": {},
     },
     "small": {
         "n_trials": 1,
@@ -291,17 +292,24 @@ def nuts_draws(
     template: CellData,
     seed: int,
     batch: int,
+    deadline: float | None = None,
 ) -> tuple[list[dict[str, np.ndarray]], float]:
     """NUTS fits of several datasets (:meth:`~palette_core.analysis.fit.Fitter.sample_many`,
     ``batch`` datasets per ``jax.vmap``-ed call, compiled once): per dataset, ``log_or`` and
     ``log_or_child`` ``[chains, draws, A]``; and the wall seconds per dataset (the batches
     after the first, which compiles; all if only one). Dataset ``i`` uses the key
-    ``fold_in(key(seed), i)``."""
+    ``fold_in(key(seed), i)``.
+
+    ``deadline`` (a :func:`time.perf_counter` time): a batch after the first starts only if
+    the previous batch's duration still fits before it, so fewer datasets than ``counts`` may
+    come back (the first ones, in order); None: all of them."""
     root = jax.random.key(seed)
     out: list[dict[str, np.ndarray]] = []
-    times = []
+    times, last = [], 0.0
     for start in range(0, len(counts), batch):
         t0 = time.perf_counter()
+        if start and deadline is not None and t0 + last > deadline:
+            break
         chunk = counts[start : start + batch]
         pad = batch - len(chunk)
         stacked = stack_data([template._replace(counts=c) for c in chunk + [chunk[-1]] * pad])
@@ -309,7 +317,8 @@ def nuts_draws(
         draws = fitter.sample_many(stacked, priors, keys).draws
         for i in range(len(chunk)):
             out.append({k: np.asarray(draws[k][i]) for k in ("log_or", "log_or_child")})
-        times.append((time.perf_counter() - t0) / batch)
+        last = time.perf_counter() - t0
+        times.append(last / batch)
     return out, float(np.mean(times[1:] if len(times) > 1 else times))
 
 
@@ -484,6 +493,7 @@ def panel_comparisons(
     n_draws: int = 8000,
     rules: dict[str, lp.Rule] | None = None,
     n_nuts_looks: dict[str, int] | None = None,
+    nuts_budget_s: dict[str, float] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Every comparison of the panel (:data:`COMPARISON_COLUMNS`), and timings.
 
@@ -491,7 +501,10 @@ def panel_comparisons(
     default rule) are each compared with the same NUTS fits. ``n_nuts_looks`` (outcome ->
     number) fits an outcome by NUTS on that many looks only, drawn at random with ``seed``
     (the approximation still runs on every look, warm-started as in the simulator); default:
-    every look.
+    every look. ``nuts_budget_s`` (outcome -> seconds from the start of this call): no NUTS
+    batch of that outcome starts that would end after it (:func:`nuts_draws`), so an outcome
+    may be compared on fewer looks (the first in order); the timings give the number compared,
+    ``nuts_looks[outcome]``.
 
     Looks come from :func:`simulate_looks`; each outcome's approximation is warm-started
     look after look within a trial (as the simulator runs it, cold at each trial's first
@@ -517,15 +530,19 @@ def panel_comparisons(
     }
     rules = dict(rules or {DEFAULT_RULE: lp.Rule()})
     rows: dict[str, list[tuple]] = {name: [] for name in rules}
+    started = time.perf_counter()
     timings: dict[str, float] = {}
     for oid, spec in specs.items():
         template = _template(design, spec)
         chosen = _nuts_looks(len(looks), (n_nuts_looks or {}).get(oid), seed)
         counts = [looks[i].counts[oid] for i in chosen]
         fitter = Fitter(spec, **nuts_settings)
-        fits, secs = nuts_draws(fitter, priors, counts, template, seed, batch)
-        nuts = dict(zip(chosen, fits, strict=True))
+        budget = (nuts_budget_s or {}).get(oid)
+        deadline = None if budget is None else started + budget
+        fits, secs = nuts_draws(fitter, priors, counts, template, seed, batch, deadline)
+        nuts = dict(zip(chosen[: len(fits)], fits, strict=True))
         timings[f"nuts_s_per_look[{oid}]"] = secs
+        timings[f"nuts_looks[{oid}]"] = len(fits)
         for rname, rule in rules.items():
             post = lp.LaplacePosterior(spec, template, priors, rule=rule)
             ms = _compare_outcome(post, looks, nuts, oid, design, rows[rname], refs, seed, n_draws)
@@ -612,6 +629,7 @@ def accuracy_panel(
     bands: dict[str, float] | None = None,
     rules: dict[str, lp.Rule] | None = None,
     n_nuts_looks: dict[str, int] | None = None,
+    nuts_budget_s: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """The accuracy table (:func:`summarise_panel`) of about ``n_looks`` looks
     (``ceil(n_looks / looks_per_trial)`` trials of ``looks_per_trial`` looks), NUTS with
@@ -629,6 +647,7 @@ def accuracy_panel(
         n_draws=n_draws,
         rules=rules,
         n_nuts_looks=n_nuts_looks,
+        nuts_budget_s=nuts_budget_s,
     )
     table = summarise_panel(comparisons, design, bands)
     table.attrs["comparisons"] = comparisons
@@ -636,12 +655,28 @@ def accuracy_panel(
     return table
 
 
-def rebuild_accuracy(design: Design, out: Path, size: str, seed: int) -> None:
+def rebuild_accuracy(
+    design: Design,
+    out: Path,
+    size: str,
+    seed: int,
+    *,
+    batch: int | None = None,
+    nuts_budget_s: dict[str, float] | None = None,
+) -> None:
     """Run the panel at ``size`` (:data:`SIZES`) and store ``panel.csv``,
-    ``comparisons.csv`` and ``manifest.json`` (with the timings) in ``out``."""
+    ``comparisons.csv`` and ``manifest.json`` (with the timings and the JAX devices) in
+    ``out``. ``batch`` (looks per vmapped NUTS call) overrides the size's: a GPU fits all the
+    looks of an outcome at once. ``nuts_budget_s``: as for :func:`panel_comparisons`."""
     if size not in SIZES:
         raise ModelDataError(f"size must be one of {', '.join(SIZES)}, not {size!r}", "size")
-    cfg = SIZES[size]
+    cfg = dict(SIZES[size])
+    if batch is not None:
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ModelDataError(f"must be an integer >= 1, not {batch!r}", "batch")
+        cfg["batch"] = batch
+    if nuts_budget_s:
+        cfg["nuts_budget_s"] = dict(nuts_budget_s)
     t0 = time.perf_counter()
     table = accuracy_panel(
         design,
@@ -654,6 +689,7 @@ def rebuild_accuracy(design: Design, out: Path, size: str, seed: int) -> None:
         n_draws=cfg["n_draws"],
         rules={name: lp.Rule(RULES[name]) for name in cfg["rules"]},
         n_nuts_looks=cfg["n_nuts_looks"],
+        nuts_budget_s=nuts_budget_s,
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -665,6 +701,7 @@ def rebuild_accuracy(design: Design, out: Path, size: str, seed: int) -> None:
         result="laplace_accuracy",
         size=size,
         config=cfg,
+        devices=[str(d) for d in jax.devices()],
         timings=table.attrs["timings"],
         runtime_s=round(time.perf_counter() - t0, 1),
         tables=["comparisons.csv", "panel.csv"],

@@ -10,7 +10,6 @@ import pytest
 
 from palette_core.analysis import models as m
 from palette_core.errors import ModelDataError
-from palette_core.results import store as results
 from palette_core.simulate import accuracy as acc
 
 
@@ -72,8 +71,9 @@ def test_summary_counts_decisions_that_differ(design):
 
 
 def test_small_rebuild_writes_the_panel_and_its_manifest(design, tmp_path):
-    folders = results.rebuild(design, tmp_path, "small", 3, only=["laplace_accuracy"])
-    tmp_path = folders["laplace_accuracy"]
+    # one look per NUTS call and no time for a second mortality call: the budget stops NUTS
+    # after the first look of the mortality model, and the panel says so
+    acc.rebuild_accuracy(design, tmp_path, "small", 3, batch=1, nuts_budget_s={"mortality28": 0})
     panel = pd.read_csv(tmp_path / "panel.csv")
     comparisons = pd.read_csv(tmp_path / "comparisons.csv")
     manifest = json.loads((tmp_path / "manifest.json").read_text())
@@ -87,5 +87,12 @@ def test_small_rebuild_writes_the_panel_and_its_manifest(design, tmp_path):
     assert comparisons[["nuts", "laplace"]].stack().between(0, 1).all()
     assert manifest["design_hash"] == design.design_hash and manifest["size"] == "small"
     assert manifest["timings"]["laplace_ms_warm[osfd28,3-3-3]"] > 0
+    assert manifest["timings"]["nuts_looks[mortality28]"] == 1
+    assert manifest["timings"]["nuts_looks[osfd28]"] == acc.SIZES["small"]["n_nuts_looks"]["osfd28"]
+    assert comparisons.groupby("outcome")["look"].nunique().to_dict() == {
+        "mortality28": 1,
+        "osfd28": 1,
+    }
+    assert manifest["config"]["batch"] == 1 and manifest["devices"]
     with pytest.raises(ModelDataError):
         acc.rebuild_accuracy(design, tmp_path, "huge", seed=3)
