@@ -1,6 +1,7 @@
 """Chapter "Checklist": each item of SPIRIT 2013 and of the SAP guideline (Gamble 2017) with the
-book section that answers it, generated from ``data/protocol/checklist.yaml``; the labels it
-points to are checked to exist in the book's sources."""
+book section that answers it, generated from ``data/protocol/checklist.yaml`` and the item lists
+of ``data/reference/`` (each with its reference and where its numbering was checked); the labels
+it points to are checked to exist in the book's sources."""
 
 from __future__ import annotations
 
@@ -20,7 +21,22 @@ STATUS_LABELS = {
     "open": "open question for the sponsor",
 }
 _TARGET = re.compile(r"^\(([A-Za-z0-9_-]+)\)=\s*$", re.M)
+_ITEM = re.compile(r"^(\d+)([a-z]?)$")
 _NAME = re.compile(r"^:name:\s*([A-Za-z0-9_-]+)\s*$", re.M)
+_HEADING = re.compile(r"^\(([A-Za-z0-9_-]+)\)=\s*\n+#+\s+(.+?)\s*$", re.M)
+
+
+def _markdown_texts(book_dir: Path) -> list[tuple[str, str]]:
+    """(page, markdown) of every notebook (its markdown cells) and Markdown page of the book."""
+    pages = []
+    for path in sorted(book_dir.glob("*.ipynb")) + sorted(book_dir.glob("*.md")):
+        if path.suffix == ".ipynb":
+            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+            text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        else:
+            text = path.read_text(encoding="utf-8")
+        pages.append((path.stem, text))
+    return pages
 
 
 def book_labels(book_dir: Path) -> dict[str, str]:
@@ -30,15 +46,24 @@ def book_labels(book_dir: Path) -> dict[str, str]:
     read from the markdown cells of ``*.ipynb`` and from ``*.md``.
     """
     labels: dict[str, str] = {}
-    for path in sorted(book_dir.glob("*.ipynb")) + sorted(book_dir.glob("*.md")):
-        if path.suffix == ".ipynb":
-            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-            text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-        else:
-            text = path.read_text(encoding="utf-8")
+    for page, text in _markdown_texts(book_dir):
         for m in [*_TARGET.finditer(text), *_NAME.finditer(text)]:
-            labels.setdefault(m.group(1), path.stem)
+            labels.setdefault(m.group(1), page)
     return labels
+
+
+def section_titles(book_dir: Path) -> dict[str, str]:
+    """The heading each section label of the book stands before: label -> title.
+
+    A label ``(label)=`` followed by a heading (``# Title``, ``## Title`` ...) gets that heading's
+    text; labels not followed by a heading (figure names, a target before a paragraph) have no
+    title. Read like :func:`book_labels`.
+    """
+    titles: dict[str, str] = {}
+    for _page, text in _markdown_texts(book_dir):
+        for m in _HEADING.finditer(text):
+            titles.setdefault(m.group(1), m.group(2))
+    return titles
 
 
 def missing_labels(protocol: Protocol, labels: dict[str, str]) -> list[str]:
@@ -46,7 +71,12 @@ def missing_labels(protocol: Protocol, labels: dict[str, str]) -> list[str]:
     return sorted({e.label for e in protocol.checklist.entries if e.label} - set(labels))
 
 
-def checklist_table(protocol: Protocol, guideline: str, labels: dict[str, str]) -> pd.DataFrame:
+def checklist_table(
+    protocol: Protocol,
+    guideline: str,
+    labels: dict[str, str],
+    titles: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """The checklist of one guideline, each item linked to the section that answers it.
 
     Parameters
@@ -57,6 +87,9 @@ def checklist_table(protocol: Protocol, guideline: str, labels: dict[str, str]) 
         ``"spirit2013"`` or ``"gamble2017"``.
     labels
         :func:`book_labels` of the book (label -> page), for the links.
+    titles
+        :func:`section_titles` of the book (label -> heading), the text of the links; a label
+        without a title is shown as itself.
 
     Returns
     -------
@@ -70,7 +103,8 @@ def checklist_table(protocol: Protocol, guideline: str, labels: dict[str, str]) 
         e = entries[item.id]
         where = ""
         if e.label:
-            where = f'<a href="{labels[e.label]}.html#{e.label}">{html.escape(e.label)}</a>'
+            text = (titles or {}).get(e.label, e.label)
+            where = f'<a href="{labels[e.label]}.html#{e.label}">{html.escape(text)}</a>'
         if e.note:
             where += (" – " if where else "") + html.escape(e.note)
         rows.append(
@@ -80,6 +114,37 @@ def checklist_table(protocol: Protocol, guideline: str, labels: dict[str, str]) 
                 "Topic": item.topic,
                 "Status": STATUS_LABELS[e.status],
                 "Where": where,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def item_number(item_id: str) -> int:
+    """The number of an item id: ``"13"`` for ``"13b"``.
+
+    Raises
+    ------
+    ValueError
+        When the id is not a number optionally followed by one lower-case letter.
+    """
+    m = _ITEM.match(item_id)
+    if not m:
+        raise ValueError(f"checklist item id {item_id!r} is not a number with an optional letter")
+    return int(m.group(1))
+
+
+def guideline_sources(protocol: Protocol) -> pd.DataFrame:
+    """Each guideline with its number of items, of items and sub-items, its reference and where
+    its numbering was checked (the ``citation`` and ``source`` of ``data/reference/``)."""
+    rows = []
+    for g in protocol.guidelines.values():
+        rows.append(
+            {
+                "Guideline": g.guideline,
+                "Items": len({item_number(x.id) for x in g.items}),
+                "With sub-items": len(g.items),
+                "Reference": g.citation,
+                "Numbering checked against": g.source,
             }
         )
     return pd.DataFrame(rows)
@@ -105,4 +170,13 @@ def checklist_counts(protocol: Protocol) -> pd.DataFrame:
     )
 
 
-__all__ = ["STATUS_LABELS", "book_labels", "checklist_counts", "checklist_table", "missing_labels"]
+__all__ = [
+    "STATUS_LABELS",
+    "book_labels",
+    "checklist_counts",
+    "checklist_table",
+    "guideline_sources",
+    "item_number",
+    "missing_labels",
+    "section_titles",
+]

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from palette_core.design.common import Frozen, Proposed, parse_model
 from palette_core.design.loader import Design, data_file
-from palette_core.errors import DesignSchemaError, UnknownReferenceError
+from palette_core.errors import DesignSchemaError, DuplicateIdError, UnknownReferenceError
 from palette_core.yamlio import read_yaml
 
 #: the folder of the protocol's files, relative to the data root
@@ -247,7 +247,8 @@ class SapFile(Frozen):
 
 # ----------------------------------------------------------------------------- checklists
 class GuidelineItem(Frozen):
-    id: str
+    #: the published number, with its sub-item letter (``"13b"``)
+    id: str = Field(pattern=r"^[1-9][0-9]*[a-z]?$")
     section: str
     topic: str
 
@@ -256,6 +257,8 @@ class GuidelineFile(Frozen):
     guideline: str
     citation: str
     note: str
+    #: where the item numbers were checked
+    source: str
     items: tuple[GuidelineItem, ...]
 
 
@@ -311,7 +314,8 @@ def _read(design: Design, relative: str, model: type[Frozen]) -> Frozen:
 
 def _check(design: Design, p: Protocol) -> None:
     """Cross-checks: outcomes known to the design, monitored outcomes are safety outcomes,
-    checklist entries name a known item once, and every item has an entry."""
+    a guideline lists each item once, checklist entries name a known item once, an open item
+    says what is open, and every item has an entry."""
     f = f"{PROTOCOL_DIR}/safety_monitoring.yaml"
     safety_ids = {o.id for o in design.outcomes.outcomes if o.role == "safety"}
     for i, risk in enumerate(p.safety.assumed_control_risk):
@@ -329,6 +333,14 @@ def _check(design: Design, p: Protocol) -> None:
         raise DesignSchemaError(
             f, None, "assumed_control_risk", f"no assumed risk for {sorted(missing)}"
         )
+    for g, gf in p.guidelines.items():
+        ids: set[str] = set()
+        for i, item in enumerate(gf.items):
+            if item.id in ids:
+                raise DuplicateIdError(
+                    CHECKLIST_FILES[g], f"items[{i}]", "id", f"item {item.id!r} listed twice"
+                )
+            ids.add(item.id)
     f = f"{PROTOCOL_DIR}/checklist.yaml"
     seen: set[tuple[str, str]] = set()
     for i, e in enumerate(p.checklist.entries):
@@ -342,6 +354,10 @@ def _check(design: Design, p: Protocol) -> None:
         seen.add((e.guideline, e.item))
         if e.status != "open" and not e.label:
             raise DesignSchemaError(f, f"[{i}]", "label", f"a {e.status} item needs a label")
+        if e.status == "open" and not (e.note and e.note.strip()):
+            raise DesignSchemaError(
+                f, f"[{i}]", "note", "an open item needs a note saying what is open"
+            )
     for g, gf in p.guidelines.items():
         absent = [x.id for x in gf.items if (g, x.id) not in seen]
         if absent:

@@ -12,7 +12,7 @@ import yaml
 
 from palette_core.design.loader import Design, load_design
 from palette_core.design.protocol import load_protocol
-from palette_core.errors import DesignSchemaError, UnknownReferenceError
+from palette_core.errors import DesignSchemaError, DuplicateIdError, UnknownReferenceError
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -60,6 +60,29 @@ def test_an_answered_item_needs_a_label(design: Design, tmp_path):
     root = _copy(tmp_path)
     _edit(root, "protocol/checklist.yaml", lambda d: d["entries"][0].pop("label"))
     with pytest.raises(DesignSchemaError, match=r"\[0\].*label"):
+        _load(design, root)
+
+
+def test_an_open_item_without_a_note_is_an_error(design: Design, tmp_path):
+    root = _copy(tmp_path)
+    data = yaml.safe_load((root / "protocol/checklist.yaml").read_text(encoding="utf-8"))
+    i = next(i for i, e in enumerate(data["entries"]) if e["status"] == "open")
+    _edit(root, "protocol/checklist.yaml", lambda d: d["entries"][i].pop("note"))
+    with pytest.raises(DesignSchemaError, match=rf"checklist.yaml.*\[{i}\].*note"):
+        _load(design, root)
+
+
+def test_a_guideline_item_listed_twice_is_named(design: Design, tmp_path):
+    root = _copy(tmp_path)
+    _edit(root, "reference/gamble2017.yaml", lambda d: d["items"].insert(3, dict(d["items"][2])))
+    with pytest.raises(DuplicateIdError, match=r"gamble2017.yaml.*items\[3\].*id.*'2'"):
+        _load(design, root)
+
+
+def test_a_guideline_item_id_that_is_not_a_published_number_is_refused(design: Design, tmp_path):
+    root = _copy(tmp_path)
+    _edit(root, "reference/gamble2017.yaml", lambda d: d["items"][0].update(id="1.a"))
+    with pytest.raises(DesignSchemaError, match=r"gamble2017.yaml.*id"):
         _load(design, root)
 
 
