@@ -92,6 +92,16 @@ def test_sbc_small_run_returns_ranks_in_range(design, spec, fitter):
     assert fitter.n_traces == 1  # one compiled fitter serves every simulation
 
 
+def test_sbc_in_batches_gives_the_ranks_of_one_fit_at_a_time(design, spec, fitter):
+    one = c.sbc(design, spec, 3, fitter, 7, patients_per_cell=20).ranks
+    two = c.sbc(design, spec, 3, fitter, 7, patients_per_cell=20, batch=2).ranks
+    assert one[["sim", "parameter", "true"]].equals(two[["sim", "parameter", "true"]])
+    assert (one["rank"] == two["rank"]).mean() >= 0.9
+    np.testing.assert_allclose(one["posterior_mean"], two["posterior_mean"], atol=0.05)
+    with pytest.raises(ModelDataError, match="batch"):
+        c.sbc(design, spec, 3, fitter, 7, batch=0)
+
+
 def test_sbc_uniformity_detects_piled_up_ranks():
     import pandas as pd
 
