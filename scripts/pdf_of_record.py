@@ -7,6 +7,14 @@ contents built from its numbered chapter and section headings, then printed by D
 Chromium through Playwright with the book's print stylesheet: A4, numbered pages, a PDF outline
 (bookmarks) and tagged PDF for screen readers. Nothing is fetched from the network.
 
+The contents give the page on which each chapter and section starts, read from the printed PDF,
+not estimated: every entry links to its heading, and Chromium writes a named destination (page
+and position) for every link target, which ``pdfinfo -dests`` (poppler-utils) lists. The book
+is printed with the page numbers left blank (their width kept), the pages of the destinations
+are written into the contents, and the book is printed again, until the pages the contents give
+are those the print puts the headings on (at most ``MAX_PASSES`` prints; else it fails). Each
+print loads the page afresh (`_print_once` says why).
+
 Usage: ``python scripts/pdf_of_record.py SINGLEHTML_DIR OUTPUT_PDF`` (the builder's output
 folder; its one page is the root document of ``_toc.yml``, written with paths relative to the
 folder).
@@ -16,14 +24,17 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 import subprocess
 import sys
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from bs4 import BeautifulSoup
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser, sync_playwright
 
 from palette_core import load_design
 from palette_core.design.loader import Design, data_file
@@ -32,6 +43,10 @@ from palette_core.design.protocol import PROTOCOL_DIR, load_protocol
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ROOT = Path(__file__).resolve().parents[1]
+#: Most prints of the book: the first leaves the contents' page numbers blank, each next one
+#: writes in the pages the previous one put the headings on (two suffice unless writing the
+#: numbers in moves a heading to another page).
+MAX_PASSES = 3
 
 
 #: Styles of the pages this script adds (the book's print stylesheet does the rest).
@@ -48,7 +63,10 @@ _PDF_CSS = """
   .pdf-toc ol { list-style: none; padding-left: 0; }
   .pdf-toc li.pdf-toc-chapter { font-weight: 600; margin-top: 3mm; }
   .pdf-toc li.pdf-toc-section { padding-left: 8mm; font-weight: 400; }
-  .pdf-toc a { color: inherit; text-decoration: none; }
+  .pdf-toc a { color: inherit; text-decoration: none; display: flex; align-items: baseline; }
+  .pdf-toc .pdf-toc-leader { flex: 1 1 auto; min-width: 6mm; margin: 0 2mm;
+    border-bottom: 0.6pt dotted #888; }
+  .pdf-toc .pdf-toc-page { flex: 0 0 12mm; text-align: right; font-variant-numeric: tabular-nums; }
   .pdf-omit { display: none !important; }
   div.toctree-wrapper > section { break-before: page; }
   div.toctree-wrapper > span:empty { display: none; }
@@ -168,28 +186,145 @@ def title_page(design: Design, ed: Edition) -> str:
     )
 
 
+class PaginationError(RuntimeError):
+    """The contents' page numbers cannot be made to agree with the printed pages."""
+
+
 def table_of_contents(soup: BeautifulSoup) -> str:
     """Chapters (numbered ``<h2>``) and their sections (``<h3>``) as linked HTML.
+
+    Each entry links to its heading, which is given the id ``pdf-heading-<n>`` in ``soup``
+    (``n`` counts the entries from 1): the section ids of the single page are not unique
+    (sections 6.1 and 13.3 are both ``id1``), and the printed PDF's destination for the entry
+    is then where the heading is printed, not where its section's box starts. Each entry ends
+    with an empty ``<span class="pdf-toc-page" data-anchor="...">`` (its width kept by the
+    stylesheet) for the page on which the heading is printed, written in once the book has
+    been printed (`print_with_page_numbers`).
 
     Parameters
     ----------
     soup
-        The single page.
+        The single page (its numbered headings are given ids).
 
     Returns
     -------
     str
-        A ``<nav class="pdf-toc">`` with one entry per heading, linked to its section.
+        A ``<nav class="pdf-toc">`` with one entry per heading, linked to it.
+
+    Raises
+    ------
+    PaginationError
+        A numbered heading that already has an id, or whose new id is taken by another
+        element (the contents could not link to it alone, nor find its page).
     """
     items = []
     for heading in soup.select("section > h2, section > h3"):
         if heading.find("span", class_="section-number") is None:
             continue
-        anchor = heading.parent.get("id")
         text = " ".join(heading.get_text(" ", strip=True).replace("#", "").split())
+        anchor = f"pdf-heading-{len(items) + 1}"
+        if heading.get("id") is not None or soup.find(id=anchor) is not None:
+            raise PaginationError(
+                f"heading {text!r}: has an id ({heading.get('id')!r}) or {anchor!r} is taken"
+            )
+        heading["id"] = anchor
         kind = "chapter" if heading.name == "h2" else "section"
-        items.append(f'<li class="pdf-toc-{kind}"><a href="#{anchor}">{html.escape(text)}</a></li>')
+        items.append(
+            f'<li class="pdf-toc-{kind}"><a href="#{anchor}">'
+            f'<span class="pdf-toc-title">{html.escape(text)}</span>'
+            '<span class="pdf-toc-leader" aria-hidden="true"></span>'
+            f'<span class="pdf-toc-page" data-anchor="{anchor}"></span></a></li>'
+        )
     return f'<nav class="pdf-toc"><h1>Contents</h1><ol>{"".join(items)}</ol></nav>'
+
+
+_DEST = re.compile(r'^\s*(\d+)\s+\[[^\]]*\]\s+"(.*)"\s*$')
+
+
+def parse_destinations(listing: str) -> dict[str, int]:
+    """The page of each named destination in the listing of ``pdfinfo -dests``.
+
+    Parameters
+    ----------
+    listing
+        The output of ``pdfinfo -dests``: a header line, then one line per destination,
+        ``<page> [ <kind> <left> <top> <zoom> ] "<name>"``.
+
+    Returns
+    -------
+    dict
+        Page (from 1) by destination name.
+
+    Raises
+    ------
+    PaginationError
+        A line that is not a destination, or a name listed twice on different pages.
+    """
+    pages: dict[str, int] = {}
+    for number, line in enumerate(listing.splitlines(), start=1):
+        if not line.strip() or line.split() == ["Page", "Destination", "Name"]:
+            continue
+        match = _DEST.match(line)
+        if match is None:
+            raise PaginationError(f"pdfinfo -dests, line {number}: not a destination: {line!r}")
+        page, name = int(match.group(1)), match.group(2)
+        if pages.setdefault(name, page) != page:
+            raise PaginationError(
+                f"pdfinfo -dests, line {number}: destination {name!r} on pages "
+                f"{pages[name]} and {page}"
+            )
+    return pages
+
+
+def destination_pages(pdf: Path) -> dict[str, int]:
+    """The page of each named destination of a PDF (``pdfinfo -dests``, poppler-utils).
+
+    Chromium writes one for every element of the page that a link points to: here, the
+    section of each entry of the contents.
+    """
+    try:
+        done = subprocess.run(
+            ["pdfinfo", "-dests", str(pdf)], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise PaginationError("pdfinfo not found (apt-get install poppler-utils)") from None
+    if done.returncode != 0:
+        raise PaginationError(f"pdfinfo -dests {pdf} failed: {done.stderr.strip()}")
+    return parse_destinations(done.stdout)
+
+
+def contents_pages(anchors: list[str], destinations: Mapping[str, int]) -> dict[str, int]:
+    """The page of each entry of the contents, in the contents' order.
+
+    Parameters
+    ----------
+    anchors
+        The ids the entries link to, in the order of the contents.
+    destinations
+        The page of each named destination of the printed PDF.
+
+    Returns
+    -------
+    dict
+        Page by anchor.
+
+    Raises
+    ------
+    PaginationError
+        An entry without a destination in the PDF (its page is not known, and is not
+        guessed), or an entry on an earlier page than the entry before it.
+    """
+    missing = [a for a in anchors if a not in destinations]
+    if missing:
+        raise PaginationError(f"no page in the PDF for the contents' entries {missing}")
+    pages = {a: destinations[a] for a in anchors}
+    for before, after in zip(anchors, anchors[1:], strict=False):
+        if pages[after] < pages[before]:
+            raise PaginationError(
+                f"contents entry {after!r} on page {pages[after]}, before the entry above it "
+                f"({before!r}, page {pages[before]})"
+            )
+    return pages
 
 
 def prepare(page_html: str, design: Design, ed: Edition) -> str:
@@ -230,8 +365,20 @@ def prepare(page_html: str, design: Design, ed: Edition) -> str:
     return str(soup)
 
 
-def print_pdf(page: Path, out: Path, footer_left: str) -> None:
-    """Print an HTML file to PDF with Debian's Chromium (A4, numbered pages, outline).
+#: Writes the pages (by anchor) into the contents' page-number spans of the loaded page.
+_WRITE_PAGES = """pages => {
+  for (const span of document.querySelectorAll(".pdf-toc-page")) {
+    span.textContent = span.dataset.anchor in pages ? String(pages[span.dataset.anchor]) : "";
+  }
+  return document.querySelectorAll(".pdf-toc-page").length;
+}"""
+#: The anchors of the contents' entries, in order.
+_ANCHORS = """() => Array.from(document.querySelectorAll(".pdf-toc-page"), s => s.dataset.anchor)"""
+
+
+def print_pdf(page: Path, out: Path, footer_left: str, max_passes: int = MAX_PASSES) -> int:
+    """Print an HTML file to PDF with Debian's Chromium (A4, numbered pages, outline), the
+    contents' page numbers written in from the print itself (`print_with_page_numbers`).
 
     Parameters
     ----------
@@ -241,38 +388,120 @@ def print_pdf(page: Path, out: Path, footer_left: str) -> None:
         The PDF to write.
     footer_left
         Text at the left of every page's footer.
+    max_passes
+        Most prints.
+
+    Returns
+    -------
+    int
+        The number of prints it took.
     """
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            tab = browser.new_page()
-            failed: list[str] = []
-            tab.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})"))
-            tab.route(
-                "**/*",
-                lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort(),
-            )
-            tab.goto(page.resolve().as_uri(), wait_until="load")
-            tab.evaluate(
-                "async () => { if (window.MathJax && MathJax.startup) "
-                "await MathJax.startup.promise; }"
-            )
-            if failed:
-                raise RuntimeError(f"{page}: resources not loaded: {failed}")
-            tab.emulate_media(media="print")
-            tab.pdf(
-                path=str(out),
-                format="A4",
-                print_background=True,
-                display_header_footer=True,
-                header_template="<span></span>",
-                footer_template=_FOOTER.format(left=html.escape(footer_left)),
-                margin={"top": "14mm", "bottom": "16mm", "left": "12mm", "right": "12mm"},
-                outline=True,
-                tagged=True,
-            )
+            return print_with_page_numbers(browser, page, out, footer_left, max_passes)
         finally:
             browser.close()
+
+
+def _print_once(
+    browser: Browser, page: Path, out: Path, footer_left: str, pages: Mapping[str, int]
+) -> list[str]:
+    """Load the page in a new tab, write ``pages`` into its contents and print it to ``out``.
+
+    A new tab each time: Chromium lays a tab out differently on every second print of it
+    (measured on the book: the same print, twice in one tab, moved three blocks by about 20 pt
+    and heading 16.2 from page 129 to 128 and back), while a freshly loaded tab prints the same
+    every time.
+
+    Returns
+    -------
+    list of str
+        The ids the contents' entries link to, in order.
+    """
+    tab = browser.new_page()
+    try:
+        failed: list[str] = []
+        tab.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})"))
+        tab.route(
+            "**/*",
+            lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort(),
+        )
+        tab.goto(page.resolve().as_uri(), wait_until="load")
+        tab.evaluate(
+            "async () => { if (window.MathJax && MathJax.startup) await MathJax.startup.promise; }"
+        )
+        if failed:
+            raise RuntimeError(f"{page}: resources not loaded: {failed}")
+        tab.emulate_media(media="print")
+        anchors: list[str] = tab.evaluate(_ANCHORS)
+        tab.evaluate(_WRITE_PAGES, dict(pages))
+        tab.pdf(
+            path=str(out),
+            format="A4",
+            print_background=True,
+            display_header_footer=True,
+            header_template="<span></span>",
+            footer_template=_FOOTER.format(left=html.escape(footer_left)),
+            margin={"top": "14mm", "bottom": "16mm", "left": "12mm", "right": "12mm"},
+            outline=True,
+            tagged=True,
+        )
+        return anchors
+    finally:
+        tab.close()
+
+
+def print_with_page_numbers(
+    browser: Browser, page: Path, out: Path, footer_left: str, max_passes: int = MAX_PASSES
+) -> int:
+    """Print an HTML file to PDF in a running browser, the contents' page numbers written in
+    from the print itself.
+
+    The page is printed with the page numbers blank, then again with the pages of the previous
+    print written in, until a print puts every heading on the page the contents give for it.
+    Only that print is written to ``out``.
+
+    Parameters
+    ----------
+    browser
+        Chromium, launched by Playwright.
+    page
+        The HTML file (its assets beside it, loaded from disk).
+    out
+        The PDF to write.
+    footer_left
+        Text at the left of every page's footer.
+    max_passes
+        Most prints.
+
+    Returns
+    -------
+    int
+        The number of prints it took.
+
+    Raises
+    ------
+    PaginationError
+        The pages had not settled after ``max_passes`` prints, or an entry of the contents
+        has no page in the PDF.
+    """
+    written: dict[str, int] = {}  # the pages the contents show (none at first)
+    moved: dict[str, tuple[int | None, int]] = {}
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        for passes in range(1, max_passes + 1):
+            printed = Path(tmp) / f"pass{passes}.pdf"
+            anchors = _print_once(browser, page, printed, footer_left, written)
+            pages = contents_pages(anchors, destination_pages(printed))
+            if pages == written:
+                printed.replace(out)
+                return passes
+            moved = {a: (written.get(a), p) for a, p in pages.items() if p != written.get(a)}
+            written = pages
+    raise PaginationError(
+        f"the contents' page numbers had not settled after {max_passes} prints "
+        f"(entries whose page the last print changed, (shown, printed): {moved})"
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -285,11 +514,16 @@ def main(argv: list[str]) -> int:
     design = load_design()
     ed = edition(design, git_revision(), dt.datetime.now(dt.UTC).date())
     prepared = folder / "_pdf_of_record.html"  # the page's links are relative to the folder
-    prepared.write_text(prepare(source.read_text(encoding="utf-8"), design, ed), encoding="utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     footer = f"{design.trial.acronym} protocol and SAP, {ed.version}, {ed.date}"
-    print_pdf(prepared, out, footer)
-    print(f"pdf_of_record: {out} ({out.stat().st_size // 1024} kB)")
+    try:
+        page = prepare(source.read_text(encoding="utf-8"), design, ed)
+        prepared.write_text(page, encoding="utf-8")
+        passes = print_pdf(prepared, out, footer)
+    except PaginationError as err:
+        print(f"pdf_of_record: {err}", file=sys.stderr)
+        return 1
+    print(f"pdf_of_record: {out} ({out.stat().st_size // 1024} kB, {passes} prints)")
     return 0
 
 

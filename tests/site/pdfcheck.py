@@ -4,7 +4,9 @@ its text (pdftotext), both from poppler-utils.
 `chapters_and_figures` reads what the site shows (each chapter's title, each figure's number
 and caption); `check_pdf` returns the problems of the PDF: a chapter title or a figure caption
 missing from its text, a page without a page number, a blank page, a figure's page with nothing
-drawn on it, a title page without the version and date.
+drawn on it, a title page without the version and date. `check_contents` returns the problems
+of its table of contents: a chapter not listed, an entry without a page number, an entry whose
+page number is not the first page (after the contents) on which its title is printed.
 """
 
 from __future__ import annotations
@@ -179,4 +181,118 @@ def check_pdf(
             problems.append(f"{fig.number} missing (caption {start!r}...)")
         elif shares and max(shares[i] for i in pages) < FIGURE_PAGE:
             problems.append(f"{fig.number}: nothing drawn on its page {pages[0] + 1}")
+    return problems
+
+
+#: A line of the contents: an entry's title (from its section number), then (after the
+#: leader, drawn and not text) the page on which it starts.
+_ENTRY = re.compile(r"^(?P<title>\S.*?)\s+(?P<page>\d+)$")
+#: The start of an entry: its chapter (``3.``) or section (``3.2``) number.
+_NUMBERED = re.compile(r"^\d+(\.\d+)*\.?\s")
+#: The footer of every page, which the contents' lines are read without.
+_PAGE_FOOTER = re.compile(r"Page \d+ of \d+\s*$")
+
+
+@dataclass(frozen=True)
+class ContentsEntry:
+    """An entry of the PDF's contents: its title and the page number it gives."""
+
+    title: str
+    page: int
+
+
+def contents(texts: list[str]) -> tuple[list[ContentsEntry], list[str]]:
+    """The entries of the contents of the PDF, and the lines of the contents that are not one.
+
+    The contents start on the page whose first line is ``Contents`` and run on over each next
+    page that starts with an entry (the book's introduction follows them on a page of its
+    own), at most to the page before the one the first entry gives. An entry starts with its
+    chapter or section number; a title too long for one line continues on the next (which
+    does not start with a number), and its last line ends with the page number.
+
+    Parameters
+    ----------
+    texts
+        The text of each page (`page_texts`).
+
+    Returns
+    -------
+    tuple
+        The entries in order, and the titles left without a page number.
+    """
+    start = next(
+        (i for i, t in enumerate(texts) if t.strip().splitlines()[:1] == ["Contents"]), None
+    )
+    if start is None:
+        return [], []
+    entries: list[ContentsEntry] = []
+    pending: list[str] = []  # the lines of an entry whose page number has not come yet
+    leftover: list[str] = []
+    i = start
+    while i < len(texts) and (not entries or i < entries[0].page - 1):
+        lines = texts[i].strip().splitlines()
+        if i == start:
+            lines = lines[1:]  # the heading
+        elif not _NUMBERED.match(" ".join(lines[0].split()) if lines else ""):
+            break  # the contents have ended
+        for line in lines:
+            line = " ".join(line.split())
+            if not line or _PAGE_FOOTER.search(line):
+                continue
+            if _NUMBERED.match(line) and pending:  # a new entry: the one before has no page
+                leftover.append(" ".join(pending))
+                pending = []
+            match = _ENTRY.match(line)
+            if match is None:
+                pending.append(line)
+                continue
+            title = " ".join([*pending, match["title"]])
+            entries.append(ContentsEntry(_words(title), int(match["page"])))
+            pending = []
+        i += 1
+    if pending:
+        leftover.append(" ".join(pending))
+    return entries, leftover
+
+
+def check_contents(pdf: Path, titles: list[str]) -> list[str]:
+    """The problems of the PDF's contents (an empty list: every check passed).
+
+    Every chapter title must be an entry; every entry's page number must be the first page,
+    after the contents, on which its title is printed.
+
+    Parameters
+    ----------
+    pdf
+        The PDF.
+    titles
+        Chapter titles the contents must list (each ends an entry: ``3. Objectives``).
+
+    Returns
+    -------
+    list of str
+        One line per problem.
+    """
+    texts = page_texts(pdf)
+    flat = [_words(t) for t in texts]
+    entries, leftover = contents(texts)
+    if not entries:
+        return ["no contents: no page headed 'Contents' listing entries with page numbers"]
+    problems = [f"contents: line without a page number: {line!r}" for line in leftover]
+    body = entries[0].page - 1  # index of the first page after the contents
+    for title in titles:
+        if not any(e.title == title or e.title.endswith(f" {title}") for e in entries):
+            problems.append(f"contents: chapter {title!r} not listed")
+    for entry in entries:
+        if not 1 <= entry.page <= len(flat):
+            problems.append(f"contents: {entry.title!r} on page {entry.page} of {len(flat)}")
+            continue
+        first = next((i + 1 for i in range(body, len(flat)) if entry.title in flat[i]), None)
+        if first is None:
+            problems.append(f"contents: {entry.title!r} (page {entry.page}) printed nowhere")
+        elif first != entry.page:
+            problems.append(
+                f"contents: {entry.title!r} listed on page {entry.page}, printed first on "
+                f"page {first}"
+            )
     return problems

@@ -10,14 +10,17 @@ existing build instead (for iterating on a chapter; scripts/test never does).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from pdfcheck import Figure, chapters_and_figures, check_pdf
+from bs4 import BeautifulSoup
+from pdfcheck import Figure, chapters_and_figures, check_contents, check_pdf
 from playwright.sync_api import sync_playwright
 from sitecheck import (
     CHROMIUM,
@@ -117,6 +120,17 @@ def test_pdf_of_record_has_title_page_page_numbers_every_chapter_and_figure(site
     trial = load_design().trial
     front = [trial.registry_id, trial.acronym, "SAP version", "Date"]
     _fail_on(PDF, check_pdf(pdf, titles, figures, front))
+
+
+def test_pdf_of_record_contents_give_the_page_each_chapter_and_section_starts_on(
+    site: Path,
+) -> None:
+    pdf = site / PDF
+    assert pdf.is_file(), f"{pdf} not built (scripts/build-book runs scripts/build-pdf)"
+    chapters = [p for p in PAGES if p.startswith("book/") and p != "book/index.html"]
+    titles, _ = chapters_and_figures(site, chapters)
+    assert all(titles), titles
+    _fail_on(PDF, check_contents(pdf, titles))
 
 
 #: Most bytes a page may load, MathJax apart (issue 15 measured 2.4 to 3.7 MB per page and
@@ -334,6 +348,123 @@ def test_pdf_check_reports_a_missing_chapter_figure_and_blank_page(tmp_path, bro
     assert "title page: 'SAP version' missing" in joined
     assert "is blank" in joined  # the third page holds nothing but its footer
     assert "Front ABC" not in joined and "'ABC'" not in joined
+
+
+def _contents_pdf(browser, path: Path, contents: list[tuple[str, int]], pages: list[str]) -> None:
+    """A PDF whose first page lists ``contents`` (title, page) and whose next pages hold
+    ``pages`` (one HTML fragment each), with the footer of the PDF of record."""
+    entries = "".join(f"<p>{title} <span>{page}</span></p>" for title, page in contents)
+    body = f"<h1>Contents</h1>{entries}" + "".join(
+        f'<div style="break-before: page">{html}</div>' for html in pages
+    )
+    page = browser.new_page()
+    try:
+        page.set_content(f"<html><body>{body}</body></html>")
+        page.pdf(
+            path=str(path),
+            format="A4",
+            display_header_footer=True,
+            header_template="<span></span>",
+            footer_template='<div style="font-size:8px">Page <span class="pageNumber"></span> '
+            'of <span class="totalPages"></span></div>',
+        )
+    finally:
+        page.close()
+
+
+def test_pdf_contents_check_reports_a_wrong_page_an_unlisted_chapter_and_a_missing_number(
+    tmp_path, browser
+) -> None:
+    pages = ["<h2>1. Alpha</h2>", "<p>text</p><h3>1.1 Beta</h3>", "<h2>2. Gamma</h2>"]
+    good = tmp_path / "good.pdf"
+    _contents_pdf(browser, good, [("1. Alpha", 2), ("1.1 Beta", 3), ("2. Gamma", 4)], pages)
+    assert check_contents(good, ["Alpha", "Gamma"]) == []
+    bad = tmp_path / "bad.pdf"
+    _contents_pdf(browser, bad, [("1. Alpha", 2), ("1.1 Beta", 4), ("2. Gamma", 4)], pages)
+    problems = check_contents(bad, ["Alpha", "Gamma", "Delta"])
+    joined = "\n".join(problems)
+    assert "'1.1 Beta' listed on page 4, printed first on page 3" in joined
+    assert "chapter 'Delta' not listed" in joined
+    assert len(problems) == 2, problems
+    unnumbered = tmp_path / "unnumbered.pdf"
+    _contents_pdf(browser, unnumbered, [("1. Alpha", 2), ("1.1 Beta", ""), ("2. Gamma", 4)], pages)
+    assert "line without a page number: '1.1 Beta'" in "\n".join(check_contents(unnumbered, []))
+    assert check_contents(unnumbered, [])  # and never passes
+    no_contents = tmp_path / "none.pdf"
+    _contents_pdf(browser, no_contents, [], pages)
+    assert check_contents(no_contents, [])[0].startswith("no contents")
+
+
+def _pdf_of_record_script():
+    """scripts/pdf_of_record.py as a module (a script, not part of the package)."""
+    if "pdf_of_record" in sys.modules:
+        return sys.modules["pdf_of_record"]
+    spec = importlib.util.spec_from_file_location(
+        "pdf_of_record", ROOT / "scripts" / "pdf_of_record.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pdf_of_record"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pdf_of_record_prints_until_the_contents_page_numbers_match_the_print(
+    tmp_path, browser
+) -> None:
+    """scripts/pdf_of_record.py on a small book: chapters of several pages, so the page numbers
+    are not 1, 2, 3, and sections with the same id in every chapter (as in Jupyter Book's
+    single page); the contents list the page of each heading (checked on the PDF's text)."""
+    script = _pdf_of_record_script()
+    filler = "<p>" + "words " * 400 + "</p>"
+    chapters = "".join(
+        f'<section id="ch{c}"><h2><span class="section-number">{c}. </span>Chapter {c}</h2>'
+        + filler * c
+        + "".join(
+            f'<section id="id{s}"><h3><span class="section-number">{c}.{s} </span>'
+            f"Part {c} {s}</h3>{filler * s}</section>"
+            for s in (1, 2)
+        )
+        + "</section>"
+        for c in (1, 2, 3)
+    )
+    soup = BeautifulSoup(
+        f'<html><head></head><body><div class="toctree-wrapper">{chapters}</div></body></html>',
+        "html.parser",
+    )
+    page = tmp_path / "book.html"
+    page.write_text(
+        f"<html><head><style>{script._PDF_CSS}</style></head><body>"
+        f"{script.table_of_contents(soup)}{soup.body.decode_contents()}</body></html>",
+        encoding="utf-8",
+    )
+    out = tmp_path / "book.pdf"
+    # blank page numbers, then the pages of that print written in
+    assert script.print_with_page_numbers(browser, page, out, "footer") == 2
+    titles = [f"Chapter {c}" for c in (1, 2, 3)]
+    assert check_contents(out, titles) == []
+    dests = script.destination_pages(out)
+    # the headings in order: chapter 1, its sections 1.1 and 1.2, chapter 2...
+    ch1, _, s12, ch2, _, s22, ch3, _, s32 = (dests[f"pdf-heading-{i}"] for i in range(1, 10))
+    assert ch1 == 2 and s12 < ch2 and s22 < ch3 < s32
+    with pytest.raises(script.PaginationError, match="had not settled after 1 prints"):
+        script.print_with_page_numbers(browser, page, tmp_path / "once.pdf", "f", max_passes=1)
+
+
+def test_pdf_of_record_reads_destination_pages_and_refuses_a_listing_it_cannot_read() -> None:
+    script = _pdf_of_record_script()
+    listing = (
+        "Page  Destination                 Name\n"
+        '   3 [ XYZ    6  829 null      ] "objectives"\n'
+        '  12 [ XYZ    6   97 null      ] "estimands-1"\n'
+    )
+    assert script.parse_destinations(listing) == {"objectives": 3, "estimands-1": 12}
+    with pytest.raises(script.PaginationError, match="line 2: not a destination"):
+        script.parse_destinations("Page  Destination                 Name\nnonsense\n")
+    with pytest.raises(script.PaginationError, match="no page in the PDF .*'gone'"):
+        script.contents_pages(["objectives", "gone"], {"objectives": 3})
+    with pytest.raises(script.PaginationError, match="'b' on page 2, before"):
+        script.contents_pages(["a", "b"], {"a": 5, "b": 2})
 
 
 def test_pages_load_mathjax_only_with_maths_and_never_the_font_awesome_script(site: Path) -> None:
