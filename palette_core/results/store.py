@@ -339,9 +339,10 @@ def rebuild_sbc(
 def rebuild_sbc_osfd(
     design: Design, out: Path, size: Size, seed: int, progress: Any = None
 ) -> None:
-    """Simulation-based calibration of the primary (OSFD) model, at the sizes of ``sbc``. On
-    2 CPU cores a fit takes about a minute (100 simulations: about 2 hours); the stored result
-    was fitted on a GPU, 100 simulations per vmapped call (its manifest names the device)."""
+    """Simulation-based calibration of the primary (OSFD) model, at the sizes of ``sbc``, one
+    simulation per NUTS call. Its fits are slow on 2 CPU cores: the stored result was fitted on
+    a GPU, 100 simulations per vmapped call (``rebuild_sbc(..., batch=100)``; its manifest
+    names the device)."""
     rebuild_sbc(design, out, size, seed, progress, outcome="osfd28", result="sbc_osfd")
 
 

@@ -6,9 +6,11 @@ import json
 import shutil
 import subprocess
 
+import pandas as pd
 import pytest
 from support import TEST_DATA, relaxed_gates
 
+from palette_core.analysis.checking import SBC_RANK_COLUMNS, SbcResult, sbc_uniformity
 from palette_core.cli import main
 from palette_core.design.loader import load_design
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
@@ -22,8 +24,10 @@ TINY_EXPORT = TEST_DATA / "exports" / "tiny_interim"
 #: panel in tests/simulate/test_accuracy.py, the tipping point in tests/results/test_tipping_result.py,
 #: the proportional-odds check, which reads a worked interim, below, the simulations in
 #: test_simulation_results.py)
+# sbc_osfd is the sbc builder on the OSFD model (its NUTS fits are the slow ones): tested below
 APART = (
-    results.WORKED_INTERIM, "laplace_accuracy", "tipping_point", "po_check", *results.SIMULATIONS
+    results.WORKED_INTERIM, "laplace_accuracy", "tipping_point", "po_check", "sbc_osfd",
+    *results.SIMULATIONS,
 )  # fmt: skip
 MADE = [n for n in results.RESULTS if n not in APART]
 
@@ -237,3 +241,22 @@ def test_po_check_reads_the_worked_interim_beside_it(worked, design):
 def test_po_check_without_a_worked_interim_is_refused(design, tmp_path):
     with pytest.raises(StoredResultError, match="worked_interim"):
         results.rebuild_po_check(design, tmp_path / "po_check", "small", 4)
+
+
+def test_the_osfd_sbc_is_the_sbc_builder_on_the_primary_model(design, tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_sbc(design, spec, n_sims, fitter, seed, **kwargs):
+        seen.update(outcome=spec.outcome, n_sims=n_sims, seed=seed, **kwargs)
+        ranks = pd.DataFrame(
+            [(0, "between_trait_sd", 0.1, 3, 10, 0.2, 0)], columns=list(SBC_RANK_COLUMNS)
+        )
+        return SbcResult(ranks, sbc_uniformity(ranks))
+
+    monkeypatch.setattr(results.checking, "sbc", fake_sbc)
+    results.BUILDERS["sbc_osfd"](design, tmp_path / "sbc_osfd", "small", 3)
+    assert seen["outcome"] == "osfd28" and seen["seed"] == 3 and seen["batch"] == 1
+    assert seen["n_sims"] == results.SIZES["small"]["sbc_sims"]
+    stored = results.load_result("sbc_osfd", tmp_path, design=design)
+    assert stored.manifest["outcome"] == "osfd28" and stored.manifest["result"] == "sbc_osfd"
+    assert stored.manifest["devices"] and len(stored.tables["ranks"]) == 1
