@@ -50,7 +50,7 @@ from palette_core.analysis.models import (
 from palette_core.analysis.sampler import stack_data
 from palette_core.design.loader import Design
 from palette_core.errors import ModelDataError
-from palette_core.provenance import build_manifest
+from palette_core.provenance import build_manifest, git_revision, package_versions
 from palette_core.randomisation.allocation import pr_best
 from palette_core.simulate import posterior as lp
 
@@ -494,6 +494,7 @@ def panel_comparisons(
     rules: dict[str, lp.Rule] | None = None,
     n_nuts_looks: dict[str, int] | None = None,
     nuts_budget_s: dict[str, float] | None = None,
+    nuts_fits: dict[str, dict[int, dict[str, np.ndarray]]] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Every comparison of the panel (:data:`COMPARISON_COLUMNS`), and timings.
 
@@ -504,7 +505,13 @@ def panel_comparisons(
     every look. ``nuts_budget_s`` (outcome -> seconds from the start of this call): no NUTS
     batch of that outcome starts that would end after it (:func:`nuts_draws`), so an outcome
     may be compared on fewer looks (the first in order); the timings give the number compared,
-    ``nuts_looks[outcome]``.
+    ``nuts_looks[outcome]``. ``nuts_fits`` (outcome -> look index -> ``log_or`` and
+    ``log_or_child`` draws ``[chains, draws, A]``): use these instead of fitting (see
+    :func:`recompute_approximation`).
+
+    The approximation runs on the CPU whatever JAX's default device is: on a GPU, float32
+    matrix products at TF32 precision gave NaN probabilities in about a quarter of the OSFD
+    rows of the panel (none on the CPU), and the simulator runs on the CPU.
 
     Looks come from :func:`simulate_looks`; each outcome's approximation is warm-started
     look after look within a trial (as the simulator runs it, cold at each trial's first
@@ -534,18 +541,24 @@ def panel_comparisons(
     timings: dict[str, float] = {}
     for oid, spec in specs.items():
         template = _template(design, spec)
-        chosen = _nuts_looks(len(looks), (n_nuts_looks or {}).get(oid), seed)
-        counts = [looks[i].counts[oid] for i in chosen]
-        fitter = Fitter(spec, **nuts_settings)
-        budget = (nuts_budget_s or {}).get(oid)
-        deadline = None if budget is None else started + budget
-        fits, secs = nuts_draws(fitter, priors, counts, template, seed, batch, deadline)
-        nuts = dict(zip(chosen[: len(fits)], fits, strict=True))
-        timings[f"nuts_s_per_look[{oid}]"] = secs
-        timings[f"nuts_looks[{oid}]"] = len(fits)
+        if nuts_fits is not None:
+            nuts = nuts_fits[oid]
+        else:
+            chosen = _nuts_looks(len(looks), (n_nuts_looks or {}).get(oid), seed)
+            counts = [looks[i].counts[oid] for i in chosen]
+            fitter = Fitter(spec, **nuts_settings)
+            budget = (nuts_budget_s or {}).get(oid)
+            deadline = None if budget is None else started + budget
+            fits, secs = nuts_draws(fitter, priors, counts, template, seed, batch, deadline)
+            nuts = dict(zip(chosen[: len(fits)], fits, strict=True))
+            timings[f"nuts_s_per_look[{oid}]"] = secs
+            timings[f"nuts_looks[{oid}]"] = len(fits)
         for rname, rule in rules.items():
-            post = lp.LaplacePosterior(spec, template, priors, rule=rule)
-            ms = _compare_outcome(post, looks, nuts, oid, design, rows[rname], refs, seed, n_draws)
+            with jax.default_device(jax.devices("cpu")[0]):
+                post = lp.LaplacePosterior(spec, template, priors, rule=rule)
+                ms = _compare_outcome(
+                    post, looks, nuts, oid, design, rows[rname], refs, seed, n_draws
+                )
             for kind, values in ms.items():
                 timings[f"laplace_ms_{kind}[{oid},{rname}]"] = (
                     float(np.mean(values)) if values else np.nan
@@ -707,6 +720,90 @@ def rebuild_accuracy(
         tables=["comparisons.csv", "panel.csv"],
     )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+#: Key columns of a comparison row: everything but the two methods' numbers.
+_ROW_KEY = [c for c in COMPARISON_COLUMNS if c not in ("nuts", "nuts_mcse", "laplace")]
+
+
+def recompute_approximation(design: Design, folder: Path) -> pd.DataFrame:
+    """Recompute the approximation's column of a stored panel on this machine's CPU, keeping
+    its NUTS columns; rewrite ``comparisons.csv``, ``panel.csv`` and the manifest (the
+    approximation's timings, its devices and this checkout's git revision under
+    ``approximation``). Returns the new comparisons.
+
+    For a panel whose NUTS ran elsewhere (a GPU): the looks are simulated again from the
+    manifest's size and seed, the approximation is run on every look as in
+    :func:`panel_comparisons` (placeholder NUTS draws fill the NUTS columns, then are
+    dropped), and every row's key (rule, trial, look, patients, quantity, outcome,
+    population, arm, patients in the arm, threshold) must equal the stored row's: else
+    :class:`~palette_core.errors.ModelDataError` (the looks differ, so the NUTS fits belong
+    to other data).
+    """
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    stored = pd.read_csv(folder / "comparisons.csv")
+    cfg = manifest["config"]
+    seed = int(manifest["seed"])
+    n_samples = 40
+    fits: dict[str, dict[int, dict[str, np.ndarray]]] = {}
+    for oid, part in stored.groupby("outcome"):
+        spec = model_spec(design, str(oid), cfg["n_eras"])
+        zeros = np.zeros((1, n_samples, len(spec.arms)), dtype=np.float32)
+        looks = sorted({(int(t), int(k)) for t, k in zip(part["trial"], part["look"], strict=True)})
+        fits[str(oid)] = {
+            t * cfg["n_looks"] + k: {"log_or": zeros, "log_or_child": zeros} for t, k in looks
+        }
+    t0 = time.perf_counter()
+    fresh, timings = panel_comparisons(
+        design,
+        n_trials=cfg["n_trials"],
+        n_looks=cfg["n_looks"],
+        n_eras=cfg["n_eras"],
+        nuts_settings=cfg["nuts"],
+        seed=seed,
+        n_draws=cfg["n_draws"],
+        rules={name: lp.Rule(RULES[name]) for name in cfg["rules"]},
+        nuts_fits=fits,
+    )
+    stored_key = stored[_ROW_KEY].reset_index(drop=True)
+    fresh_key = fresh[_ROW_KEY].reset_index(drop=True).astype(stored_key.dtypes.to_dict())
+    if len(stored_key) != len(fresh_key):
+        differ = f"{len(fresh_key)} rows instead of {len(stored_key)}"
+    else:
+        equal = (stored_key == fresh_key) | (stored_key.isna() & fresh_key.isna())
+        bad = np.flatnonzero(~equal.all(axis=1).to_numpy())
+        differ = (
+            ""
+            if not len(bad)
+            else f"{len(bad)} rows differ, the first (row {bad[0]}): stored "
+            f"{stored_key.iloc[bad[0]].to_dict()}, simulated {fresh_key.iloc[bad[0]].to_dict()}"
+        )
+    if differ:
+        fresh.to_csv(folder / "comparisons.recomputed.csv", index=False)
+        raise ModelDataError(
+            f"{folder / 'comparisons.csv'}: the looks simulated again from the manifest do not "
+            f"give the stored rows ({differ}), so its NUTS fits belong to other data",
+            "comparisons",
+        )
+    out = stored.assign(laplace=fresh["laplace"].to_numpy())
+    table = summarise_panel(out, design)
+    out.to_csv(folder / "comparisons.csv", index=False)
+    table.to_csv(folder / "panel.csv", index=False)
+    laplace_timings = {k: v for k, v in timings.items() if k.startswith("laplace_ms")}
+    manifest["timings"] = {
+        **{k: v for k, v in manifest["timings"].items() if not k.startswith("laplace_ms")},
+        **laplace_timings,
+    }
+    manifest["approximation"] = {
+        "recomputed_by": "palette_core.simulate.accuracy.recompute_approximation",
+        "devices": [str(d) for d in jax.devices("cpu")],
+        "git_revision": git_revision(design.data_root),
+        "packages": package_versions(),
+        "runtime_s": round(time.perf_counter() - t0, 1),
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return out
 
 
 # ----------------------------------------------------------------------------- speed

@@ -94,5 +94,15 @@ def test_small_rebuild_writes_the_panel_and_its_manifest(design, tmp_path):
         "osfd28": 1,
     }
     assert manifest["config"]["batch"] == 1 and manifest["devices"]
+    # the approximation's column recomputed here (for NUTS run elsewhere) is the same, and
+    # stored rows that the manifest's looks do not give are refused
+    again = acc.recompute_approximation(design, tmp_path)
+    np.testing.assert_allclose(again["laplace"], comparisons["laplace"], rtol=1e-6, atol=1e-7)
+    assert json.loads((tmp_path / "manifest.json").read_text())["approximation"]["devices"]
+    comparisons.assign(n_arm=comparisons["n_arm"] + 1).to_csv(
+        tmp_path / "comparisons.csv", index=False
+    )
+    with pytest.raises(ModelDataError, match="other data"):
+        acc.recompute_approximation(design, tmp_path)
     with pytest.raises(ModelDataError):
         acc.rebuild_accuracy(design, tmp_path, "huge", seed=3)
