@@ -509,9 +509,10 @@ def panel_comparisons(
     ``log_or_child`` draws ``[chains, draws, A]``): use these instead of fitting (see
     :func:`recompute_approximation`).
 
-    The approximation runs on the CPU whatever JAX's default device is: on a GPU, float32
-    matrix products at TF32 precision gave NaN probabilities in about a quarter of the OSFD
-    rows of the panel (none on the CPU), and the simulator runs on the CPU.
+    The approximation runs on the CPU whatever JAX's default device is: on a GPU (H200, JAX
+    0.11.2, default matrix-product precision) it gave NaN probabilities in about a quarter of
+    the OSFD rows of the panel, none on the CPU; the cause (reduced-precision float32 matrix
+    products, TF32, is the likely one) was not investigated, and the simulator runs on the CPU.
 
     Looks come from :func:`simulate_looks`; each outcome's approximation is warm-started
     look after look within a trial (as the simulator runs it, cold at each trial's first
