@@ -368,7 +368,7 @@ def _check(d: Design) -> None:
         d.lifecycle, d.arms, d.findings, refs, {a.id: d.arm_age_groups(a) for a in d.arms}
     )
     check_estimands(d.estimands, d.outcomes)
-    check_export_contract(d.export_contract, d.outcomes, refs)
+    check_export_contract(d.export_contract, d.outcomes, refs, d.age_group_ids)
     check_interim_analysis(d.interim_analysis, d.outcomes, d.export_contract)
 
 

@@ -8,6 +8,7 @@ patient record contract is in :mod:`palette_core.design.patient_record`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field
@@ -27,7 +28,7 @@ ExportKind = Literal[
     "str", "date", "category", "float", "trait_list", "substance_list", "interval_list"
 ]
 ExportGroup = Literal[
-    "identity", "randomisation", "follow_up", "organ_support", "safety", "adherence"
+    "identity", "randomisation", "severity", "follow_up", "organ_support", "safety", "adherence"
 ]
 
 #: The export columns that palette_core.exports.contract and palette_core.exports.derive read by
@@ -71,7 +72,11 @@ class ExportField(Frozen):
 
     ``outcome`` (date fields) names the binary outcome of ``proposed/outcomes.yaml`` whose event
     the date records; ``organ_support`` (interval lists) names the organ-support type of the
-    ordinal outcome that the intervals record.
+    ordinal outcome that the intervals record. ``severity_of`` (float fields) names the age
+    group whose baseline severity score the field records (read by the covariate-adjusted
+    sensitivity analysis, :mod:`palette_core.analysis.covariates`); a value given for a patient
+    of another age group is an error. ``integer`` fields hold whole numbers only. ``status:
+    proposed`` marks a field the registry does not ask for, with its ``rationale``.
     """
 
     kind: ExportKind
@@ -84,8 +89,12 @@ class ExportField(Frozen):
     categories_from: Literal["traits", "arms", "age_groups", "substances"] | None = None
     outcome: str | None = None
     organ_support: str | None = None
+    severity_of: str | None = None
+    integer: bool = False
     group: ExportGroup
     description: str
+    status: Literal["proposed"] | None = None
+    rationale: str | None = None
 
 
 class ExportContractFile(Frozen):
@@ -169,6 +178,16 @@ def _check_export_field(name: str, fld: ExportField, f: str, refs: References) -
         raise ConflictingArgumentsError(
             f, name, "outcome", "only a date field records an outcome's event"
         )
+    if fld.integer and fld.kind != "float":
+        raise ConflictingArgumentsError(f, name, "integer", "only a float field is integer")
+    if fld.severity_of is not None and not fld.integer:
+        raise ConflictingArgumentsError(
+            f, name, "severity_of", "a severity score is a whole number: needs integer: true"
+        )
+    if (fld.status is None) != (fld.rationale is None):
+        raise ConflictingArgumentsError(
+            f, name, "rationale", "a proposed field gives its rationale, and only it"
+        )
     if (fld.organ_support is not None) != (fld.kind == "interval_list"):
         raise ConflictingArgumentsError(
             f,
@@ -226,12 +245,42 @@ def _check_export_outcomes(c: ExportContractFile, outcomes: OutcomesFile, f: str
         )
 
 
+def _check_export_severity(c: ExportContractFile, age_groups: Sequence[str], f: str) -> None:
+    """Each severity field names an age group of proposed/strata.yaml, each age group at most
+    once."""
+    scored: dict[str, str] = {}
+    for name, fld in c.fields.items():
+        if fld.severity_of is None:
+            continue
+        if fld.severity_of not in age_groups:
+            raise UnknownReferenceError(
+                f,
+                name,
+                "severity_of",
+                f"{fld.severity_of!r} is not an age group of proposed/strata.yaml "
+                f"({', '.join(age_groups)})",
+            )
+        if fld.severity_of in scored:
+            raise DuplicateIdError(
+                f,
+                name,
+                "severity_of",
+                f"{scored[fld.severity_of]!r} already records the severity of {fld.severity_of!r}",
+            )
+        scored[fld.severity_of] = name
+
+
 def check_export_contract(
-    contract: ExportContractFile, outcomes: OutcomesFile, refs: References
+    contract: ExportContractFile,
+    outcomes: OutcomesFile,
+    refs: References,
+    age_groups: Sequence[str],
 ) -> None:
-    """export_contract.yaml: every column the code reads, every outcome derivable."""
+    """export_contract.yaml: every column the code reads, every outcome derivable, every
+    severity score tied to one age group."""
     f = "export_contract.yaml"
     _check_export_metadata(contract, f)
+    _check_export_severity(contract, age_groups, f)
     for name, fld in contract.fields.items():
         _check_export_field(name, fld, f, refs)
     for name, (kind, source, required) in EXPORT_CORE_FIELDS.items():

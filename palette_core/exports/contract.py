@@ -30,7 +30,9 @@ Design choices
   the data cut; ICU discharge not after hospital discharge; death not before a discharge and
   no later date after death; withdrawal date and scope given together; support intervals
   starting after randomisation, ending before death, discharge and the data cut, and open only
-  while the patient is neither dead nor discharged; every repeat of a unique id after the first.
+  while the patient is neither dead nor discharged; a severity score (``severity_of``) given
+  for a patient of another age group; every repeat of a unique id after the first. A float
+  field with ``integer: true`` (the severity scores) fails its own check when not whole.
 * **Lines and rows.** ``line`` is the 1-based line of ``patients.csv`` on which a record
   starts (the header is line 1, so data row ``i`` is line ``i + 2`` unless a blank line or a
   quoted line break intervenes); ``row`` is the 0-based index of the data row, the index of
@@ -188,6 +190,12 @@ def _column_checks(design: Design, name: str, fld: ExportField) -> list[pa.Check
         lo, hi = fld.range
         unit = f" {fld.unit}" if fld.unit else ""
         checks.append(pa.Check.in_range(lo, hi, error=f"outside the range [{lo:g}, {hi:g}]{unit}"))
+    if fld.integer:
+        checks.append(
+            pa.Check(
+                lambda v: bool(float(v).is_integer()), element_wise=True, error="not a whole number"
+            )
+        )
     cats = _category_values(design, fld)
     if cats is not None:
         if fld.categories_from is not None:
@@ -398,6 +406,17 @@ def _rules(design: Design, meta: ExportMeta) -> list[_Rule]:
             return None
 
         add(name, intervals)
+    for name, fld in fields.items():
+        if fld.severity_of is None:
+            continue
+
+        def severity(r: dict[str, Any], name: str = name, of: str = fld.severity_of) -> str | None:
+            ag = r["age_group"]
+            if r[name] is None or ag is None or ag == of:
+                return None
+            return f"the {of} severity score given for a patient of age group {ag!r}"
+
+        add(name, severity)
     for name, fld in fields.items():
         if not fld.unique:
             continue

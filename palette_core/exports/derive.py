@@ -248,7 +248,8 @@ def derive_outcomes(validation: ExportValidation, design: Design) -> pd.DataFram
     pandas.DataFrame
         One row per export row, same order and index. Columns: ``line, patient_id, site_id,
         country, assigned_trait, arm, age_group, randomisation_date, era, day28_date, status,
-        status_reason``, one ``Int64`` column per outcome of ``proposed/outcomes.yaml``
+        status_reason``, the severity scores of the export (``Float64``, one per field with
+        ``severity_of`` in the contract, ``<NA>`` where empty), one ``Int64`` column per outcome of ``proposed/outcomes.yaml``
         (``<NA>`` unless complete), ``support_days`` (days 1..28 with organ support, ``<NA>``
         unless complete) and ``open_label`` (any trial substance given open-label; ``<NA>``
         where the export value was invalid).
@@ -326,6 +327,8 @@ def derive_outcomes(validation: ExportValidation, design: Design) -> pd.DataFram
     result = pd.DataFrame(index=frame.index)
     for col in IDENTITY_COLUMNS:
         result[col] = frame[col]
+    for col in severity_fields(design):  # baseline: kept for every status, NA where empty
+        result[col] = frame[col].astype("Float64")
     result["era"] = pd.Series(out["era"], index=frame.index, dtype="Int64")
     result["day28_date"] = pd.Series(
         [pd.NaT if d is None else pd.Timestamp(d) for d in out["day28_date"]],
@@ -428,6 +431,43 @@ def cell_counts(derived: pd.DataFrame, outcome: str, design: Design, n_eras: int
     return table[list(ORDINAL_COLUMNS)]
 
 
+def severity_fields(design: Design) -> dict[str, str]:
+    """The export's baseline severity fields: field name -> the age group it scores."""
+    return {n: f.severity_of for n, f in design.export_contract.fields.items() if f.severity_of}
+
+
+def covariate_table(
+    derived: pd.DataFrame, outcome: str, design: Design, n_eras: int
+) -> pd.DataFrame:
+    """One row per patient with a complete ``outcome``: the input of the covariate-adjusted
+    sensitivity analysis (:func:`palette_core.analysis.covariates.covariate_data`).
+
+    Columns ``trait, age_group, arm, era, country, severity, y``: ``severity`` is the baseline
+    score of the patient's age group (the contract field whose ``severity_of`` is that group:
+    SOFA for adults, Phoenix for children), ``<NA>`` where the export left it empty (the
+    analysis handles it, never this function); ``y`` is the outcome value. The rows are those
+    of :func:`cell_counts` (same checks), patient by patient.
+    """
+    cell_counts(derived, outcome, design, n_eras)  # the same checks, raised the same way
+    rows = _complete(derived)
+    by_group = {ag: n for n, ag in severity_fields(design).items()}
+    severity = pd.Series(pd.NA, index=rows.index, dtype="Float64")
+    for ag, name in by_group.items():
+        mine = (rows["age_group"].astype(str) == ag).to_numpy()
+        severity[mine] = rows.loc[mine, name].astype("Float64")
+    return pd.DataFrame(
+        {
+            "trait": rows["assigned_trait"].astype(str).to_numpy(),
+            "age_group": rows["age_group"].astype(str).to_numpy(),
+            "arm": rows["arm"].astype(str).to_numpy(),
+            "era": rows["era"].astype("int64").to_numpy(),
+            "country": rows["country"].astype(str).to_numpy(),
+            "severity": severity.to_numpy(),
+            "y": rows[outcome].astype("int64").to_numpy(),
+        }
+    ).astype({"severity": "Float64"})
+
+
 #: Statuses of rows that count as allocated: valid and not withdrawn from all data use.
 ALLOCATED = ("complete", "pending", "missing")
 
@@ -470,6 +510,7 @@ __all__ = [
     "STATUS",
     "cell_counts",
     "completeness_table",
+    "covariate_table",
     "derive_outcomes",
     "follow_up_day",
     "ALLOCATED",
@@ -478,5 +519,6 @@ __all__ = [
     "n_eras_of",
     "osfd",
     "outcome_columns",
+    "severity_fields",
     "support_days",
 ]

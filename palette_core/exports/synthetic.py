@@ -28,7 +28,12 @@ How the export is made
    classification. Patients who are not eligible, have no trait or are refused are not
    randomised and not exported (an export has one row per randomised patient). The log's time
    stamp is the study start for every patient; the export's randomisation date is the
-   screening date of step 1.
+   screening date of step 1. The baseline severity fields (``severity_of`` in the contract:
+   ``sofa_score`` for adults, ``phoenix_score`` for children) are the screening scores of the
+   classification (:func:`severity_scores`): no random draw, so every other column is what it
+   was before they were added; a score that the record leaves undetermined is empty. Severity
+   does not enter the outcome model of step 3: the covariate-adjusted analysis of this export
+   should find no severity (and no country) effect.
 3. **Outcome.** Each randomised patient's organ-support-free days to day 28 (OSFD, -1 = death)
    is drawn from ONE proportional-odds model: the usual-care distribution of the patient's age
    group (28-day mortality, share of survivors never supported, support days of the others),
@@ -476,8 +481,45 @@ def _randomise(sc: Scenario, design: Design, cohort: pd.DataFrame) -> pd.DataFra
             "positive_traits": classes.loc[keep, "positive_traits"].astype(str).to_numpy(),
         }
     )
+    for name, score in severity_scores(design, classes.loc[keep]).items():
+        out[name] = score
     out["assigned_trait"] = [arm_of[p][0] for p in out["patient_id"]]
     out["arm"] = [arm_of[p][1] for p in out["patient_id"]]
+    return out
+
+
+#: The column of :func:`palette_core.screening.classify.classify_patients` that holds the
+#: score of each sepsis definition of ``proposed/strata.yaml``, and its upper bound when inputs
+#: are missing.
+SEVERITY_SCORES = {
+    "sepsis3": ("sofa_total", "sofa_total_max"),
+    "phoenix": ("phoenix_score", "phoenix_score_max"),
+}
+
+
+def severity_scores(design: Design, classes: pd.DataFrame) -> dict[str, list[str]]:
+    """The export's severity fields (``severity_of`` in the contract) as text, per field.
+
+    A patient's score is the screening score of the sepsis definition of the field's age
+    group (SOFA for adults, Phoenix for children): empty for a patient of another age group,
+    and empty when the record leaves the score undetermined (its lowest and highest values
+    consistent with the missing inputs differ: not assessable, the export's missing value).
+    """
+    groups = classes["age_group"].astype("object").to_numpy()
+    out: dict[str, list[str]] = {}
+    for name, fld in design.export_contract.fields.items():
+        if fld.severity_of is None:
+            continue
+        definition = next(
+            g.sepsis_definition for g in design.strata.age_groups if g.id == fld.severity_of
+        )
+        lo_col, hi_col = SEVERITY_SCORES[definition]
+        lo = classes[lo_col].to_numpy(dtype=object)
+        hi = classes[hi_col].to_numpy(dtype=object)
+        out[name] = [
+            f"{int(a)}" if g == fld.severity_of and not pd.isna(a) and a == b else ""
+            for g, a, b in zip(groups, lo, hi, strict=True)
+        ]
     return out
 
 
@@ -785,6 +827,9 @@ def _rows(
             "secondary_infection_date": _date(r, t.infection),
             "open_label_substances": open_label[i],
         }
+        for name, fld in design.export_contract.fields.items():
+            if fld.severity_of is not None:  # baseline: kept whatever the withdrawal
+                values[name] = pts.at[i, name]
         for kind, col in support_cols.items():
             values[col] = _intervals(r, t.support[kind])
         for name in out:

@@ -40,6 +40,8 @@ def good(**changes: str) -> dict[str, str]:
         "positive_traits": "hyperinflammation;mals",
         "assigned_trait": "mals",
         "arm": "mals_anakinra",
+        "sofa_score": "7",
+        "phoenix_score": "",
         "death_date": "",
         "icu_discharge_date": "2026-06-06",
         "hospital_discharge_date": "2026-06-10",
@@ -260,6 +262,22 @@ BAD_ROWS = [
         {"open_label_substances": "anakinra;aspirin"},
         "open_label_substances",
         "unknown substance",
+    ),
+    ("SOFA not whole", {"sofa_score": "7.5"}, "sofa_score", "not a whole number"),
+    ("SOFA out of range", {"sofa_score": "25"}, "sofa_score", "outside the range [0, 24]"),
+    ("SOFA not a number", {"sofa_score": "high"}, "sofa_score", "not a number"),
+    ("Phoenix out of range", {"phoenix_score": "14"}, "phoenix_score", "outside the range"),
+    (
+        "Phoenix score for an adult",
+        {"sofa_score": "", "phoenix_score": "3"},
+        "phoenix_score",
+        "the child severity score given for a patient of age group 'adult'",
+    ),
+    (
+        "SOFA score for a child",
+        {"age_group": "child"},
+        "sofa_score",
+        "the adult severity score given for a patient of age group 'child'",
     ),
     ("patient id missing", {"patient_id": ""}, "patient_id", "required but missing"),
     ("arm missing", {"arm": ""}, "arm", "required but missing"),
@@ -562,3 +580,15 @@ def test_a_formula_as_patient_id_makes_the_row_invalid_and_is_not_kept(design):
     assert list(v.frame["record_status"]) == ["invalid", "valid"]
     assert v.errors.iloc[0]["field"] == "patient_id"
     assert not str(v.frame.iloc[0]["patient_id"]).startswith("=")
+
+
+def test_a_missing_severity_score_leaves_the_row_valid(design):
+    """The severity scores are proposed and optional: empty = not assessable, never invalid;
+    a child's Phoenix score is kept as a number."""
+    rows = [
+        good(patient_id="P001", sofa_score=""),
+        good(patient_id="P002", age_group="child", sofa_score="", phoenix_score="4"),
+    ]
+    v = validate(rows, design)
+    assert v.n_valid == 2, v.errors
+    assert v.frame["sofa_score"].isna().all() and v.frame.at[1, "phoenix_score"] == 4.0

@@ -399,3 +399,22 @@ def test_derived_outcomes_reproduce_the_truth(design, written, small):
         ), outcome
     assert derived.loc[~complete, "osfd28"].isna().all()
     assert derived["era"].astype(int).tolist() == truth["era"].tolist()
+
+
+def test_severity_scores_are_the_screening_scores_of_each_age_group(design):
+    """sofa_score is given for adults only, phoenix_score for children only, as whole numbers
+    within their contract range; a score the screening record leaves undetermined is empty
+    (not assessable), and most patients have one."""
+    shipped = pd.read_csv(
+        design.data_root / EXPORT_FOLDER / "patients.csv", dtype=str, keep_default_na=False
+    )
+    fields = design.export_contract.fields
+    for name, group in (("sofa_score", "adult"), ("phoenix_score", "child")):
+        assert fields[name].severity_of == group and fields[name].status == "proposed"
+        given = shipped[name] != ""
+        assert (shipped.loc[given, "age_group"] == group).all()
+        values = shipped.loc[given, name].astype(int)
+        lo, hi = fields[name].range
+        assert values.between(lo, hi).all() and values.nunique() > 3
+        mine = shipped["age_group"] == group
+        assert 0.6 < given[mine].mean() < 1.0  # most scored, some not assessable
