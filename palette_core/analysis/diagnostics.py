@@ -15,6 +15,7 @@ compiled sampler knows about ArviZ.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,9 +50,12 @@ class FitResult:
         return self
 
 
-def to_inference_data(spec: ModelSpec, samples: Samples, n_eras: int) -> Any:
+def to_inference_data(
+    spec: ModelSpec, samples: Samples, n_eras: int, countries: Sequence[str] = ()
+) -> Any:
     """The draws of one fit as ArviZ ``InferenceData`` with named dims; eras beyond the
-    ``n_eras`` in use (padding of the spec's capacity) are dropped."""
+    ``n_eras`` in use (padding of the spec's capacity) are dropped. ``countries`` names the
+    country effects of the covariate-adjusted model."""
     posterior = {k: np.asarray(v) for k, v in samples.draws.items()}
     if "era_effect" in posterior:
         posterior["era_effect"] = posterior["era_effect"][..., :n_eras]
@@ -64,6 +68,8 @@ def to_inference_data(spec: ModelSpec, samples: Samples, n_eras: int) -> Any:
         "cut": list(spec.categories[:-1]),
         "exnex_arm": [spec.arms[i] for i in range(len(spec.arms)) if spec.arm_group[i] >= 0],
     }
+    if countries:
+        coords["country"] = list(countries)
     dims = {
         "log_or": ["arm"],
         "log_or_child": ["arm"],
@@ -74,6 +80,7 @@ def to_inference_data(spec: ModelSpec, samples: Samples, n_eras: int) -> Any:
         "log_or_nex": ["arm"],
         "log_or_child_nex": ["arm"],
         "exnex_pr_ex": ["exnex_arm"],
+        "country_effect": ["country"],
     }
     idata = az.from_dict(
         posterior=posterior,

@@ -45,6 +45,9 @@ KEPT_SITES = (
     "log_or_nex",
     "log_or_child_nex",
     "exnex_pr_ex",
+    "severity_effect",
+    "country_sd",
+    "country_effect",
 )
 
 
@@ -68,14 +71,16 @@ class Samples(NamedTuple):
 
 
 def nuts_sampler(
-    spec: ModelSpec, settings: NutsSettings
-) -> Callable[[jax.Array, CellData, Priors], Samples]:
+    spec: ModelSpec, settings: NutsSettings, model_fn: Callable[..., None] = joint_model
+) -> Callable[[jax.Array, Any, Any], Samples]:
     """The pure sampler ``f(keys, data, priors)`` for ``spec`` and ``settings``.
 
     ``keys`` is ``[num_chains]`` JAX keys (one per chain). Nothing is validated here: the
     boundary (:class:`~palette_core.analysis.fit.Fitter`) checks settings and data once.
+    ``model_fn(spec, data, priors)`` is the model: the joint model, or the covariate-adjusted
+    model of :mod:`palette_core.analysis.covariates` with its own data and priors pytrees.
     """
-    model = partial(joint_model, spec)
+    model = partial(model_fn, spec)
 
     def sample(keys: jax.Array, data: CellData, priors: Priors) -> Samples:
         args = (data, priors)

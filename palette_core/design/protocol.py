@@ -6,7 +6,9 @@ found through the loaded design (:func:`~palette_core.design.loader.data_file`).
 the registry and the design leave to the protocol (every choice labelled *proposed*, or an open
 question for the sponsor); none of them is read by a fit, a decision of the interim analysis or
 the simulator, so they are outside ``data/design`` and its hash (changing them does not make the
-stored results stale). Each file is validated once here, with
+stored results stale). The one fit that reads a protocol file, the covariate-adjusted
+sensitivity analysis of the final analysis (:mod:`palette_core.analysis.covariates`, priors in
+``analysis_populations.yaml``), is not part of any stored result. Each file is validated once here, with
 :class:`~palette_core.errors.DesignSchemaError` naming file, entry and field, and the few
 cross-checks (outcomes and roles that must exist in the design) raise
 :class:`~palette_core.errors.UnknownReferenceError`.
@@ -20,6 +22,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from palette_core.design.analysis import HalfNormalPrior, NormalPrior
 from palette_core.design.common import Frozen, Proposed, parse_model
 from palette_core.design.loader import Design, data_file
 from palette_core.errors import DesignSchemaError, DuplicateIdError, UnknownReferenceError
@@ -216,10 +219,24 @@ class MissingData(Frozen):
     tipping_point: str
 
 
+class AdjustedModel(Frozen):
+    """The covariate-adjusted sensitivity model (:mod:`palette_core.analysis.covariates`)."""
+
+    status: Proposed
+    severity_effect: NormalPrior
+    country_sd: HalfNormalPrior
+    missing_severity: Literal["stratum_mean"]
+    missing_severity_rationale: str
+    min_scored_per_stratum: int = Field(ge=2)
+    run: dict[str, float | int]
+    run_rationale: str
+
+
 class Covariates(Frozen):
     primary: str
     rationale: str
     sensitivity: str
+    adjusted_model: AdjustedModel
 
 
 class AnalysisPopulationsFile(Frozen):
