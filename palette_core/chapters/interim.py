@@ -38,7 +38,7 @@ def export_contract_table(design: Design) -> pd.DataFrame:
     """
     rows = []
     for name, f in design.export_contract.fields.items():
-        kind = KIND_WORDS.get(f.kind, f.kind)
+        kind = "whole number" if f.integer else KIND_WORDS.get(f.kind, f.kind)
         if f.categories_from:
             kind += f" ({f.categories_from[:-1].replace('_', ' ')} id)"
         elif f.categories:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from palette_core.analysis.safety import false_alarm_rates, monitor, safety_params
@@ -37,6 +38,110 @@ def deviations_table(protocol: Protocol) -> pd.DataFrame:
 
 def _outcome_labels(design: Design) -> dict[str, str]:
     return {o.id: o.label for o in design.outcomes.outcomes}
+
+
+def _interval(med: float, lo: float, hi: float, digits: int = 2) -> str:
+    return f"{med:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
+
+
+def covariate_effects_table(design: Design, effects: pd.DataFrame) -> pd.DataFrame:
+    """The two added terms of the covariate-adjusted model, per outcome: the odds ratio per
+    standard deviation of the age group's severity score and the between-country standard
+    deviation (posterior median and 95 % interval), with the patients analysed, those whose
+    score was missing (set to their age group's mean) and the convergence gates.
+
+    Parameters
+    ----------
+    design
+        The loaded design (outcome labels).
+    effects
+        The ``effects`` table of the stored result ``covariate_sensitivity``.
+    """
+    labels = _outcome_labels(design)
+    rows = []
+    for r in effects.itertuples(index=False):
+        odds = [float(np.exp(x)) for x in (r.severity_effect, r.severity_effect_low,
+                                           r.severity_effect_high)]  # fmt: skip
+        rows.append(
+            {
+                "Outcome": labels[r.outcome],
+                "Odds ratio per SD of severity": _interval(*odds),
+                "Between-country SD": _interval(r.country_sd, r.country_sd_low, r.country_sd_high),
+                "Patients": int(r.n_patients),
+                "Missing score": int(r.n_missing_severity),
+                "Convergence gates": "passed" if r.adjusted_gates_passed else "not passed",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def covariate_comparison_table(
+    design: Design, probabilities: pd.DataFrame, decisions: pd.DataFrame
+) -> pd.DataFrame:
+    """Per arm, the primary and the covariate-adjusted analysis side by side: Pr(OR > 1) on
+    the graduation outcome, Pr(OR < 1) on each harm outcome, and the decision of each.
+
+    Parameters
+    ----------
+    design
+        The loaded design (decision rules' outcomes and references, labels).
+    probabilities, decisions
+        The tables of the stored result ``covariate_sensitivity``.
+    """
+    labels = _outcome_labels(design)
+    dec = design.decisions
+    p = probabilities.set_index(["outcome", "arm"])
+    out = decisions[["trait", "arm"]].rename(columns={"trait": "Trait", "arm": "Arm"}).copy()
+    columns = [(dec.graduation.outcome, "pr_benefit", f"Pr(OR > {dec.graduation.or_reference:g})")]
+    columns += [(o, "pr_harm", f"Pr(OR < {dec.harm.or_reference:g})") for o in dec.harm.outcomes]
+    for outcome, quantity, text in columns:
+        for which in ("primary", "adjusted"):
+            values = [p.at[(outcome, a), f"{quantity}_{which}"] for a in decisions["arm"]]
+            out[f"{text}, {labels[outcome]}: {which}"] = [f"{v:.3f}" for v in values]
+    out["Decision: primary"] = decisions["primary"].to_numpy()
+    out["Decision: adjusted"] = decisions["adjusted"].to_numpy()
+    return out
+
+
+def covariate_numbers(design: Design, result: Any) -> dict[str, object]:
+    """The numbers quoted in the prose of the section "Covariate adjustment".
+
+    Parameters
+    ----------
+    design
+        The loaded design.
+    result
+        The stored result ``covariate_sensitivity`` (:func:`palette_core.results.store.load_result`).
+    """
+    m = result.manifest
+    effects = result.tables["effects"]
+    decisions = result.tables["decisions"]
+    probs = result.tables["probabilities"]
+    std = result.tables["standardisation"].set_index("age_group")
+    run = m["run"]
+    changed = decisions[decisions["changed"]]
+    diffs = [
+        (probs[f"{q}_adjusted"] - probs[f"{q}_primary"]).abs().max()
+        for q in ("pr_benefit", "pr_or_gt_ref", "pr_harm")
+    ]
+    return {
+        "cov_warmup": f"{run['num_warmup']:,}",
+        "cov_samples": f"{run['num_samples']:,}",
+        "cov_chains": run["num_chains"],
+        "cov_patients": f"{int(effects['n_patients'].iloc[0]):,}",
+        "cov_missing": f"{int(effects['n_missing_severity'].iloc[0]):,}",
+        "cov_countries": int(effects["n_countries"].iloc[0]),
+        "cov_adult_mean": f"{std.at['adult', 'mean']:.1f}",
+        "cov_adult_sd": f"{std.at['adult', 'sd']:.1f}",
+        "cov_child_mean": f"{std.at['child', 'mean']:.1f}",
+        "cov_child_sd": f"{std.at['child', 'sd']:.1f}",
+        "cov_n_changed": len(changed),
+        "cov_n_arms": len(decisions),
+        "cov_max_diff": f"{max(diffs):.3f}",
+        "cov_gates": "passed" if m["gates_passed"] else "not passed",
+        "cov_prior_scale": f"{m['adjusted_model']['severity_effect']['scale']:g}",
+        "cov_country_scale": f"{m['adjusted_model']['country_sd']['scale']:g}",
+    }
 
 
 def prior_conflict_table(design: Design, prior_predictive: pd.DataFrame) -> pd.DataFrame:

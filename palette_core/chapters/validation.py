@@ -408,12 +408,14 @@ def manifest_row(name: str, result: StoredResult | None, design: Design, error: 
     changed = result.changed or ()
     ignored = [f for f in changed if f in NOT_READ.get(name, {})]
     prose = list(result.prose_changed)
-    real = [f for f in changed if f not in ignored and f not in prose]
+    unread = list(result.unread_changed)
+    real = [f for f in changed if f not in ignored and f not in prose and f not in unread]
     if real and not result.stale:  # the calibration leaves out the threshold it calibrates
         notes = [f"{', '.join(real)} changed in what this result leaves out"]
     else:
         notes = [f"{', '.join(real)} changed"] if real else []
     notes += [f"{', '.join(prose)} changed in prose only"] if prose else []
+    notes += [f"{', '.join(unread)} changed in entries it does not read"] if unread else []
     notes += [f"{', '.join(ignored)} changed, not read"] if ignored else []
     status = ("stale" if result.stale else "current") + (f" ({'; '.join(notes)})" if notes else "")
     return {
@@ -438,7 +440,9 @@ def stale_notice(result: StoredResult) -> str:
     changed = [
         f
         for f in (result.changed or ())
-        if f not in NOT_READ.get(result.name, {}) and f not in result.prose_changed
+        if f not in NOT_READ.get(result.name, {})
+        and f not in result.prose_changed
+        and f not in result.unread_changed
     ]
     what = (
         "the design files " + ", ".join(f"`{f}`" for f in changed) + " changed since"

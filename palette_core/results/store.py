@@ -37,7 +37,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from palette_core.analysis import checking
+from palette_core.analysis import checking, covariates
 from palette_core.analysis.decisions import decide, decision_outcomes, decision_params
 from palette_core.analysis.fit import Fitter
 from palette_core.analysis.models import model_data, model_priors, model_spec
@@ -56,9 +56,11 @@ from palette_core.analysis.sensitivity import PRIMARY, fit_escalated, fit_outcom
 from palette_core.design.loader import Design, data_file, design_hash, load_design
 from palette_core.design.locate import checkout_design_dir
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
+from palette_core.exports.contract import read_export
+from palette_core.exports.derive import covariate_table, derive_outcomes
 from palette_core.exports.synthetic import EXPORT_FOLDER, true_odds_ratios
 from palette_core.interim.analyse import SIZES as INTERIM_SIZES
-from palette_core.interim.analyse import analyse
+from palette_core.interim.analyse import InterimAnalysis, analyse, load_analysis
 from palette_core.interim.report import write_reports
 from palette_core.provenance import (
     build_manifest,
@@ -420,6 +422,77 @@ def rebuild_po_check(
     _write(out, {"po_check": table}, build_manifest(design, seed, **extra))
 
 
+#: The covariate-adjusted sensitivity analysis of the worked interim's export.
+COVARIATES = "covariate_sensitivity"
+
+
+def rebuild_covariate_sensitivity(
+    design: Design,
+    out: Path,
+    size: Size,
+    seed: int,
+    progress: Any = None,
+    *,
+    export: Path | None = None,
+) -> None:
+    """The covariate-adjusted sensitivity analysis (:mod:`palette_core.analysis.covariates`)
+    of the worked interim's export, compared with its stored primary analysis.
+
+    The export (default the shipped synthetic one; ``export``: another, the tests' tiny one)
+    is read and derived as ``palette analyse`` does; each decision outcome's adjusted model is
+    fitted with the interim's sensitivity-analysis run at ``size`` (seed ``seed + 100 i`` for
+    outcome ``i``) and its decision probabilities and decisions are set beside those of the
+    primary analysis of the worked interim beside ``out`` (its quantities and information
+    tables), as the look's other sensitivity analyses are. Tables: ``probabilities``,
+    ``decisions``, ``effects`` (severity effect, country SD, missing scores, gates per
+    outcome), ``standardisation`` and ``missing`` (per arm).
+    """
+    t0 = time.perf_counter()
+    worked = load_result(WORKED_INTERIM, out.parent, design=design)
+    source = export if export is not None else data_file(design, EXPORT_FOLDER)
+    derived = derive_outcomes(read_export(source, design), design)
+    n_eras = int(worked.manifest["n_eras"])
+    run = INTERIM_SIZES[size]["sensitivity"]
+    fits = {}
+    for i, o in enumerate(decision_outcomes(design)):
+        patients = covariate_table(derived, o, design, n_eras)
+        fits[o] = covariates.fit_adjusted(design, patients, o, n_eras, run=run, seed=seed + 100 * i)
+    stored = worked.tables["quantities"]
+    primary = stored[(stored["analysis"] == PRIMARY) & (stored["population"] == "all")]
+    quantities = pd.concat(
+        [primary, covariates.adjusted_quantities(design, fits)], ignore_index=True
+    )
+    information = worked.tables["information"][["arm", "n_complete", "n_allocated"]]
+    probabilities, decisions = covariates.compare_quantities(design, quantities, information)
+    effects = pd.DataFrame([covariates.effects_row(o, f) for o, f in fits.items()])
+    first = next(iter(fits.values())).table
+    extra = {
+        "result": COVARIATES,
+        "size": size,
+        "source": f"worked_interim (design {worked.manifest['design_hash'][:12]})",
+        "export": str(source.relative_to(design.data_root))
+        if source.is_relative_to(design.data_root)
+        else str(source),
+        "n_eras": n_eras,
+        "run": dict(run),
+        "fit_seeds": {o: seed + 100 * i for i, o in enumerate(fits)},
+        "gates_passed": bool(all(f.fit.gates_passed for f in fits.values())),
+        "failures": {o: list(f.fit.failures) for o, f in fits.items()},
+        "countries": list(first.countries),
+        "adjusted_model": covariates.adjusted_settings(design).model_dump(mode="json"),
+        "any_decision_changed": bool(decisions["changed"].any()),
+        "runtime_s": round(time.perf_counter() - t0, 2),
+    }
+    tables = {
+        "probabilities": probabilities,
+        "decisions": decisions,
+        "effects": effects,
+        "standardisation": first.standardisation,
+        "missing": first.missing,
+    }
+    _write(out, tables, build_manifest(design, seed, **extra))
+
+
 def rebuild_adaptr_crosscheck(
     design: Design, out: Path, size: Size, seed: int, progress: Any = None
 ) -> None:
@@ -667,6 +740,7 @@ BUILDERS: dict[str, Any] = {
     "laplace_accuracy": rebuild_laplace_accuracy,
     "tipping_point": rebuild_tipping_point,
     "po_check": rebuild_po_check,
+    COVARIATES: rebuild_covariate_sensitivity,
     "calibration": rebuild_calibration,
     "operating_characteristics": rebuild_operating_characteristics,
 }
@@ -697,8 +771,34 @@ NOT_READ: dict[str, dict[str, str]] = {
     "laplace_accuracy": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
     WORKED_INTERIM: {"proposed/tipping_point.yaml": _TIPPING_ONLY},
     "po_check": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
+    COVARIATES: {"proposed/tipping_point.yaml": _TIPPING_ONLY},
     "calibration": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
     "operating_characteristics": {"proposed/tipping_point.yaml": _TIPPING_ONLY},
+}
+
+
+_SEVERITY_ONLY = (
+    "a baseline severity score, read only by the covariate-adjusted sensitivity analysis "
+    "(palette_core.analysis.covariates); the export's other columns are validated and derived "
+    "as before"
+)
+#: Entries of a design file (YAML key paths) that a stored result does not read, with the
+#: reason: a change confined to them (added, removed or edited) does not make that result
+#: stale, as a change in prose does not (:func:`prose_only_change`). The covariate-adjusted
+#: analysis reads them and so is not listed.
+NOT_READ_ENTRIES: dict[str, dict[str, dict[tuple[str, ...], str]]] = {
+    name: {
+        "export_contract.yaml": {
+            ("fields", "sofa_score"): _SEVERITY_ONLY,
+            ("fields", "phoenix_score"): _SEVERITY_ONLY,
+        }
+    }
+    for name in RESULTS
+    if name not in ("adaptr_crosscheck", COVARIATES)
+}
+#: the calibration overrides the graduation threshold it calibrates (:func:`calibration_input_hash`)
+NOT_READ_ENTRIES["calibration"]["proposed/decisions.yaml"] = {
+    ("graduation", "threshold"): "the calibration overrides the threshold it calibrates"
 }
 
 
@@ -756,6 +856,9 @@ class StoredResult:
     changed: tuple[str, ...] | None = None
     #: the changed design files whose change is in prose only (:func:`prose_only_change`)
     prose_changed: tuple[str, ...] = ()
+    #: the changed design files whose change is confined to prose and to entries the result
+    #: does not read (:data:`NOT_READ_ENTRIES`)
+    unread_changed: tuple[str, ...] = ()
 
 
 def load_result(
@@ -791,6 +894,7 @@ def load_result(
     files = manifest.get("design_files")
     changed = None
     prose: tuple[str, ...] = ()
+    unread: tuple[str, ...] = ()
     if isinstance(files, dict) and "design_hash" in manifest:
         # the calibration's own input hash leaves out the threshold it calibrates
         changed = tuple(changed_design_files(files, design_file_hashes(design.root)))
@@ -798,9 +902,19 @@ def load_result(
         prose = tuple(
             f for f in changed if f not in ignored and prose_only_change(design, manifest, f)
         )
-        stale = any(f not in ignored and f not in prose for f in changed)
+        unread = tuple(
+            f
+            for f in changed
+            if f not in ignored
+            and f not in prose
+            and f in NOT_READ_ENTRIES.get(name, {})
+            and prose_only_change(design, manifest, f, NOT_READ_ENTRIES[name][f])
+        )
+        stale = any(f not in ignored and f not in prose and f not in unread for f in changed)
         if "calibration_input_hash" in manifest:
-            stale = stored != current
+            # its input hash leaves out the threshold; a change confined to prose and
+            # entries it does not read (NOT_READ_ENTRIES) does not count either
+            stale = stored != current and stale
     else:
         stale = stored != current
     if stale and not allow_stale:
@@ -811,7 +925,20 @@ def load_result(
             raise StoredResultError(f"{folder / t}: table listed in the manifest is missing")
         read = pd.read_parquet if t.endswith(".parquet") else pd.read_csv
         tables[t.removesuffix(".csv").removesuffix(".parquet")] = read(folder / t)
-    return StoredResult(name, tables, manifest, stale, changed, prose)
+    return StoredResult(name, tables, manifest, stale, changed, prose, unread)
+
+
+def load_worked_interim(
+    root: Path | str | None = None, *, design: Design | None = None
+) -> InterimAnalysis:
+    """The stored worked interim analysis (:func:`palette_core.interim.analyse.load_analysis`),
+    refused with :class:`~palette_core.errors.StaleResultError` when it is stale by the rules
+    of :func:`load_result`: a change to a design file it reads, other than to prose or to
+    entries it does not read (:data:`NOT_READ_ENTRIES`), makes it stale."""
+    design = load_design() if design is None else design
+    root = derived_root(design) if root is None else Path(root)
+    load_result(WORKED_INTERIM, root, design=design)
+    return load_analysis(root / WORKED_INTERIM, design=design, allow_stale=True)
 
 
 #: Keys of the design's YAML that hold prose only: no computation reads them (they are shown
@@ -827,9 +954,26 @@ def _without_prose(value: Any) -> Any:
     return value
 
 
-def prose_only_change(design: Design, manifest: dict[str, Any], relative: str) -> bool:
+def _without_entries(value: Any, entries: Collection[tuple[str, ...]]) -> Any:
+    """``value`` (parsed YAML) without the entries at the key paths ``entries``."""
+    for path in entries:
+        node = value
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return value
+
+
+def prose_only_change(
+    design: Design,
+    manifest: dict[str, Any],
+    relative: str,
+    not_read: Collection[tuple[str, ...]] = (),
+) -> bool:
     """Whether the design file ``relative`` differs from the version a result was computed
-    with in its prose (:data:`PROSE_KEYS`) only.
+    with in its prose (:data:`PROSE_KEYS`) only, or in the entries ``not_read`` (key paths
+    that the result does not read, :data:`NOT_READ_ENTRIES`).
 
     The stored version is read from git at the manifest's revision and must have the SHA-256
     the manifest records for it (so a revision with uncommitted changes is used only where that
@@ -851,6 +995,7 @@ def prose_only_change(design: Design, manifest: dict[str, Any], relative: str) -
         after = yaml.safe_load(current.read_bytes())
     except (OSError, subprocess.CalledProcessError, ValueError, yaml.YAMLError):
         return False
+    before, after = _without_entries(before, not_read), _without_entries(after, not_read)
     return _without_prose(before) == _without_prose(after)
 
 
@@ -924,7 +1069,10 @@ __all__ = [
     "EXAMPLE_SCENARIO_FILE",
     "derived_root",
     "WORKED_INTERIM",
+    "COVARIATES",
+    "rebuild_covariate_sensitivity",
     "rebuild_worked_interim",
+    "load_worked_interim",
     "load_example_scenario",
     "RESULTS",
     "SIZES",

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 from support import TEST_DATA, relaxed_gates
@@ -27,6 +28,7 @@ TINY_EXPORT = TEST_DATA / "exports" / "tiny_interim"
 # sbc_osfd is the sbc builder on the OSFD model (its NUTS fits are the slow ones): tested below
 APART = (
     results.WORKED_INTERIM, "laplace_accuracy", "tipping_point", "po_check", "sbc_osfd",
+    results.COVARIATES,
     *results.SIMULATIONS,
 )  # fmt: skip
 MADE = [n for n in results.RESULTS if n not in APART]
@@ -154,6 +156,19 @@ def test_backfilled_design_files_are_those_of_the_git_revision_or_nothing(design
     outcomes.write_text(text.replace("death_value: -1", "death_value: -2", 1))
     assert not results.prose_only_change(copy, written, "proposed/outcomes.yaml")
     outcomes.write_text(text)
+    # an edit confined to entries a result does not read (the severity fields of the export
+    # contract, NOT_READ_ENTRIES) keeps it current; the same edit elsewhere does not
+    contract = copy.root / "export_contract.yaml"
+    text = contract.read_text(encoding="utf-8")
+    entries = results.NOT_READ_ENTRIES[results.WORKED_INTERIM]["export_contract.yaml"]
+    assert set(entries) == {("fields", "sofa_score"), ("fields", "phoenix_score")}
+    contract.write_text(text.replace("range: [0, 24]", "range: [0, 25]", 1))
+    assert results.prose_only_change(copy, written, "export_contract.yaml", entries)
+    assert not results.prose_only_change(copy, written, "export_contract.yaml")
+    assert results.COVARIATES not in results.NOT_READ_ENTRIES  # it reads them
+    contract.write_text(text.replace("range: [0.4, 350]", "range: [0.4, 351]", 1))
+    assert not results.prose_only_change(copy, written, "export_contract.yaml", entries)
+    contract.write_text(text)
     # a design hash the revision's files do not give: nothing is written
     (folder / "manifest.json").write_text(json.dumps({**old, "design_hash": "0" * 64}))
     assert not results.backfill_design_files("old", design=copy)
@@ -236,6 +251,24 @@ def test_po_check_reads_the_worked_interim_beside_it(worked, design):
     table = po.tables["po_check"]
     assert table["ppp"].between(0, 1).all()
     assert po.manifest["replicates"] == results.SIZES["small"]["po_replicates"]
+
+
+def test_covariate_sensitivity_sets_the_adjusted_analysis_beside_the_stored_primary(worked, design):
+    out = worked / results.COVARIATES
+    results.rebuild_covariate_sensitivity(design, out, "small", 4, export=TINY_EXPORT)
+    cov = results.load_result(results.COVARIATES, worked, design=design)
+    arms = [a.id for a in design.experimental_arms()]
+    probs, decisions = cov.tables["probabilities"], cov.tables["decisions"]
+    assert len(probs) == 2 * len(arms) and list(decisions["arm"]) == arms
+    stored = json.loads((worked / results.WORKED_INTERIM / "manifest.json").read_text())
+    q = pd.read_csv(worked / results.WORKED_INTERIM / "quantities.csv")
+    q = q[(q["analysis"] == "primary") & (q["population"] == "all")]
+    merged = probs.merge(q, on=["outcome", "arm"])
+    assert np.allclose(merged["pr_benefit_primary"], merged["pr_benefit"])  # the stored primary
+    assert cov.manifest["n_eras"] == stored["n_eras"]
+    assert cov.manifest["run"] == results.INTERIM_SIZES["small"]["sensitivity"]
+    assert set(cov.tables["effects"]["outcome"]) == set(stored["outcomes"])
+    assert cov.manifest["export"] == str(TINY_EXPORT)
 
 
 def test_po_check_without_a_worked_interim_is_refused(design, tmp_path):
