@@ -349,7 +349,7 @@ def _analyse(args: argparse.Namespace) -> int:
             progress=None if args.quiet else progress,
             analyses=analyses,
         )
-        open_html, closed_html = write_reports(out)
+        open_html, closed_html = write_reports(out, design=design)
     except (PaletteError, ValueError) as exc:
         print(f"palette: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

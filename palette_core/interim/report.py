@@ -26,11 +26,21 @@ autoescape (``templates/report.html``, package data): tables as HTML (pandas esc
 cells), charts as inline SVG rendered by vl-convert with no network access
 (``allowed_base_urls=[]``), the stylesheet ``templates/report.css`` inlined in the page, no
 script. The header names the trial, export, data cut, design hash, seed and git revision; the
-bytes depend only on the stored analysis (no time stamp).
+bytes depend only on the stored analysis and the label table (no time stamp).
+
+What a reader sees is words, not ids: every table (headers and cells), section text and chart
+legend of both pages goes through the labeller of :func:`report_labels` (the design's names
+and ``data/labels.yaml``, with each arm named "Trait: Arm" as the analysis's ``arms`` table
+has it), as the book's tables go through
+:func:`palette_core.chapters.common.table`. Two columns are shown as the export and the
+validator wrote them, :data:`RAW_COLUMNS`: a bad value and the validator's message name the
+cell of ``patients.csv`` to correct (the export column is named as in the export contract).
+The CSV files of the analysis keep their ids.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from importlib import resources
@@ -44,6 +54,7 @@ import vl_convert as vlc
 from markupsafe import Markup
 
 from palette_core import __version__
+from palette_core.design.loader import Design, load_design
 from palette_core.interim.analyse import (
     CHILD_HARM_ANALYSIS,
     PRIMARY,
@@ -51,6 +62,7 @@ from palette_core.interim.analyse import (
     load_analysis,
 )
 from palette_core.viz.forest import OR_TICKS, forest_plot
+from palette_core.viz.labels import Labeller, load_labels
 
 Source = InterimAnalysis | str | Path
 OPEN_REPORT = "open_report.html"
@@ -84,8 +96,43 @@ STATUS_LABELS = {
 }
 
 
+#: Columns shown as the export and the validator wrote them (never relabelled): the value of a
+#: bad cell and the validator's message, so a data manager finds the cell in patients.csv.
+RAW_COLUMNS = ("Value", "Problem")
+
+
 def _analysis(source: Source) -> InterimAnalysis:
     return source if isinstance(source, InterimAnalysis) else load_analysis(source)
+
+
+@functools.cache
+def _default_design_labels() -> Labeller:
+    return load_labels(load_design())
+
+
+def report_labels(source: Source, design: Design | None = None) -> Labeller:
+    """The words of the reports: the labeller of ``design`` (by default the one
+    :func:`~palette_core.design.loader.load_design` loads: its arms, traits, outcomes, age
+    groups and the terms of ``data/labels.yaml``), with the analysis's own names on top: each
+    arm as "Trait: Arm" (arms of different traits share names, "Usual care") and each outcome
+    and trait as the stored analysis names them."""
+    a = _analysis(source)
+    base = _default_design_labels() if design is None else load_labels(design)
+    names = dict(base.names)
+    names.update(a.manifest.get("outcome_labels", {}))
+    names.update(_trait_names(a))
+    names.update(_labels(a))
+    return Labeller(names)
+
+
+def shown(df: pd.DataFrame, labels: Labeller) -> pd.DataFrame:
+    """A section's table as the reports show it: column names and every text cell labelled,
+    except the cells of :data:`RAW_COLUMNS`."""
+    out = labels.frame(df.drop(columns=[c for c in RAW_COLUMNS if c in df.columns]))
+    for c in RAW_COLUMNS:
+        if c in df.columns:
+            out.insert(list(df.columns).index(c), c, df[c].to_numpy())
+    return out
 
 
 def _num(x: Any, fmt: str) -> str:
@@ -142,7 +189,7 @@ def header(source: Source) -> pd.DataFrame:
         ("Seed", m.get("seed")),
         ("Run size", m.get("size")),
         ("Git revision", m.get("git_revision")),
-        ("palette_core", m.get("packages", {}).get("palette-core", __version__)),
+        ("palette-core", m.get("packages", {}).get("palette-core", __version__)),
         (
             "Export files (SHA-256)",
             "; ".join(f"{k} {v}" for k, v in e.get("files_sha256", {}).items()),
@@ -163,7 +210,7 @@ def export_summary(source: Source) -> pd.DataFrame:
         ("Day-28 outcome pending (day 28 after the data cut)", c["pending"]),
         ("Day-28 outcome missing", c["missing"]),
     ]
-    return pd.DataFrame(rows, columns=["", "Patients"])
+    return pd.DataFrame(rows, columns=["Rows of the export", "Patients"])
 
 
 # ----------------------------------------------------------------------------- open report
@@ -351,7 +398,7 @@ def data_problems(source: Source) -> pd.DataFrame:
             "line": "CSV line",
             "row": "Data row",
             "patient_id": "Patient",
-            "field": "Field",
+            "field": "Export column",
             "value": "Value",
             "message": "Problem",
         }
@@ -618,15 +665,19 @@ def sensitivity_table(source: Source, outcome: str | None = None) -> pd.DataFram
     wide = wide.reindex(index=arms, columns=order).reset_index()
     wide.columns.name = None
     wide["arm"] = wide["arm"].map(lambda x: labels.get(x, x))
+    wide.insert(1, "Outcome", _outcome_label(a, outcome))
     return wide.rename(columns={"arm": "Arm"})
 
 
 def sensitivity_decisions(source: Source) -> pd.DataFrame:
-    """The decision each analysis would give (decisions are taken on the primary only)."""
+    """The decision each analysis would give (decisions are taken on the primary only), in the
+    words of the decisions table (:data:`DECISION_LABELS`)."""
     a = _analysis(source)
     df = a.table("sensitivity_decisions").copy()
     labels = _labels(a)
     df["arm"] = df["arm"].map(lambda x: labels.get(x, x))
+    for c in df.columns.drop("arm"):
+        df[c] = [DECISION_LABELS.get(x, x) if isinstance(x, str) else x for x in df[c]]
     return df.rename(columns={"arm": "Arm"})
 
 
@@ -709,10 +760,11 @@ def _table_html(df: pd.DataFrame, cls: str = "palette-table") -> Markup:
 Section = tuple[str, str, str, list[Any]]  # id, title, text, parts (DataFrame or chart)
 
 
-def _part(part: Any) -> dict[str, Any]:
-    """One part of a section for the template: a table or a figure, as HTML."""
+def _part(part: Any, labels: Labeller) -> dict[str, Any]:
+    """One part of a section for the template: a table (labelled, :func:`shown`) or a figure,
+    as HTML."""
     if isinstance(part, pd.DataFrame):
-        return {"kind": "table", "html": _table_html(part)}
+        return {"kind": "table", "html": _table_html(shown(part, labels))}
     return {"kind": "figure", "html": Markup(chart_svg(part))}
 
 
@@ -732,10 +784,24 @@ def _gates_text(m: dict[str, Any]) -> str:
     )
 
 
-def _render(title: str, kind: str, a: InterimAnalysis, banner: str, sections: list[Section]) -> str:
-    """The page of :data:`TEMPLATE`: the same analysis gives the same text."""
+def _render(
+    title: str,
+    kind: str,
+    a: InterimAnalysis,
+    banner: str,
+    sections: list[Section],
+    labels: Labeller | None = None,
+) -> str:
+    """The page of :data:`TEMPLATE`: the same analysis gives the same text. Every table, section
+    text and warning goes through ``labels`` (by default :func:`report_labels`)."""
     m = a.manifest
     e = m.get("export", {})
+    labels = report_labels(a) if labels is None else labels
+    no_decision = no_decision_reason(a)
+
+    def words(text: str) -> str:
+        return str(labels(text))
+
     return _ENV.get_template(TEMPLATE).render(
         title=title,
         kind=kind,
@@ -744,13 +810,13 @@ def _render(title: str, kind: str, a: InterimAnalysis, banner: str, sections: li
         export_id=e.get("export_id", ""),
         data_cut=e.get("data_cut", ""),
         gates_passed=m.get("gates_passed", True),
-        suspended_warning=suspended_banner(a),
+        suspended_warning=words(suspended_banner(a)),
         gates=_gates_text(m),
-        no_decision=no_decision_reason(a),
+        no_decision=None if no_decision is None else words(no_decision),
         provenance=_table_html(header(a), "meta"),
         stylesheet=Markup((_TEMPLATES / STYLESHEET).read_text(encoding="utf-8")),
         sections=[
-            {"id": sid, "title": t, "text": text, "parts": [_part(p) for p in parts]}
+            {"id": sid, "title": t, "text": words(text), "parts": [_part(p, labels) for p in parts]}
             for sid, t, text, parts in sections
         ],
     )
@@ -816,10 +882,14 @@ def _allocation_section(a: InterimAnalysis) -> Section:
     )
 
 
-def closed_report_sections(source: Source, truth: pd.DataFrame | None = None) -> list[Section]:
-    """The sections of the closed report (DMC only)."""
+def closed_report_sections(
+    source: Source, truth: pd.DataFrame | None = None, labels: Labeller | None = None
+) -> list[Section]:
+    """The sections of the closed report (DMC only); ``labels`` (by default
+    :func:`report_labels`) names the analyses in the legend of the sensitivity chart."""
     a = _analysis(source)
     primary = _primary_outcome(a)
+    labels = report_labels(a) if labels is None else labels
     sections: list[Section] = [
         ("summary", "Export summary", "", [export_summary(a), accrual_by_arm(a)]),
         ("suspended", "Allocations to suspended arms",
@@ -835,8 +905,8 @@ def closed_report_sections(source: Source, truth: pd.DataFrame | None = None) ->
          "sample size of its indicator draws).", [probabilities_table(a)]),
         ("rules", "Every rule for every arm", "", [rules_table(a)]),
         ("child-harm", "Children's rule: harm in children (no borrowing)",
-         f"The harm rule applied to the children-only effect of the {CHILD_HARM_ANALYSIS} fit "
-         "with children's complete outcomes. It does not change the arm's decision (which reads "
+         "The harm rule applied to the children-only effect of the fit without borrowing "
+         f"({labels(CHILD_HARM_ANALYSIS)}) with children's complete outcomes. It does not change the arm's decision (which reads "
          "the adults' effect); where it fires, the children's rule of "
          "data/protocol/decision_estimands.yaml applies: the DMC closes the arm to children "
          "(proposed, binding) and the arm continues in adults.",
@@ -852,23 +922,30 @@ def closed_report_sections(source: Source, truth: pd.DataFrame | None = None) ->
         ("sensitivity", "Sensitivity analyses",
          "Odds ratio median (95 % interval) under each analysis, and the decision each would "
          "give; decisions are taken on the primary analysis only.",
-         [sensitivity_table(a, primary), sensitivity_chart(a, primary),
+         [sensitivity_table(a, primary), sensitivity_chart(a, primary, labels),
           *[sensitivity_table(a, o) for o in a.manifest["outcomes"] if o != primary],
           sensitivity_decisions(a)]),
     ]  # fmt: skip
     return sections
 
 
-def open_report_html(source: Source) -> str:
+def open_report_html(source: Source, labels: Labeller | None = None) -> str:
+    """The open report as HTML; ``labels`` by default :func:`report_labels`."""
     a = _analysis(source)
+    labels = report_labels(a) if labels is None else labels
     banner = "OPEN REPORT: accrual, completeness and pooled data; no results by arm."
-    return _render("open report", "open", a, banner, open_report_sections(a))
+    return _render("open report", "open", a, banner, open_report_sections(a), labels)
 
 
-def closed_report_html(source: Source, truth: pd.DataFrame | None = None) -> str:
+def closed_report_html(
+    source: Source, truth: pd.DataFrame | None = None, labels: Labeller | None = None
+) -> str:
+    """The closed report as HTML; ``labels`` by default :func:`report_labels`."""
     a = _analysis(source)
+    labels = report_labels(a) if labels is None else labels
     banner = "CLOSED REPORT: for the Data Monitoring Committee only; contains results by arm."
-    return _render("closed report", "closed", a, banner, closed_report_sections(a, truth))
+    sections = closed_report_sections(a, truth, labels)
+    return _render("closed report", "closed", a, banner, sections, labels)
 
 
 def write_reports(
@@ -876,19 +953,23 @@ def write_reports(
     out_dir: str | Path | None = None,
     *,
     truth: pd.DataFrame | None = None,
+    design: Design | None = None,
 ) -> tuple[Path, Path]:
     """Write ``open_report.html`` and ``closed_report.html`` for a stored analysis.
 
     ``out_dir`` defaults to ``analysis_dir``. ``truth`` (``arm``, ``true_or``) adds the true
-    ORs of a synthetic export to the forest plot. Returns the two paths.
+    ORs of a synthetic export to the forest plot. ``design`` (by default the one
+    :func:`~palette_core.design.loader.load_design` loads) gives the labels
+    (:func:`report_labels`). Returns the two paths.
     """
     a = load_analysis(analysis_dir)
+    labels = report_labels(a, design)
     out = Path(analysis_dir if out_dir is None else out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = (out / OPEN_REPORT, out / CLOSED_REPORT)
     writers: tuple[Callable[[], str], ...] = (
-        lambda: open_report_html(a),
-        lambda: closed_report_html(a, truth),
+        lambda: open_report_html(a, labels),
+        lambda: closed_report_html(a, truth, labels),
     )
     for path, make in zip(paths, writers, strict=True):
         path.write_bytes(make().encode("utf-8"))
@@ -926,8 +1007,10 @@ __all__ = [
     "pooled_osfd_chart",
     "pooled_outcomes_table",
     "probabilities_table",
+    "report_labels",
     "rules_table",
     "safety_table",
+    "shown",
     "suspended_allocations_closed",
     "suspended_allocations_open",
     "suspended_banner",

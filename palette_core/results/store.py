@@ -377,7 +377,7 @@ def rebuild_worked_interim(
         progress=progress,
         analyses=None if size == "full" else (),
     )
-    write_reports(out, truth=true_odds_ratios(design))
+    write_reports(out, truth=true_odds_ratios(design), design=design)
 
 
 def rebuild_po_check(

@@ -9,6 +9,7 @@ compiled samplers are shared, so the analyses here are quick.
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import re
 import shutil
@@ -23,6 +24,7 @@ from palette_core.errors import StaleResultError
 from palette_core.exports.synthetic import true_odds_ratios
 from palette_core.interim import report as rep
 from palette_core.interim.analyse import analyse, load_analysis
+from palette_core.viz.labels import Labeller
 
 TINY = TEST_DATA / "exports" / "tiny_interim"
 WORKED = DATA / "derived" / "worked_interim"
@@ -42,6 +44,52 @@ def stored(tmp_path_factory):
 def _visible_text(page: str) -> str:
     """The page without its SVG markup's attributes (text of tables and charts kept)."""
     return re.sub(r"<[^>]+>", " ", page)
+
+
+def _reader_text(fragment: str) -> str:
+    """What a reader sees of a piece of page: no stylesheet, no markup, entities decoded."""
+    fragment = re.sub(r"<style>.*?</style>", " ", fragment, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", fragment))
+
+
+#: A snake_case name as a word of its own: not part of a file path ("proposed/x_y.yaml") or
+#: of a dotted module name ("palette_core.exports"); "prior_sd_0.5" is found as "prior_sd_0".
+SNAKE = re.compile(r"(?<![\w./-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w/-]|\.[A-Za-z])")
+
+
+def _design_ids(design) -> set[str]:
+    return (
+        {a.id for a in design.arms}
+        | {t.id for t in design.traits}
+        | {o.id for o in design.outcomes.outcomes}
+    )
+
+
+def ids_shown(page: str, design, analysis) -> dict[str, set[str]]:
+    """Ids a reader of ``page`` sees, by section: ids of the design's arms, traits and outcomes,
+    and snake_case names (columns of the analysis's tables, analyses, rules ...).
+
+    Two sections quote the export as it is, to correct it: the completeness and data-problem
+    sections may show the export contract's column names and the raw values and messages of
+    the bad rows (``errors.csv``), nothing else.
+    """
+    ids = _design_ids(design)
+    errors = analysis.tables["errors"]
+    raw = set(design.export_contract.fields)
+    for text in [*errors["value"].astype(str), *errors["message"].astype(str)]:
+        raw |= set(re.findall(r"[A-Za-z0-9_]+", text))
+    sections = re.compile(r'<section id="([^"]+)">(.*?)</section>', flags=re.S)
+    parts = {"page": sections.sub(" ", page)}  # header, banners, contents, footer
+    parts.update(sections.findall(page))
+    found = {}
+    for name, fragment in parts.items():
+        text = _reader_text(fragment)
+        allowed = raw if name in ("completeness", "problems") else set()
+        words = set(re.findall(r"[A-Za-z0-9_]+", text)) & ids
+        words |= set(SNAKE.findall(text))
+        if words - allowed:
+            found[name] = words - allowed
+    return found
 
 
 def test_same_export_and_seed_give_byte_identical_reports(stored, tmp_path):
@@ -241,3 +289,70 @@ def test_an_empty_table_says_none_and_the_stylesheet_is_inline():
     assert '<section id="e"><h2>Empty</h2>\n<p class="empty">None.</p>\n</section>' in page
     css = (rep._TEMPLATES / rep.STYLESHEET).read_text(encoding="utf-8")
     assert f"<style>\n{css}</style>" in page
+
+
+def test_the_reports_show_labels_not_ids(stored, design):
+    """No arm, trait or outcome id and no snake_case name in what a reader of either report
+    sees: the tiny analysis (decisions, rules, allocation, children's rule) and the stored
+    worked one (no decision; every sensitivity analysis)."""
+    folder, open_page, closed_page = stored
+    tiny = load_analysis(folder)
+    worked = load_analysis(WORKED)
+    pages = {
+        "tiny open": (open_page, tiny),
+        "tiny closed": (closed_page, tiny),
+        "worked open": ((WORKED / rep.OPEN_REPORT).read_text(encoding="utf-8"), worked),
+        "worked closed": ((WORKED / rep.CLOSED_REPORT).read_text(encoding="utf-8"), worked),
+    }
+    for name, (page, analysis) in pages.items():
+        assert ids_shown(page, design, analysis) == {}, name
+    closed_text = _reader_text(closed_page)
+    for words in ("Organ-support-free days to day 28", "Hyperinflammation: Anakinra", "Graduation"):
+        assert words in closed_text, words
+
+
+def test_the_id_scan_finds_ids_in_a_page_without_labels(design):
+    """The scan above can fail: the worked closed report rendered with a labeller that knows
+    no id shows analysis ids, an outcome id and the rule names."""
+    a = load_analysis(WORKED)
+    bare = Labeller({})
+    page = rep._render(
+        "closed report", "closed", a, "b", rep.closed_report_sections(a, labels=bare), bare
+    )
+    found = set().union(*ids_shown(page, design, a).values())
+    assert {"osfd28", "no_borrowing", "per_trait_eras", "prior_arm_log_or_1"} <= found, found
+    sample = '<section id="x"><td>hinf_anakinra</td><td>n_complete</td></section>'
+    assert ids_shown(sample, design, a) == {"x": {"hinf_anakinra", "n_complete"}}
+
+
+def test_the_csv_files_keep_their_ids(stored, design):
+    """Only the pages are labelled: the analysis's tables keep the ids a program reads."""
+    folder, _, _ = stored
+    arms = {a.id for a in design.arms}
+    decisions = pd.read_csv(folder / "decisions.csv")
+    assert set(decisions["arm"]) <= arms and len(decisions)
+    assert {"n_complete", "n_allocated"} <= set(decisions.columns)
+    rules = pd.read_csv(folder / "rules.csv")
+    assert set(rules["outcome"].dropna()) <= {o.id for o in design.outcomes.outcomes}
+    sensitivity = pd.read_csv(WORKED / "sensitivity_decisions.csv")
+    assert "no_borrowing" in sensitivity.columns and set(sensitivity["arm"]) <= arms
+
+
+def test_data_problems_keep_the_exports_words(stored, design):
+    """A bad value and the validator's message are shown as the export has them, under the
+    export contract's column name, so the cell can be found in patients.csv."""
+    folder, open_page, _ = stored
+    a = load_analysis(folder)
+    labels = rep.report_labels(a, design)
+    problems = rep.data_problems(a)
+    errors = a.table("errors")
+    table = rep.shown(problems, labels)
+    assert list(table.columns) == list(problems.columns)
+    assert "Export column" in table.columns
+    assert list(table["Value"]) == list(problems["Value"])
+    assert list(table["Problem"]) == list(errors["message"])
+    evil = pd.DataFrame({"Value": ["hinf_anakinra"], "Arm": ["hinf_anakinra"]})
+    assert rep.shown(evil, labels).iloc[0].tolist() == [
+        "hinf_anakinra",
+        "Hyperinflammation: Anakinra",
+    ]
