@@ -369,6 +369,13 @@ def _analyse(args: argparse.Namespace) -> int:
             "(see diagnostics.csv)",
             file=sys.stderr,
         )
+    signals = manifest["safety_rule"]["signals"]
+    if signals:
+        print(
+            f"palette: {signals} safety signal(s) under the proposed rule of "
+            "protocol/safety_monitoring.yaml: see the closed report (DMC only)",
+            file=sys.stderr,
+        )
     print(f"results: {out}")
     print(f"open report: {open_html}")
     print(f"closed report: {closed_html}")

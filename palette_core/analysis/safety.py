@@ -12,7 +12,10 @@ Two layers, as for the decision rules:
   (``jax.jit`` and ``jax.vmap``-able, no validation), the probability computed exactly as a
   finite sum of beta functions;
 * :func:`safety_params` and :func:`monitor` at the boundary (validated event counts in a table,
-  one row per arm and outcome), and :func:`false_alarm_rates`: a small beta-binomial simulation
+  one row per arm and outcome); :func:`safety_counts` pairs each monitored arm with usual care
+  of its trait from an interim analysis's ``safety`` table, and :func:`safety_signals` applies
+  the rule to all of them (what ``palette analyse`` writes as ``safety_signals.csv``, for the
+  closed report); and :func:`false_alarm_rates`: a small beta-binomial simulation
   of the rule alone (one arm and its usual care accruing 1:1, the rule applied after every block
   of patients; the rule's verdict for every possible count at a look is tabulated once with the
   pure function, :func:`signal_table`), *not* a simulation of the platform.
@@ -28,8 +31,13 @@ import numpy as np
 import pandas as pd
 from jax.scipy.special import betaln
 
-from palette_core.design.protocol import Protocol
+from palette_core.design.loader import Design
+from palette_core.design.protocol import Protocol, SafetyMonitoringFile
 from palette_core.errors import DecisionInputError
+
+#: The rule's source: every protocol file, or the safety monitoring file alone
+#: (:func:`~palette_core.design.protocol.load_safety_monitoring`).
+RuleSource = Protocol | SafetyMonitoringFile
 
 
 class SafetyParams(NamedTuple):
@@ -41,9 +49,13 @@ class SafetyParams(NamedTuple):
     min_patients_arm: int
 
 
-def safety_params(protocol: Protocol) -> SafetyParams:
-    """Read the rule's numbers from the validated protocol files."""
-    r = protocol.safety.rule
+def _safety_file(source: RuleSource) -> SafetyMonitoringFile:
+    return source.safety if isinstance(source, Protocol) else source
+
+
+def safety_params(source: RuleSource) -> SafetyParams:
+    """Read the rule's numbers from the validated protocol files (or the safety file alone)."""
+    r = _safety_file(source).rule
     return SafetyParams(
         prior_events=float(r.prior_events),
         prior_non_events=float(r.prior_non_events),
@@ -114,7 +126,14 @@ def safety_signal_arrays(
 _COUNT_COLUMNS = ("events_arm", "n_arm", "events_control", "n_control")
 
 
-def monitor(counts: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
+def _is_count(v: Any) -> bool:
+    """A whole number >= 0 (not a flag, not missing, not text)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return False
+    return bool(np.isfinite(v)) and float(v).is_integer() and v >= 0
+
+
+def monitor(counts: pd.DataFrame, protocol: RuleSource) -> pd.DataFrame:
     """The safety rule for every row of ``counts`` (one row per monitored arm and outcome).
 
     Parameters
@@ -123,17 +142,18 @@ def monitor(counts: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
         Columns ``arm``, ``outcome``, ``events_arm``, ``n_arm``, ``events_control``,
         ``n_control`` (whole numbers, events no more than patients).
     protocol
-        The validated protocol files.
+        The validated protocol files, or the safety monitoring file alone.
 
     Returns
     -------
-    ``counts`` with ``probability`` (Pr of excess risk), ``threshold``, ``evaluable`` and
-    ``signal`` columns.
+    ``counts`` (counts as integers) with ``probability`` (Pr of excess risk), ``threshold``,
+    ``min_patients_arm``, ``evaluable`` and ``signal`` columns.
 
     Raises
     ------
     DecisionInputError
-        Naming the row and column of the first invalid count.
+        Naming the row and column of the first invalid count (missing, text, negative, not
+        whole, or more events than patients).
     """
     missing = {"arm", "outcome", *_COUNT_COLUMNS} - set(counts.columns)
     if missing:
@@ -142,11 +162,12 @@ def monitor(counts: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
         where = f"safety counts, row {i} (arm {row.arm!r}, outcome {row.outcome!r})"
         for c in _COUNT_COLUMNS:
             v = getattr(row, c)
-            if isinstance(v, (bool, np.bool_)) or not float(v).is_integer() or v < 0:
+            if not _is_count(v):
                 raise DecisionInputError(f"{where}, column {c!r}", f"not a count: {v!r}")
         if row.events_arm > row.n_arm or row.events_control > row.n_control:
             raise DecisionInputError(where, "more events than patients")
     p = safety_params(protocol)
+    counts = counts.astype(dict.fromkeys(_COUNT_COLUMNS, np.int64))
     args = [np.asarray(counts[c], dtype=np.float64) for c in _COUNT_COLUMNS]
     terms = int(args[0].max(initial=0)) + int(p.prior_events)
     prob = np.asarray(pr_arm_riskier(*args, p, terms), dtype=np.float64)
@@ -154,9 +175,86 @@ def monitor(counts: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
     return counts.assign(
         probability=prob,
         threshold=p.threshold,
+        min_patients_arm=p.min_patients_arm,
         evaluable=evaluable,
         signal=evaluable & (prob > p.threshold),
     )
+
+
+def monitored_arms(design: Design) -> list[tuple[str, str]]:
+    """``(outcome, arm)`` for every safety outcome of ``outcomes.yaml`` and every experimental
+    arm it monitors (an arm with a substance the outcome applies to), in the design's order."""
+    pairs = []
+    for o in design.outcomes.outcomes:
+        if o.role != "safety":
+            continue
+        for a in design.experimental_arms():
+            if {c.substance for c in a.components} & set(o.applies_to_substances):
+                pairs.append((o.id, a.id))
+    return pairs
+
+
+def safety_counts(design: Design, safety: pd.DataFrame) -> pd.DataFrame:
+    """Event counts of every monitored arm and its trait's usual care, from an interim
+    analysis's ``safety`` table (one row per arm: ``arm``, ``n_complete`` and one column of
+    event counts per safety outcome, among complete patients), for :func:`monitor`.
+
+    Every monitored arm gets a row (:func:`monitored_arms`): an arm, or its usual care, missing
+    from ``safety`` is an error, never a row left out. Counts are passed on as they are;
+    :func:`monitor` checks them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``trait``, ``arm``, ``control``, ``outcome``, ``events_arm``, ``n_arm``,
+        ``events_control``, ``n_control``.
+
+    Raises
+    ------
+    DecisionInputError
+        A column or an arm's row missing from ``safety``, or an arm listed twice.
+    """
+    pairs = monitored_arms(design)
+    need = {"arm", "n_complete", *{o for o, _ in pairs}}
+    missing = need - set(safety.columns)
+    if missing:
+        raise DecisionInputError("safety table", f"missing column(s) {sorted(missing)}")
+    repeated = sorted(set(safety.loc[safety["arm"].duplicated(), "arm"]))
+    if repeated:
+        raise DecisionInputError("safety table", f"arm(s) listed more than once: {repeated}")
+    control = {a.trait: a.id for a in design.arms if a.role == "control"}
+    by_arm = safety.set_index("arm")
+    rows = []
+    for outcome, arm_id in pairs:
+        trait = design.arm(arm_id).trait
+        for who in (arm_id, control[trait]):
+            if who not in by_arm.index:
+                raise DecisionInputError(
+                    f"safety table, arm {who!r}",
+                    f"no row (needed to monitor {arm_id!r} for {outcome!r})",
+                )
+        arm, uc = by_arm.loc[arm_id], by_arm.loc[control[trait]]
+        rows.append(
+            {
+                "trait": trait,
+                "arm": arm_id,
+                "control": control[trait],
+                "outcome": outcome,
+                "events_arm": arm[outcome],
+                "n_arm": arm["n_complete"],
+                "events_control": uc[outcome],
+                "n_control": uc["n_complete"],
+            }
+        )
+    columns = ["trait", "arm", "control", "outcome", *_COUNT_COLUMNS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def safety_signals(design: Design, safety: pd.DataFrame, rule: RuleSource) -> pd.DataFrame:
+    """The safety rule applied to every monitored arm and outcome of an interim analysis:
+    :func:`monitor` of :func:`safety_counts` (``palette analyse`` writes it as
+    ``safety_signals.csv``; by-arm data, for the closed report only)."""
+    return monitor(safety_counts(design, safety), rule)
 
 
 def signal_table(n: int, p: SafetyParams) -> np.ndarray:
@@ -183,7 +281,7 @@ def _any_signal(
     return float(fired.mean())
 
 
-def false_alarm_rates(protocol: Protocol) -> pd.DataFrame:
+def false_alarm_rates(protocol: RuleSource) -> pd.DataFrame:
     """False-alarm and detection rates of the safety rule, by a beta-binomial simulation.
 
     For each safety outcome and each assumed usual-care risk (the value and both ends of its
@@ -200,14 +298,15 @@ def false_alarm_rates(protocol: Protocol) -> pd.DataFrame:
         (``"null"``, ``"alternative"``), ``arm_risk``, ``pr_any_signal``, ``mcse``,
         ``n_looks``.
     """
-    sim = protocol.safety.simulation
+    safety = _safety_file(protocol)
+    sim = safety.simulation
     p = safety_params(protocol)
     looks = np.arange(sim.look_every_patients, sim.patients_per_arm + 1, sim.look_every_patients)
     looks = looks[looks >= p.min_patients_arm]
     tables = [signal_table(int(n), p) for n in looks]
     rng = np.random.default_rng(sim.seed)
     rows = []
-    for risk in protocol.safety.assumed_control_risk:
+    for risk in safety.assumed_control_risk:
         for label, rc in (("value", risk.value), ("low", risk.range[0]), ("high", risk.range[1])):
             for scenario, ra in (
                 ("null", rc),
@@ -230,11 +329,15 @@ def false_alarm_rates(protocol: Protocol) -> pd.DataFrame:
 
 
 __all__ = [
+    "RuleSource",
     "signal_table",
     "SafetyParams",
     "false_alarm_rates",
     "monitor",
+    "monitored_arms",
     "pr_arm_riskier",
+    "safety_counts",
     "safety_params",
     "safety_signal_arrays",
+    "safety_signals",
 ]

@@ -10,7 +10,13 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from palette_core.analysis.safety import false_alarm_rates, monitor, safety_params
+from palette_core.analysis.safety import (
+    false_alarm_rates,
+    monitor,
+    monitored_arms,
+    safety_counts,
+    safety_params,
+)
 from palette_core.design.loader import Design
 from palette_core.design.protocol import Protocol
 from palette_core.viz.labels import LABELS, trait_label
@@ -201,49 +207,18 @@ def observed_control_mortality(design: Design, cells: pd.DataFrame) -> pd.DataFr
 
 def monitored_arms_table(design: Design) -> pd.DataFrame:
     """For each safety outcome, the experimental arms monitored (those whose substances the
-    outcome applies to, ``outcomes.yaml``)."""
-    rows = []
-    for o in design.outcomes.outcomes:
-        if o.role != "safety":
-            continue
-        for a in design.experimental_arms():
-            subs = {c.substance for c in a.components}
-            if subs & set(o.applies_to_substances):
-                rows.append(
-                    {
-                        "Outcome": o.label,
-                        LABELS["trait"]: trait_label(design, a.trait),
-                        LABELS["arm"]: a.name,
-                    }
-                )
-    return pd.DataFrame(rows)
-
-
-def safety_counts(design: Design, safety: pd.DataFrame) -> pd.DataFrame:
-    """Event counts of every monitored arm and its trait's usual care, from the interim's
-    ``safety`` table (complete patients; one column of event counts per safety outcome), for :func:`palette_core.analysis.safety.monitor`."""
-    control = {a.trait: a.id for a in design.arms if a.role == "control"}
-    by_arm = safety.set_index("arm")
-    rows = []
-    for o in design.outcomes.outcomes:
-        if o.role != "safety":
-            continue
-        for a in design.experimental_arms():
-            subs = {c.substance for c in a.components}
-            if not subs & set(o.applies_to_substances) or a.id not in by_arm.index:
-                continue
-            arm, uc = by_arm.loc[a.id], by_arm.loc[control[a.trait]]
-            rows.append(
-                {
-                    "arm": a.id,
-                    "outcome": o.id,
-                    "events_arm": int(arm[o.id]),
-                    "n_arm": int(arm["n_complete"]),
-                    "events_control": int(uc[o.id]),
-                    "n_control": int(uc["n_complete"]),
-                }
-            )
-    return pd.DataFrame(rows)
+    outcome applies to, ``outcomes.yaml``; :func:`palette_core.analysis.safety.monitored_arms`)."""
+    labels = _outcome_labels(design)
+    return pd.DataFrame(
+        [
+            {
+                "Outcome": labels[o],
+                LABELS["trait"]: trait_label(design, design.arm(a).trait),
+                LABELS["arm"]: design.arm(a).name,
+            }
+            for o, a in monitored_arms(design)
+        ]
+    )
 
 
 def safety_monitor_table(design: Design, protocol: Protocol, safety: pd.DataFrame) -> pd.DataFrame:
@@ -405,6 +380,5 @@ __all__ = [
     "ppc_table",
     "populations_numbers",
     "prior_conflict_table",
-    "safety_counts",
     "safety_monitor_table",
 ]

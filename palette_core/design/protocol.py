@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import Field
 
@@ -329,13 +329,12 @@ def _read(design: Design, relative: str, model: type[Frozen]) -> Frozen:
     return parse_model(model, read_yaml(path, relative), relative)
 
 
-def _check(design: Design, p: Protocol) -> None:
-    """Cross-checks: outcomes known to the design, monitored outcomes are safety outcomes,
-    a guideline lists each item once, checklist entries name a known item once, an open item
-    says what is open, and every item has an entry."""
+def _check_safety(design: Design, safety: SafetyMonitoringFile) -> None:
+    """Cross-checks of the safety monitoring file: monitored outcomes are the design's safety
+    outcomes, each with an assumed risk, and the threshold is a probability."""
     f = f"{PROTOCOL_DIR}/safety_monitoring.yaml"
     safety_ids = {o.id for o in design.outcomes.outcomes if o.role == "safety"}
-    for i, risk in enumerate(p.safety.assumed_control_risk):
+    for i, risk in enumerate(safety.assumed_control_risk):
         if risk.outcome not in safety_ids:
             raise UnknownReferenceError(
                 f, f"[{i}]", "outcome", f"{risk.outcome!r} is not a safety outcome of outcomes.yaml"
@@ -343,13 +342,20 @@ def _check(design: Design, p: Protocol) -> None:
         lo, hi = risk.range
         if not 0 < lo <= risk.value <= hi < 1:
             raise DesignSchemaError(f, f"[{i}]", "range", "expected 0 < low <= value <= high < 1")
-    if not 0 < p.safety.rule.threshold < 1:
+    if not 0 < safety.rule.threshold < 1:
         raise DesignSchemaError(f, "rule", "threshold", "expected a probability in (0, 1)")
-    missing = safety_ids - {r.outcome for r in p.safety.assumed_control_risk}
+    missing = safety_ids - {r.outcome for r in safety.assumed_control_risk}
     if missing:
         raise DesignSchemaError(
             f, None, "assumed_control_risk", f"no assumed risk for {sorted(missing)}"
         )
+
+
+def _check(design: Design, p: Protocol) -> None:
+    """Cross-checks: the safety monitoring file (:func:`_check_safety`), a guideline lists
+    each item once, checklist entries name a known item once, an open item says what is open,
+    and every item has an entry."""
+    _check_safety(design, p.safety)
     for g, gf in p.guidelines.items():
         ids: set[str] = set()
         for i, item in enumerate(gf.items):
@@ -406,6 +412,23 @@ def load_protocol(design: Design) -> Protocol:
     return protocol
 
 
+def load_safety_monitoring(design: Design) -> SafetyMonitoringFile:
+    """The safety monitoring file beside ``design`` (``safety_monitoring.yaml``), validated
+    and cross-checked as :func:`load_protocol` does, without the other protocol files: what
+    an interim analysis needs to apply the safety rule.
+
+    Raises
+    ------
+    DesignSchemaError, UnknownReferenceError
+        The file is missing (an interim analysis never runs without its safety rule), or
+        invalid: naming the file, entry and field.
+    """
+    name, model = _FILES["safety"]
+    safety = cast(SafetyMonitoringFile, _read(design, f"{PROTOCOL_DIR}/{name}", model))
+    _check_safety(design, safety)
+    return safety
+
+
 def load_children_rule(design: Design) -> ChildrenRule | None:
     """The children's decision rule of ``decision_estimands.yaml`` beside ``design``, or
     ``None`` when that file does not exist (a design without its protocol files); a file that
@@ -424,4 +447,5 @@ __all__ = [
     "Protocol",
     "load_children_rule",
     "load_protocol",
+    "load_safety_monitoring",
 ]

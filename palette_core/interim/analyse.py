@@ -26,7 +26,13 @@
 6. runs every sensitivity analysis of ``proposed/interim_analysis.yaml``
    (:func:`palette_core.analysis.sensitivity.sensitivity_analyses`) and the harm check in children on
    the no-borrowing fit (``population="child"``),
-7. writes every table as CSV, the allocation record as JSON, the primary draws (gzip CSV)
+7. applies the safety rule of ``data/protocol/safety_monitoring.yaml`` (*proposed*) to every
+   monitored arm and safety outcome against usual care of its trait
+   (:func:`palette_core.analysis.safety.safety_signals`, complete patients; table
+   ``safety_signals``, the rule's numbers and consequence in the manifest's ``safety_rule``;
+   shown in the closed report only). The file is read before anything else: an analysis
+   never runs without its safety rule,
+8. writes every table as CSV, the allocation record as JSON, the primary draws (gzip CSV)
    and a manifest into ``out_dir``.
 
 Design choices
@@ -96,9 +102,10 @@ from palette_core.analysis.decisions import (
 )
 from palette_core.analysis.diagnostics import GATES
 from palette_core.analysis.quantities import QUANTITY_COLUMNS, summarise
+from palette_core.analysis.safety import safety_signals
 from palette_core.analysis.sampler import NutsSettings
 from palette_core.design.loader import Design, load_design
-from palette_core.design.protocol import load_children_rule
+from palette_core.design.protocol import load_children_rule, load_safety_monitoring
 from palette_core.errors import ModelDataError, StaleResultError, StoredResultError
 from palette_core.exports import contract as _export
 from palette_core.exports import derive as _derive
@@ -168,6 +175,7 @@ TABLES = (
     "arm_states",
     "allocation",
     "safety",
+    "safety_signals",
     "diagnostics",
     "suspended_allocations",
 )
@@ -837,10 +845,14 @@ def analyse(
         The export cannot be read as a whole (missing file or column, bad metadata).
     palette_core.errors.ModelDataError
         An unknown size or analysis.
+    palette_core.errors.DesignSchemaError
+        The safety monitoring file (``protocol/safety_monitoring.yaml``) is missing or invalid
+        (checked first, before the export is read).
     """
     if size not in SIZES:
         raise ModelDataError(f"size must be one of {', '.join(SIZES)}, not {size!r}", "size")
     design = load_design() if design is None else design
+    safety_rule = load_safety_monitoring(design)
     all_sensitivity = _sensitivity.sensitivity_analyses(design)
     if analyses is None:
         analyses = all_sensitivity
@@ -1014,6 +1026,7 @@ def analyse(
         ]
     )
     suspended = suspended_allocations(derived, design)
+    safety = safety_by_arm(derived, design)
     incomplete = derived.loc[
         derived["status"] != "complete",
         ["line", "patient_id", "site_id", "assigned_trait", "age_group", "status", "status_reason"],
@@ -1040,7 +1053,8 @@ def analyse(
         "children_decisions": children,
         "arm_states": arm_states,
         "allocation": allocation,
-        "safety": safety_by_arm(derived, design),
+        "safety": safety,
+        "safety_signals": safety_signals(design, safety, safety_rule),
         "diagnostics": pd.DataFrame(diags, columns=list(DIAGNOSTIC_COLUMNS)),
         "suspended_allocations": suspended,
     }
@@ -1072,6 +1086,17 @@ def analyse(
         analyses=[PRIMARY, *analyses],
         sensitivity_analyses_of_design=list(all_sensitivity),
         child_harm_check=run_child_harm,
+        safety_rule={
+            "file": "protocol/safety_monitoring.yaml",
+            "status": safety_rule.status,
+            "comparison": safety_rule.rule.comparison,
+            "prior_events": safety_rule.rule.prior_events,
+            "prior_non_events": safety_rule.rule.prior_non_events,
+            "threshold": safety_rule.rule.threshold,
+            "min_patients_arm": safety_rule.rule.min_patients_arm,
+            "consequence": " ".join(safety_rule.rule.consequence.split()),
+            "signals": int(tables["safety_signals"]["signal"].sum()),
+        },
         counts={
             "rows": int(validation.n_rows),
             "valid": int(validation.n_valid),

@@ -13,8 +13,13 @@ Two reports, as DMC charters ask:
   data problems. It shows **no** arm-level outcome or comparison (no odds ratio, no arm);
 * the **closed** report (DMC only): decisions, a forest plot of odds ratios per trait and arm
   with 95 % intervals, posterior probabilities, every rule with its value and threshold, the
-  harm check in children, next-period allocation probabilities, safety by arm, model
-  diagnostics and the sensitivity analyses.
+  harm check in children, next-period allocation probabilities, safety by arm, the safety
+  signals of the proposed safety rule (``data/protocol/safety_monitoring.yaml``: its threshold
+  and consequence, and a banner when an arm signals), model diagnostics and the sensitivity
+  analyses.
+
+The split is enforced, not only listed: :func:`open_report_html` refuses a section of
+:data:`CLOSED_ONLY_SECTIONS` and any table with an ``Arm`` column (by-arm data).
 
 Both reports flag, in a banner and a section, patients allocated to an arm that was suspended
 for their age group when they were randomised (a dose that cannot be computed cannot be
@@ -95,6 +100,22 @@ STATUS_LABELS = {
     "invalid": "Invalid row",
 }
 
+
+#: Sections with data by arm: never in the open report (:func:`open_report_html` refuses them).
+CLOSED_ONLY_SECTIONS = frozenset(
+    {
+        "decisions",
+        "forest",
+        "probabilities",
+        "rules",
+        "child-harm",
+        "allocation",
+        "safety",
+        "safety-signals",
+        "diagnostics",
+        "sensitivity",
+    }
+)
 
 #: Columns shown as the export and the validator wrote them (never relabelled): the value of a
 #: bad cell and the validator's message, so a data manager finds the cell in patients.csv.
@@ -615,6 +636,91 @@ def safety_table(source: Source) -> pd.DataFrame:
     )
 
 
+def _safety_rule(a: InterimAnalysis) -> dict[str, Any] | None:
+    """The safety rule the analysis applied (manifest ``safety_rule``), ``None`` for an analysis
+    written before the rule was applied."""
+    rule = a.manifest.get("safety_rule")
+    return rule if "safety_signals" in a.tables and rule else None
+
+
+def safety_signals_table(source: Source) -> pd.DataFrame:
+    """The proposed safety rule for every monitored arm and safety outcome: events / patients in
+    the arm and in usual care of its trait, Pr(risk higher in the arm), and whether it signals
+    (closed report)."""
+    a = _analysis(source)
+    if _safety_rule(a) is None:
+        return pd.DataFrame(
+            {"Note": ["this analysis was written before the safety rule was applied"]}
+        )
+    df = a.table("safety_signals")
+    labels = _labels(a)
+
+    def verdict(signal: Any, evaluable: Any, minimum: Any) -> str:
+        if not bool(evaluable):
+            return f"not evaluable (fewer than {int(minimum)} patients)"
+        return "SIGNAL" if bool(signal) else "no"
+
+    return pd.DataFrame(
+        {
+            "Arm": [labels.get(x, x) for x in df["arm"]],
+            "Outcome": [_outcome_label(a, o) for o in df["outcome"]],
+            "Arm: events / patients": [
+                f"{int(e)} / {int(n)}" for e, n in zip(df["events_arm"], df["n_arm"], strict=True)
+            ],
+            "Usual care: events / patients": [
+                f"{int(e)} / {int(n)}"
+                for e, n in zip(df["events_control"], df["n_control"], strict=True)
+            ],
+            "Pr(risk higher in the arm)": [_num(v, ".3f") for v in df["probability"]],
+            "Threshold": [f"> {_num(t, 'g')}" for t in df["threshold"]],
+            "Signal": [
+                verdict(sig, ev, m)
+                for sig, ev, m in zip(
+                    df["signal"], df["evaluable"], df["min_patients_arm"], strict=True
+                )
+            ],
+        }
+    )
+
+
+def safety_rule_text(source: Source) -> str:
+    """The rule in words, with its numbers and its consequence as
+    ``safety_monitoring.yaml`` states them (the manifest's copy)."""
+    a = _analysis(source)
+    r = _safety_rule(a)
+    if r is None:
+        return "This analysis was written before the safety rule was applied."
+    return (
+        f"The {r['status']} rule of data/{r['file']}, among patients with a complete day-28 "
+        f"outcome: each monitored arm is compared with {r['comparison']} "
+        f"(Beta({r['prior_events']}, {r['prior_non_events']}) priors); a safety signal when "
+        f"Pr(risk higher in the arm) > {_num(r['threshold'], 'g')} with at least "
+        f"{r['min_patients_arm']} patients in the arm. Consequence: {r['consequence']}"
+    )
+
+
+def safety_banner(source: Source) -> str:
+    """The warning the closed report shows when an arm signals; ``""`` when none does."""
+    a = _analysis(source)
+    r = _safety_rule(a)
+    if r is None:
+        return ""
+    df = a.table("safety_signals")
+    fired = df[df["signal"].astype(bool)]
+    if fired.empty:
+        return ""
+    labels = _labels(a)
+    which = "; ".join(
+        f"{labels.get(x, x)} ({_outcome_label(a, o)}, Pr {_num(p, '.3f')})"
+        for x, o, p in zip(fired["arm"], fired["outcome"], fired["probability"], strict=True)
+    )
+    return (
+        f"SAFETY SIGNAL: {len(fired)} signal(s) under the {r['status']} safety rule "
+        f"(Pr(risk higher in the arm) > {_num(r['threshold'], 'g')}): {which}. See the section "
+        "Safety signals."
+    )
+
+
 def diagnostics_table(source: Source) -> pd.DataFrame:
     """Convergence gates of every fit: R-hat, bulk and tail ESS, divergences, with the settings
     of each escalation attempt and the runs of chains pooled (closed report)."""
@@ -791,6 +897,7 @@ def _render(
     banner: str,
     sections: list[Section],
     labels: Labeller | None = None,
+    safety_warning: str = "",
 ) -> str:
     """The page of :data:`TEMPLATE`: the same analysis gives the same text. Every table, section
     text and warning goes through ``labels`` (by default :func:`report_labels`)."""
@@ -811,6 +918,7 @@ def _render(
         data_cut=e.get("data_cut", ""),
         gates_passed=m.get("gates_passed", True),
         suspended_warning=words(suspended_banner(a)),
+        safety_warning=words(safety_warning),
         gates=_gates_text(m),
         no_decision=None if no_decision is None else words(no_decision),
         provenance=_table_html(header(a), "meta"),
@@ -914,6 +1022,7 @@ def closed_report_sections(
         _allocation_section(a),
         ("safety", "Safety by arm", "Among patients with a complete day-28 outcome.",
          [safety_table(a)]),
+        ("safety-signals", "Safety signals", safety_rule_text(a), [safety_signals_table(a)]),
         ("diagnostics", "Model diagnostics",
          f"Gates: {_gates_text(a.manifest)}. A primary fit that fails them is run again with "
          "each escalation step of proposed/interim_analysis.yaml (attempt 1, 2, ...); a fit "
@@ -929,12 +1038,26 @@ def closed_report_sections(
     return sections
 
 
+def check_open_sections(sections: list[Section]) -> None:
+    """Refuse by-arm data in the open report: a section of :data:`CLOSED_ONLY_SECTIONS` or a
+    table with an ``Arm`` column raises :class:`ValueError`."""
+    for sid, title, _, parts in sections:
+        if sid in CLOSED_ONLY_SECTIONS:
+            raise ValueError(f"open report: section {title!r} is for the closed report only")
+        for part in parts:
+            if isinstance(part, pd.DataFrame) and "Arm" in part.columns:
+                raise ValueError(f"open report: section {title!r} has a table by arm")
+
+
 def open_report_html(source: Source, labels: Labeller | None = None) -> str:
-    """The open report as HTML; ``labels`` by default :func:`report_labels`."""
+    """The open report as HTML; ``labels`` by default :func:`report_labels`. Its sections pass
+    :func:`check_open_sections` (no data by arm)."""
     a = _analysis(source)
     labels = report_labels(a) if labels is None else labels
     banner = "OPEN REPORT: accrual, completeness and pooled data; no results by arm."
-    return _render("open report", "open", a, banner, open_report_sections(a), labels)
+    sections = open_report_sections(a)
+    check_open_sections(sections)
+    return _render("open report", "open", a, banner, sections, labels)
 
 
 def closed_report_html(
@@ -945,7 +1068,7 @@ def closed_report_html(
     labels = report_labels(a) if labels is None else labels
     banner = "CLOSED REPORT: for the Data Monitoring Committee only; contains results by arm."
     sections = closed_report_sections(a, truth, labels)
-    return _render("closed report", "closed", a, banner, sections, labels)
+    return _render("closed report", "closed", a, banner, sections, labels, safety_banner(a))
 
 
 def write_reports(
@@ -977,6 +1100,7 @@ def write_reports(
 
 
 __all__ = [
+    "CLOSED_ONLY_SECTIONS",
     "CLOSED_REPORT",
     "OPEN_REPORT",
     "accrual_by_age_group",
@@ -988,6 +1112,7 @@ __all__ = [
     "allocation_table",
     "chart_svg",
     "child_harm_table",
+    "check_open_sections",
     "children_decisions_table",
     "closed_report_html",
     "closed_report_sections",
@@ -1009,6 +1134,9 @@ __all__ = [
     "probabilities_table",
     "report_labels",
     "rules_table",
+    "safety_banner",
+    "safety_rule_text",
+    "safety_signals_table",
     "safety_table",
     "shown",
     "suspended_allocations_closed",

@@ -3,6 +3,8 @@ validation at the boundary, and the false-alarm simulation."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,8 +14,8 @@ from scipy import integrate, stats
 
 from palette_core.analysis import safety as s
 from palette_core.design.loader import Design
-from palette_core.design.protocol import load_protocol
-from palette_core.errors import DecisionInputError
+from palette_core.design.protocol import load_protocol, load_safety_monitoring
+from palette_core.errors import DecisionInputError, DesignSchemaError
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +110,71 @@ def test_false_alarms_are_rarer_than_detections(protocol):
                              values="pr_any_signal")  # fmt: skip
     assert (wide["alternative"] > wide["null"]).all()
     assert (rates["pr_any_signal"].between(0, 1)).all()
+
+
+def _safety_table(design: Design, events: dict[str, dict[str, int]] | None = None, n: int = 40):
+    """A ``safety`` table as ``palette analyse`` writes it: every arm, ``n`` complete patients,
+    no event unless ``events`` (arm -> outcome -> events) says so."""
+    events = events or {}
+    rows = []
+    for a in design.arms:
+        row = {"trait": a.trait, "arm": a.id, "role": a.role, "n_complete": n}
+        for o in design.outcomes.outcomes:
+            if o.role == "safety":
+                row[o.id] = events.get(a.id, {}).get(o.id, 0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_safety_counts_pair_every_monitored_arm_with_its_usual_care(design):
+    pairs = s.monitored_arms(design)
+    safety_outcomes = {o.id for o in design.outcomes.outcomes if o.role == "safety"}
+    assert pairs and {o for o, _ in pairs} == safety_outcomes
+    counts = s.safety_counts(design, _safety_table(design))
+    assert list(zip(counts["outcome"], counts["arm"], strict=True)) == pairs
+    for r in counts.itertuples():
+        control = design.arm(r.control)
+        assert control.role == "control" and control.trait == design.arm(r.arm).trait == r.trait
+
+
+def test_safety_counts_refuse_a_missing_arm_or_column(design):
+    table = _safety_table(design)
+    outcome, arm = s.monitored_arms(design)[0]
+    control = next(a.id for a in design.arms_of(design.arm(arm).trait) if a.role == "control")
+    with pytest.raises(DecisionInputError, match=rf"arm '{control}'.*no row"):
+        s.safety_counts(design, table[table["arm"] != control])
+    with pytest.raises(DecisionInputError, match=rf"missing column.*{outcome}"):
+        s.safety_counts(design, table.drop(columns=outcome))
+    with pytest.raises(DecisionInputError, match="more than once"):
+        s.safety_counts(design, pd.concat([table, table.iloc[[0]]]))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), "3", None, -1, 2.5, True])
+def test_monitor_refuses_what_is_not_a_count(protocol, bad):
+    counts = pd.DataFrame(
+        {"arm": ["a"], "outcome": ["isth_major_bleeding"], "events_arm": [bad], "n_arm": [30],
+         "events_control": [0], "n_control": [30]}
+    )  # fmt: skip
+    with pytest.raises(DecisionInputError, match=r"row 0 .*'a'.*events_arm.*not a count"):
+        s.monitor(counts, protocol)
+
+
+def test_safety_signals_apply_the_rule_of_the_safety_file(design, protocol):
+    outcome, arm = s.monitored_arms(design)[0]
+    table = _safety_table(design, {arm: {outcome: 15}}, n=60)
+    rule = load_safety_monitoring(design)
+    out = s.safety_signals(design, table, rule)
+    assert out.loc[out["arm"] == arm, "signal"].tolist() == [True]
+    assert not out.loc[out["arm"] != arm, "signal"].any()
+    assert (out["threshold"] == protocol.safety.rule.threshold).all()
+    assert (out["min_patients_arm"] == protocol.safety.rule.min_patients_arm).all()
+    assert out["events_arm"].dtype == np.int64
+    # the safety file alone gives what every protocol file gives
+    pd.testing.assert_frame_equal(out, s.safety_signals(design, table, protocol))
+    few = s.safety_signals(design, _safety_table(design, {arm: {outcome: 15}}, n=15), rule)
+    assert not few["evaluable"].any() and not few["signal"].any()
+
+
+def test_a_missing_safety_file_is_a_typed_error(design, tmp_path):
+    with pytest.raises(DesignSchemaError, match="safety_monitoring.yaml"):
+        load_safety_monitoring(dataclasses.replace(design, data_root=tmp_path))

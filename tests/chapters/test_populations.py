@@ -7,6 +7,7 @@ import pytest
 import support
 from charts import assert_renders_to_svg_offline, assert_valid_inline_spec
 
+from palette_core.analysis.safety import safety_counts
 from palette_core.chapters import populations
 from palette_core.results.store import load_result
 
@@ -24,7 +25,7 @@ def test_prior_conflict_weights_are_beta_moment_matches(design):
 
 
 def test_safety_counts_pair_each_monitored_arm_with_its_usual_care(design, worked_interim):
-    counts = populations.safety_counts(design, worked_interim.tables["safety"])
+    counts = safety_counts(design, worked_interim.tables["safety"])
     monitored = populations.monitored_arms_table(design)
     assert len(counts) == len(monitored)
     safety = worked_interim.tables["safety"].set_index("arm")

@@ -12,6 +12,7 @@ one compiles two samplers); the harm check in children is tested on draws built 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -24,10 +25,16 @@ from support import TEST_DATA, relaxed_gates
 from palette_core.analysis.decisions import decide, evaluate_rules
 from palette_core.analysis.diagnostics import GATES
 from palette_core.analysis.quantities import summarise
+from palette_core.analysis.safety import safety_signals
 from palette_core.cli import main
 from palette_core.design.loader import modified_design
-from palette_core.design.protocol import load_children_rule
-from palette_core.errors import ExportFileError, ModelDataError, StoredResultError
+from palette_core.design.protocol import load_children_rule, load_safety_monitoring
+from palette_core.errors import (
+    DesignSchemaError,
+    ExportFileError,
+    ModelDataError,
+    StoredResultError,
+)
 from palette_core.exports.contract import read_export
 from palette_core.exports.derive import derive_outcomes, information
 from palette_core.interim.analyse import (
@@ -491,3 +498,49 @@ def test_cli_analyse_bad_export_exits_2_with_one_typed_line(tmp_path, capsys):
     assert lines[0].startswith("palette: ExportFileError: ")
     assert "patients.csv" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_the_analysis_applies_the_safety_rule(run, design):
+    """``safety_signals.csv``: the rule of safety_monitoring.yaml on the analysis's own safety
+    table, one row per monitored arm and outcome, ids kept; the rule's numbers and its
+    consequence in the manifest."""
+    result, out, _ = run
+    stored = pd.read_csv(out / "safety_signals.csv")
+    rule = load_safety_monitoring(design)
+    expected = safety_signals(design, result.tables["safety"], rule)
+    pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+    assert len(stored) and set(stored["arm"]) <= {a.id for a in design.experimental_arms()}
+    safety = result.tables["safety"].set_index("arm")
+    for r in stored.itertuples():
+        assert r.n_arm == safety.loc[r.arm, "n_complete"]
+        assert r.events_control == safety.loc[r.control, r.outcome]
+    m = result.manifest["safety_rule"]
+    assert m["threshold"] == rule.rule.threshold and m["status"] == "proposed"
+    assert m["min_patients_arm"] == rule.rule.min_patients_arm
+    assert m["consequence"] == " ".join(rule.rule.consequence.split())
+    assert m["signals"] == int(stored["signal"].sum())
+
+
+def test_an_analysis_without_its_safety_rule_is_refused_first(design, tmp_path):
+    """No safety file, no analysis: the typed error comes before the export is read."""
+    bare = dataclasses.replace(design, data_root=tmp_path)
+    with pytest.raises(DesignSchemaError, match="safety_monitoring.yaml"):
+        analyse(tmp_path / "nowhere", bare, size="small", analyses=())
+
+
+def test_cli_analyse_without_the_safety_file_exits_2_with_one_typed_line(
+    design_copy, tmp_path, capsys
+):
+    """A design folder whose data root has no protocol files: one line, no traceback."""
+    out_dir = tmp_path / "o"
+    code = main(
+        ["analyse", str(TINY), "--design", str(design_copy), "--out", str(out_dir)]
+        + ["--size", "small", "--quiet", "--sensitivity", "none"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("palette: DesignSchemaError: ")
+    assert "safety_monitoring.yaml" in lines[0]
+    assert not out_dir.exists()

@@ -20,6 +20,7 @@ import pytest
 from support import DATA, TEST_DATA, relaxed_gates
 
 from palette_core.analysis.decisions import decide
+from palette_core.design.protocol import load_safety_monitoring
 from palette_core.errors import StaleResultError
 from palette_core.exports.synthetic import true_odds_ratios
 from palette_core.interim import report as rep
@@ -356,3 +357,50 @@ def test_data_problems_keep_the_exports_words(stored, design):
         "hinf_anakinra",
         "Hyperinflammation: Anakinra",
     ]
+
+
+def test_the_safety_signals_are_in_the_closed_report_only(stored, design):
+    """The rule's threshold and consequence (from safety_monitoring.yaml) and the verdict of every
+    monitored arm in the closed report; nothing of it in the open one."""
+    folder, open_page, closed_page = stored
+    rule = load_safety_monitoring(design).rule
+    consequence = " ".join(rule.consequence.split())
+    closed_text = " ".join(_reader_text(closed_page).split())
+    open_text = " ".join(_reader_text(open_page).split())
+    assert "<h2>Safety signals</h2>" in closed_page
+    assert f"Pr(risk higher in the arm) > {rule.threshold:g}" in closed_text
+    assert f"at least {rule.min_patients_arm} patients" in closed_text
+    assert consequence in closed_text
+    table = rep.safety_signals_table(folder)
+    assert len(table) == len(pd.read_csv(folder / "safety_signals.csv"))
+    for words in ("Safety signal", consequence, "Pr(risk higher in the arm)"):
+        assert words not in open_text, words
+    for arm in design.experimental_arms():
+        assert arm.name not in open_text, arm.name
+
+
+def test_a_safety_signal_raises_a_banner_in_the_closed_report_only(stored):
+    folder, _, _ = stored
+    a = load_analysis(folder)
+    signals = a.table("safety_signals").copy()
+    signals.loc[0, ["evaluable", "signal"]] = True
+    a = dataclasses.replace(a, tables={**a.tables, "safety_signals": signals})
+    arm = rep._labels(a)[signals.loc[0, "arm"]]
+    closed_text = _reader_text(rep.closed_report_html(a))
+    assert "SAFETY SIGNAL: 1 signal(s)" in closed_text and arm in closed_text
+    assert "SIGNAL" in list(rep.safety_signals_table(a)["Signal"])
+    assert "SAFETY SIGNAL" not in rep.open_report_html(a)
+
+
+def test_the_open_report_refuses_data_by_arm(stored, monkeypatch):
+    """The split is enforced: a closed section or a table by arm cannot reach the open report."""
+    folder, _, _ = stored
+    a = load_analysis(folder)
+    sections = rep.open_report_sections(a)
+    for extra in (
+        ("safety-signals", "Safety signals", "", [rep.safety_signals_table(a)]),
+        ("x", "Accrual by arm", "", [rep.accrual_by_arm(a)]),
+    ):
+        monkeypatch.setattr(rep, "open_report_sections", lambda _, e=extra: [*sections, e])
+        with pytest.raises(ValueError, match="open report"):
+            rep.open_report_html(a)
