@@ -81,6 +81,7 @@ from palette_core.analysis.models import (
     Priors,
     category_log_probs,
     cell_grid,
+    check_cell_labels,
     linear_predictor,
     model_priors,
     model_spec,
@@ -216,16 +217,7 @@ def covariate_data(
     for row, (t, ag, a, k, c, sev, y) in enumerate(
         zip(*(pts[col].to_numpy(dtype=object) for col in PATIENT_COLUMNS), strict=True)
     ):
-        if t not in traits:
-            raise ModelDataError(f"unknown trait {t!r}", "trait", row)
-        if ag not in design.age_group_ids:
-            raise ModelDataError(f"unknown age group {ag!r}", "age_group", row)
-        if a not in arm_ids:
-            raise ModelDataError(f"unknown arm {a!r}", "arm", row)
-        if design.arm(a).trait != t:
-            raise ModelDataError(
-                f"arm {a!r} belongs to trait {design.arm(a).trait!r}, not {t!r}", "arm", row
-            )
+        check_cell_labels(design, traits, arm_ids, t, ag, a, row)
         if not _is_whole(k) or not 0 <= int(k) < spec.n_eras:
             raise ModelDataError(
                 f"era {k!r} is not a whole number in 0..{spec.n_eras - 1}", "era", row

@@ -313,6 +313,29 @@ def _int_column(df: pd.DataFrame, col: str, minimum: int) -> np.ndarray:
     return values.astype(np.int64)
 
 
+def check_cell_labels(
+    design: Design,
+    traits: set[str],
+    arm_ids: set[str],
+    trait: Any,
+    age_group: Any,
+    arm: Any,
+    row: int,
+) -> None:
+    """Refuse a row whose trait, age group or arm is not the design's, or whose arm belongs to
+    another trait (:class:`~palette_core.errors.ModelDataError` naming the column and row)."""
+    if trait not in traits:
+        raise ModelDataError(f"unknown trait {trait!r}", "trait", row)
+    if age_group not in design.age_group_ids:
+        raise ModelDataError(f"unknown age group {age_group!r}", "age_group", row)
+    if arm not in arm_ids:
+        raise ModelDataError(f"unknown arm {arm!r}", "arm", row)
+    if design.arm(arm).trait != trait:
+        raise ModelDataError(
+            f"arm {arm!r} belongs to trait {design.arm(arm).trait!r}, not {trait!r}", "arm", row
+        )
+
+
 def model_data(
     design: Design,
     cells: pd.DataFrame,
@@ -375,16 +398,7 @@ def model_data(
     for row, (t, ag, a, k) in enumerate(
         zip(cells["trait"], cells["age_group"], cells["arm"], era, strict=True)
     ):
-        if t not in traits:
-            raise ModelDataError(f"unknown trait {t!r}", "trait", row)
-        if ag not in design.age_group_ids:
-            raise ModelDataError(f"unknown age group {ag!r}", "age_group", row)
-        if a not in arm_ids:
-            raise ModelDataError(f"unknown arm {a!r}", "arm", row)
-        if design.arm(a).trait != t:
-            raise ModelDataError(
-                f"arm {a!r} belongs to trait {design.arm(a).trait!r}, not {t!r}", "arm", row
-            )
+        check_cell_labels(design, traits, arm_ids, t, ag, a, row)
         key = (t, ag, a, int(k))
         if key not in index:
             raise ModelDataError(
