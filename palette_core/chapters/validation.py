@@ -8,6 +8,7 @@ nothing here fits a model or runs a simulation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -134,6 +135,54 @@ def panel_looks(comparisons: pd.DataFrame) -> dict[str, int]:
     return {
         o: int(len(g[["trial", "look"]].drop_duplicates()))
         for o, g in comparisons.groupby("outcome", sort=True)
+    }
+
+
+def _pct_range(values: pd.Series) -> str:
+    return f"{100 * values.min():.1f} % to {100 * values.max():.1f} %"
+
+
+def accuracy_numbers(design: Design, accuracy: StoredResult, shown: pd.DataFrame) -> dict[str, Any]:
+    """The numbers the chapter's prose quotes about the stored accuracy panel (glue name ->
+    value, in the chapter's order), from its manifest, its tables and ``shown``
+    (:func:`accuracy_table` of the default rule)."""
+    comparisons, panel = accuracy.tables["comparisons"], accuracy.tables["panel"]
+    cfg, timings = accuracy.manifest["config"], accuracy.manifest["timings"]
+    looks = panel_looks(comparisons)
+    rule = cfg["rules"][0]
+    met = shown["Target met (99th pct)"].eq("yes")
+    adults = shown[shown["Population"] == "Adults"]
+    ratio = adults["99th pct |diff.|"] / adults["Target"]
+    is_osfd = adults["Outcome"] == design.outcome("osfd28").label
+    children = shown.loc[shown["Population"] == "Children", "|diff.| > 3 NUTS SE"]
+    return {
+        "target_binary": target_of(design, "mortality28"),
+        "target_ordinal": target_of(design, "osfd28"),
+        "looks_mortality": looks["mortality28"],
+        "looks_osfd": looks["osfd28"],
+        "nuts_chains": cfg["nuts"]["num_chains"],
+        "nuts_warmup": cfg["nuts"]["num_warmup"],
+        "nuts_draws": cfg["nuts"]["num_samples"],
+        "default_rule": rule,
+        "rules": ", ".join(cfg["rules"]),
+        "nuts_s_osfd": f"{timings['nuts_s_per_look[osfd28]']:.1f}",
+        "nuts_s_mortality": f"{timings['nuts_s_per_look[mortality28]']:.1f}",
+        "nuts_device": ", ".join(accuracy.manifest["devices"]),
+        "nuts_batch": int(cfg["batch"]),
+        "median_mcse": f"{panel['median_nuts_mcse'].median():.3f}",
+        "n_rows": len(shown),
+        "n_met": int(met.sum()),
+        "met_phrase": (
+            f"None of the {len(shown)} rows meets"
+            if not met.any()
+            else f"{int(met.sum())} of the {len(shown)} rows meet"
+        ),
+        "ratio_osfd": f"{ratio[is_osfd].min():.1f} to {ratio[is_osfd].max():.1f}",
+        "ratio_mortality": f"{ratio[~is_osfd].max():.1f}",
+        "beyond3_adults": _pct_range(adults["|diff.| > 3 NUTS SE"]),
+        "beyond3_children": _pct_range(children),
+        "beyond3_chance": f"{100 * math.erfc(3 / math.sqrt(2)):.1f} %",
+        "largest_flip": f"{panel.loc[panel['rule'] == rule, 'decision_differs'].max():.4f}",
     }
 
 
